@@ -1,0 +1,56 @@
+"""Command line: thin typer commands that only call the library.
+
+Every :class:`~sceneforge.errors.SceneforgeError` becomes its message on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from sceneforge.errors import SceneforgeError
+
+app = typer.Typer(
+    name="sceneforge",
+    help="Single image -> editable 3D scene: object meshes with poses, floor, background, camera.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+@app.callback()
+def _root() -> None:
+    """sceneforge command line."""
+
+
+@app.command()
+def info(
+    input: Path = typer.Argument(..., help="Scene input: a folder (scene input convention), an image "
+                                           "with a seg map beside it, or an .npz with masks."),
+    image: Path | None = typer.Option(None, help="Image file, when INPUT is a seg map or mask folder."),
+) -> None:
+    """Load any supported input and print what was found: image size, instances, depth, camera."""
+    from sceneforge.io.inputs import load_input
+    from sceneforge.report import describe_input
+
+    scene_input = load_input(input, image=image)
+    describe_input(scene_input, console)
+
+
+def main() -> None:
+    """Entry point: run the app; typed errors become one line on stderr and exit code 2."""
+    try:
+        app()
+    except SceneforgeError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

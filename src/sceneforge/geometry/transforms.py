@@ -1,0 +1,49 @@
+"""4x4 column-vector transforms ``T_a_b`` (frame b -> frame a) and rotations."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def make_transform(R: np.ndarray | None = None, t: np.ndarray | None = None) -> np.ndarray:
+    """(3, 3) rotation and (3,) translation -> (4, 4) float64 rigid transform."""
+    T = np.eye(4)
+    if R is not None:
+        T[:3, :3] = R
+    if t is not None:
+        T[:3, 3] = t
+    return T
+
+
+def transform_points(T_a_b: np.ndarray, points_b: np.ndarray) -> np.ndarray:
+    """points_b : (N, 3) in frame b -> (N, 3) float64 in frame a."""
+    points_b = np.asarray(points_b, dtype=np.float64)
+    return points_b @ T_a_b[:3, :3].T + T_a_b[:3, 3]
+
+
+def invert_transform(T_a_b: np.ndarray) -> np.ndarray:
+    """Inverse of an affine (4, 4) transform: returns T_b_a. Exact for rigid ones."""
+    T_a_b = np.asarray(T_a_b, dtype=np.float64)
+    A_inv = np.linalg.inv(T_a_b[:3, :3])
+    return make_transform(A_inv, -A_inv @ T_a_b[:3, 3])
+
+
+def rotation_about_axis(axis: np.ndarray, angle_rad: float) -> np.ndarray:
+    """(3, 3) right-handed rotation by ``angle_rad`` about ``axis`` (Rodrigues)."""
+    k = np.asarray(axis, dtype=np.float64)
+    k = k / np.linalg.norm(k)
+    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + np.sin(angle_rad) * K + (1.0 - np.cos(angle_rad)) * (K @ K)
+
+
+def rotation_y(yaw_rad: float) -> np.ndarray:
+    """(3, 3) rotation about the world up axis (+y) by ``yaw_rad``; +z turns towards +x."""
+    c, s = np.cos(yaw_rad), np.sin(yaw_rad)
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+
+def project_to_so3(M: np.ndarray) -> np.ndarray:
+    """Nearest rotation (Frobenius) to a (3, 3) matrix, never a reflection."""
+    U, _, Vt = np.linalg.svd(np.asarray(M, dtype=np.float64))
+    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt)) or 1.0])
+    return U @ D @ Vt
