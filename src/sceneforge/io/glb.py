@@ -458,7 +458,7 @@ def _read_foreign_scene(document: GltfDocument) -> Scene:
         if not isinstance(geometry, trimesh.Trimesh) or len(geometry.faces) == 0:
             continue
         label = node_name if node_name in named else geometry_name
-        mesh, pose = _split_pose(geometry.copy(), np.asarray(T_world_node, dtype=np.float64))
+        mesh, pose = split_node_pose(geometry.copy(), np.asarray(T_world_node, dtype=np.float64))
         colors = mesh_colors(mesh)
         mesh = apply_colors(trimesh.Trimesh(mesh.vertices, mesh.faces, process=False), colors)
         objects.append(SceneObject(len(objects) + 1, str(label), mesh, pose))
@@ -467,7 +467,7 @@ def _read_foreign_scene(document: GltfDocument) -> Scene:
     return Scene(objects=tuple(objects), metadata={"source": str(document.path)})
 
 
-def _split_pose(mesh: trimesh.Trimesh, T_world_node: np.ndarray) -> tuple[trimesh.Trimesh, Similarity]:
+def split_node_pose(mesh: trimesh.Trimesh, T_world_node: np.ndarray) -> tuple[trimesh.Trimesh, Similarity]:
     """Decompose a node transform into a similarity; fold a mirror, or bake a shear, into the mesh."""
     if np.linalg.det(T_world_node[:3, :3]) < 0:
         mirror = np.diag([-1.0, 1.0, 1.0, 1.0])
