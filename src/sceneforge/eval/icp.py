@@ -176,13 +176,25 @@ def _subsample(points: np.ndarray, count: int | None, rng: np.random.Generator) 
 
 def yaw_candidate(yaw_deg: float, up_axis: str, source_centre: np.ndarray,
                   target_centre: np.ndarray) -> np.ndarray:
-    """(4, 4) rotation by ``yaw_deg`` about ``up_axis`` through the source centroid, moving the
-    source centroid onto the target centroid."""
+    """(4, 4) rotation by ``yaw_deg`` about ``up_axis`` through ``source_centre``, moving that point
+    onto ``target_centre`` (pass the same point twice to rotate in place)."""
     R = rotation_about_axis(UP_AXES[up_axis], np.radians(yaw_deg))
     T = np.eye(4)
     T[:3, :3] = R
     T[:3, 3] = target_centre - R @ source_centre
     return T
+
+
+def yaw_candidates(config: RobustICPConfig, source: np.ndarray, target: np.ndarray) -> list[tuple[float, np.ndarray]]:
+    """(yaw_deg, T) initial guesses: every sweep yaw about the source centroid, with two translation
+    hypotheses each: centroids brought together, and the source left in place (which is right when
+    the prediction misses or adds objects, so that its centroid moved)."""
+    src_c, tgt_c = source.mean(axis=0), target.mean(axis=0)
+    out = []
+    for yaw in config.yaw_degrees:
+        out.append((float(yaw), yaw_candidate(float(yaw), config.up_axis, src_c, tgt_c)))
+        out.append((float(yaw), yaw_candidate(float(yaw), config.up_axis, src_c, src_c)))
+    return out
 
 
 def project_similarity(T: np.ndarray, allow_reflection: bool = False) -> tuple[np.ndarray, float]:
@@ -238,13 +250,11 @@ def _select_initialisation(src_down: np.ndarray, tgt_down: np.ndarray, src_pcd, 
     src_small = _subsample(src_down, config.prescore_points, rng)
     tgt_small = _subsample(tgt_down, config.prescore_points, rng)
     tgt_tree = cKDTree(tgt_small)
-    src_c, tgt_c = src_down.mean(axis=0), tgt_down.mean(axis=0)
     prescored = []
-    for yaw in config.yaw_degrees:
-        T = yaw_candidate(float(yaw), config.up_axis, src_c, tgt_c)
+    for yaw, T in yaw_candidates(config, src_down, tgt_down):
         moved = src_small @ T[:3, :3].T + T[:3, 3]
-        prescored.append((trimmed_symmetric_chamfer(moved, tgt_small, config.trim_ratio, tgt_tree), float(yaw), T))
-    prescored.sort(key=lambda item: item[0])
+        prescored.append((trimmed_symmetric_chamfer(moved, tgt_small, config.trim_ratio, tgt_tree), yaw, T))
+    prescored.sort(key=lambda item: (item[0], item[1]))
     best = None
     for _, yaw, T in prescored[: config.top_k]:
         res = _icp_point_to_point(src_pcd, tgt_pcd, 2.5 * v, T, config.seed_iterations, config.with_scale)
