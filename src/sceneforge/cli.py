@@ -85,7 +85,7 @@ def evaluate(
     from rich.progress import Progress
 
     from sceneforge.eval.icp import AlignmentConfig, RobustICPConfig
-    from sceneforge.eval.report import paper_columns, rich_table, write_reports
+    from sceneforge.eval.report import paper_columns, rich_details_table, rich_table, write_reports
     from sceneforge.eval.runner import evaluate_paths, pair_scenes
     from sceneforge.eval.scene_eval import EvalConfig
 
@@ -104,6 +104,7 @@ def evaluate(
         run = evaluate_paths(pred, gt, config, workers=workers, use_ray=ray,
                              on_done=lambda _r: progress.advance(task))
     console.print(rich_table(run, chamfer))
+    console.print(rich_details_table(run))
     for warning in run.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     for result in run.results:

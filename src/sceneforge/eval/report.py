@@ -102,28 +102,39 @@ def write_reports(run: EvaluationRun, out_dir: str | Path, chamfer: ChamferConve
     return paths
 
 
-def rich_table(run: EvaluationRun, chamfer: ChamferConvention = "l2_sum"):
-    """A rich Table for the screen: paper columns, then F-scores at the stricter thresholds,
-    Hausdorff, oriented IoU, pose errors, plausibility and counts."""
+def _table(run: EvaluationRun, title: str, cols: list[tuple[str, str, bool]], counts: bool):
     from rich.table import Table
 
-    tau = run.config.taus[0]
-    cols = paper_columns(chamfer, tau)
-    extra = [(f"F-S@{t:g}", f"fscore_s@{t:g}", True) for t in run.config.taus[1:]]
-    extra += [("Hausdorff-S", "hausdorff_s", False), ("IoU-3D", "iou_oriented", False),
-              ("rot°", "rotation_error_deg", False), ("trans", "translation_error", False),
-              ("scale", "scale_error", False), ("penetr.", "interpenetration_volume", False),
-              ("floating", "floating_objects", False)]
-    table = Table(title=f"sceneforge evaluation (Chamfer {chamfer}, F-score in %)")
+    table = Table(title=title)
     table.add_column("scene", style="bold")
-    for header, _, _ in cols + extra:
+    for header, _, _ in cols:
         table.add_column(header, justify="right")
-    table.add_column("gt/pred/miss/extra", justify="right")
+    if counts:
+        table.add_column("gt/pred/miss/extra", justify="right")
     for result in run.results:
         row = result.summary()
-        cells = [format_value(row.get(k, float("nan")), p) for _, k, p in cols + extra]
-        table.add_row(str(row["scene"]), *cells, f"{row['n_gt']}/{row['n_pred']}/{row['n_missed']}/{row['n_extra']}")
+        cells = [format_value(row.get(k, float("nan")), p) for _, k, p in cols]
+        if counts:
+            cells.append(f"{row['n_gt']}/{row['n_pred']}/{row['n_missed']}/{row['n_extra']}")
+        table.add_row(str(row["scene"]), *cells)
     if len(run.results) > 1:
-        cells = [format_value(run.mean.get(k, float("nan")), p) for _, k, p in cols + extra]
-        table.add_row("mean", *cells, "", style="bold")
+        cells = [format_value(run.mean.get(k, float("nan")), p) for _, k, p in cols]
+        table.add_row("mean", *cells, *([""] if counts else []), style="bold")
     return table
+
+
+def rich_table(run: EvaluationRun, chamfer: ChamferConvention = "l2_sum"):
+    """A rich Table of the paper columns with object counts, one row per scene and the mean."""
+    cols = paper_columns(chamfer, run.config.taus[0])
+    return _table(run, f"sceneforge evaluation (Chamfer {chamfer}, F-score in %)", cols, counts=True)
+
+
+def rich_details_table(run: EvaluationRun):
+    """A rich Table of the other numbers: stricter F-scores, Hausdorff, oriented IoU, pose errors,
+    interpenetration and floating objects of the prediction."""
+    cols = [(f"F-S@{t:g}", f"fscore_s@{t:g}", True) for t in run.config.taus[1:]]
+    cols += [("Haus-S", "hausdorff_s", False), ("IoU-3D", "iou_oriented", False),
+             ("rot °", "rotation_error_deg", False), ("trans", "translation_error", False),
+             ("scale", "scale_error", False), ("penetr.", "interpenetration_volume", False),
+             ("floating", "floating_objects", False)]
+    return _table(run, "details (translation in GT units, penetration in GT units³)", cols, counts=False)
