@@ -59,8 +59,7 @@ def nearest_distances(query: np.ndarray, reference: np.ndarray, workers: int = -
     query : (N, 3), reference : (M, 3) with M > 0; workers : query threads (-1: all cores).
     Returns (N,) float64.
     """
-    if tree is None:  # unbalanced, uncompacted trees build several times faster for one query
-        tree = cKDTree(np.asarray(reference, dtype=np.float64), balanced_tree=False, compact_nodes=False)
+    tree = cKDTree(np.asarray(reference, dtype=np.float64)) if tree is None else tree
     distances, _ = tree.query(np.asarray(query, dtype=np.float64), k=1, workers=workers)
     return np.asarray(distances, dtype=np.float64)
 
