@@ -37,7 +37,9 @@ def paper_columns(chamfer: ChamferConvention, tau: float) -> list[tuple[str, str
 
 def format_value(value: object, percent: bool = False) -> str:
     """Numbers as in the papers: 4 decimals, F-scores in percent with 2; inf and NaN spelled out."""
-    if not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
         return str(value)
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
