@@ -65,7 +65,7 @@ class RobustICPConfig:
     max_iterations: int = 60
     with_scale: bool = False
     allow_reflection: bool = False
-    max_fine_points: int | None = 20_000
+    max_fine_points: int | None = 10_000
     scale_refinement_iterations: int = 10
     sparse_voxel_share: float = 0.1
     max_translation: float = 1.5
