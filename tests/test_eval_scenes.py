@@ -264,3 +264,38 @@ def test_cli_evaluate_bad_input_exit_code_2(tmp_path, monkeypatch, capsys):
     assert code == 2 and "not found" in stderr and "Traceback" not in stderr
     code, _, stderr = _run_cli(monkeypatch, capsys, "evaluate", tmp_path, tmp_path, "--scale", "affine")
     assert code == 2 and "scale must be one of" in stderr
+
+
+def test_glb_ground_truth_and_scene_json_prediction(tmp_path):
+    from sceneforge.io import export_scene
+
+    gt = make_scene(count=3)
+    glb = export_scene(gt, tmp_path / "gt.glb")
+    write_scene_json(moved(gt, Similarity(rotation_y(0.4), [0.1, 0.0, 0.0], 1.0)), tmp_path / "pred")
+    run = evaluate_paths(tmp_path / "pred", glb, FAST)
+    assert len(run.results) == 1 and run.results[0].scene.fscore[0.1] > 0.99 and not run.results[0].missed_ids
+
+
+@pytest.mark.slow  # starts a local Ray cluster (about 15 s on 2 cores)
+def test_ray_runs_folders_or_names_the_install(scene_folders):
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        from sceneforge.errors import MissingDependencyError
+
+        with pytest.raises(MissingDependencyError, match=r"sceneforge\[ray\]"):
+            evaluate_paths(*scene_folders, FAST, use_ray=True)
+    else:
+        run = evaluate_paths(*scene_folders, FAST, use_ray=True)
+        assert [r.name for r in run.results] == ["scene0", "scene1", "scene2"]
+
+
+def test_eval_imports_no_open3d_and_no_reconstruction_stage():
+    import subprocess
+
+    code = ("import sys, sceneforge.eval, sceneforge.eval.report, sceneforge.eval.runner; "
+            "bad = [m for m in sys.modules if m == 'open3d' or m.split('.')[:2] in (['sceneforge', s] for s in "
+            "('synth', 'perception', 'amodal', 'shape', 'pose', 'relations', 'pipeline'))]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**__import__("os").environ,
+                   "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[1] / "src")})

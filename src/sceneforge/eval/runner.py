@@ -158,18 +158,28 @@ def _run_ray(pairs: Sequence[ScenePair], config: EvalConfig,
         import ray
     except ImportError as exc:
         raise MissingDependencyError("ray", extra="ray", purpose="evaluate --ray") from exc
-    if not ray.is_initialized():
-        ray.init(ignore_reinit_error=True, log_to_driver=False)
-    remote = ray.remote(num_cpus=1)(evaluate_pair)
-    config = replace(config, threads=1)
-    refs = {remote.remote(pair, config): k for k, pair in enumerate(pairs)}
-    results: dict[int, SceneEvaluation] = {}
-    pending = list(refs)
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        for ref in done:
-            results[refs[ref]] = ray.get(ref)
-            on_done(results[refs[ref]])
+    started = not ray.is_initialized()
+    if started:
+        # workers must import this very sceneforge (a source checkout need not be installed)
+        import sceneforge
+
+        src = str(Path(sceneforge.__file__).resolve().parents[1])
+        ray.init(ignore_reinit_error=True, log_to_driver=False, include_dashboard=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": src}})
+    try:
+        remote = ray.remote(num_cpus=1)(evaluate_pair)
+        config = replace(config, threads=1)
+        refs = {remote.remote(pair, config): k for k, pair in enumerate(pairs)}
+        results: dict[int, SceneEvaluation] = {}
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                results[refs[ref]] = ray.get(ref)
+                on_done(results[refs[ref]])
+    finally:
+        if started:
+            ray.shutdown()
     return [results[k] for k in range(len(pairs))]
 
 
