@@ -90,6 +90,8 @@ def evaluate(
     from sceneforge.eval.scene_eval import EvalConfig
 
     try:
+        if any("=" not in item for item in symmetric):
+            raise ValueError(f"--symmetric takes LABEL=ORDER (e.g. table=2), got {symmetric}")
         symmetry = {label: int(order) for label, order in (item.split("=", 1) for item in symmetric)}
         alignment = AlignmentConfig(icp=RobustICPConfig(up_axis=up_axis), scale=scale, source_range=pred_range)
         config = EvalConfig(points_per_object=points, taus=tuple(tau), align=align, alignment=alignment,

@@ -49,6 +49,8 @@ class RobustICPConfig:
         (an addition to the paper, see docs/metrics.md); 0 disables it.
     sparse_voxel_share : before the coarse downsampling, drop points in voxels holding fewer than
         max(2, share x median) points (an addition to the paper against scattered outliers); 0 disables.
+    max_coarse_points : random subset (seeded) of each cloud that is voxel-downsampled for the
+        coarse stage; at v = 0.03 it fills the same voxels as the whole cloud. None: every point.
     max_fine_points : cap on the full-resolution clouds of the fine stage (random subset, seeded);
         None uses every point.
     max_translation : sanity bound on the translation, normalised units.
@@ -66,6 +68,7 @@ class RobustICPConfig:
     with_scale: bool = False
     allow_reflection: bool = False
     max_fine_points: int | None = 10_000
+    max_coarse_points: int | None = 50_000
     scale_refinement_iterations: int = 10
     sparse_voxel_share: float = 0.1
     max_translation: float = 1.5
@@ -327,8 +330,10 @@ def robust_icp(source: np.ndarray, target: np.ndarray, config: RobustICPConfig |
     tgt_n = target @ N[:3, :3].T + N[:3, 3]
     v = config.voxel_size
 
-    src_down_pcd = _cloud(drop_sparse_voxels(src_n, v, config.sparse_voxel_share)).voxel_down_sample(v)
-    tgt_down_pcd = _cloud(drop_sparse_voxels(tgt_n, v, config.sparse_voxel_share)).voxel_down_sample(v)
+    src_coarse = drop_sparse_voxels(_subsample(src_n, config.max_coarse_points, rng), v, config.sparse_voxel_share)
+    tgt_coarse = drop_sparse_voxels(_subsample(tgt_n, config.max_coarse_points, rng), v, config.sparse_voxel_share)
+    src_down_pcd = _cloud(src_coarse).voxel_down_sample(v)
+    tgt_down_pcd = _cloud(tgt_coarse).voxel_down_sample(v)
     src_down, tgt_down = np.asarray(src_down_pcd.points), np.asarray(tgt_down_pcd.points)
     T0, yaw = _select_initialisation(src_down, tgt_down, src_down_pcd, tgt_down_pcd, config, rng)
 
@@ -409,7 +414,7 @@ class AlignmentConfig:
     source_range: tuple[float, float] | None = None
     target_range: tuple[float, float] | None = None
     normalisations: tuple[str, ...] = NORMALISATIONS
-    selection_points: int = 20_000
+    selection_points: int = 5_000
 
     def __post_init__(self) -> None:
         if self.scale not in SCALE_MODES:
