@@ -299,3 +299,9 @@ def test_eval_imports_no_open3d_and_no_reconstruction_stage():
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, env={**__import__("os").environ,
                    "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[1] / "src")})
+
+
+def test_cli_symmetric_needs_label_and_order(scene_folders, monkeypatch, capsys):
+    pred_dir, gt_dir = scene_folders
+    code, _, stderr = _run_cli(monkeypatch, capsys, "evaluate", pred_dir, gt_dir, "--symmetric", "table")
+    assert code == 2 and "LABEL=ORDER" in stderr
