@@ -1,0 +1,1 @@
+"""Synthetic scene engine: layouts, cameras, rendering of views, dataset writer, local/Ray runner."""
