@@ -7,7 +7,7 @@ import pytest
 import trimesh
 
 from sceneforge.geometry import backproject_depth, project_points, transform_points
-from sceneforge.render import Environment, Ground, Lighting, RenderMesh, RenderScene
+from sceneforge.render import Backdrop, Environment, Ground, Lighting, RenderMesh, RenderScene
 from sceneforge.render.projection import gl_projection_from_camera, pixel_from_clip
 from sceneforge.render.rasterizer import RenderError, shared_rasterizer
 from sceneforge.render.scene import mesh_corner_attributes
@@ -250,3 +250,37 @@ def test_invalid_inputs_are_named(rasterizer):
         Ground(texture=np.zeros((4, 4), np.uint8))
     with pytest.raises(RenderError, match="exceeds the largest side"):
         rasterizer.render_views(RenderScene([]), [Camera.from_fov(9000, 10, 60.0)])
+
+
+@pytest.mark.parametrize("kind", ["solid", "vertical_gradient", "radial_gradient"])
+def test_backdrop_matches_its_formula(rasterizer, kind):
+    a, b = np.array([200.0, 30.0, 10.0]), np.array([10.0, 90.0, 250.0])
+    W, H = 40, 30
+    backdrop = Backdrop(kind, tuple(a / 255), tuple(b / 255))
+    out = rasterizer.render_views(RenderScene([], environment=backdrop), [Camera.from_fov(W, H, 60.0)])[0]
+    v, u = np.mgrid[0:H, 0:W].astype(float)
+    if kind == "solid":
+        t = np.zeros((H, W))
+    elif kind == "vertical_gradient":
+        t = v / (H - 1)
+    else:
+        t = np.clip(np.hypot((u - (W - 1) / 2) / (W / 2), (v - (H - 1) / 2) / (H / 2)) / np.sqrt(2), 0, 1)
+    expected = (1 - t)[..., None] * a + t[..., None] * b
+    np.testing.assert_allclose(out.rgb.astype(float), expected, atol=1.01)
+    with pytest.raises(ValueError, match="backdrop kind must be one of"):
+        Backdrop("stars")
+
+
+def test_ground_texture_origin_shifts_the_pattern(rasterizer):
+    texture = np.zeros((16, 16, 3), np.uint8)
+    texture[:8, :8], texture[:8, 8:], texture[8:, :8], texture[8:, 8:] = (250, 0, 0), (0, 250, 0), (0, 0, 250), (250, 250, 0)
+    ground = Ground(texture=texture, tile_size=4.0, texture_origin_xz=np.array([-2.0, -2.0]), half_extent=2.0)
+    T = np.eye(4)
+    T[:3, :3] = [[1, 0, 0], [0, 0, -1], [0, 1, 0]]
+    T[:3, 3] = [0.0, 5.0, 0.0]
+    cam = Camera.from_fov(64, 64, 60.0, T)
+    light = Lighting(direction_world=(0.0, 1.0, 0.0), ambient=0.3, diffuse=0.7)
+    out = rasterizer.render_views(RenderScene([], ground=ground, lighting=light), [cam])[0]
+    # texture row 0 column 0 sits at x, z in [-2, 0]: the image's top-left quadrant (image down = +z)
+    assert tuple(out.rgb[16, 16]) == (250, 0, 0) and tuple(out.rgb[16, 47]) == (0, 250, 0)
+    assert tuple(out.rgb[47, 16]) == (0, 0, 250) and tuple(out.rgb[47, 47]) == (250, 250, 0)

@@ -3,6 +3,6 @@
 Importing this package does not import moderngl; the GL context is created on first use.
 """
 
-from sceneforge.render.scene import Environment, Ground, Lighting, RenderMesh, RenderOutput, RenderScene
+from sceneforge.render.scene import Backdrop, Environment, Ground, Lighting, RenderMesh, RenderOutput, RenderScene
 
-__all__ = ["Environment", "Ground", "Lighting", "RenderMesh", "RenderOutput", "RenderScene"]
+__all__ = ["Backdrop", "Environment", "Ground", "Lighting", "RenderMesh", "RenderOutput", "RenderScene"]

@@ -22,6 +22,8 @@ from sceneforge.geometry.transforms import invert_transform
 from sceneforge.render import shaders
 from sceneforge.render.projection import gl_projection_from_camera
 from sceneforge.render.scene import (
+    BACKDROP_KINDS,
+    Backdrop,
     RenderOutput,
     RenderScene,
     mesh_corner_attributes,
@@ -207,9 +209,16 @@ class Rasterizer:
         prog["R_world_cam"].write(_mat(camera.T_world_cam[:3, :3]))
         prog["cam_pos_world"].value = tuple(camera.T_world_cam[:3, 3])
         prog["far_plane"].value = float(far)
-        prog["zenith"].value = tuple(env.zenith)
-        prog["horizon"].value = tuple(env.horizon)
-        prog["nadir"].value = tuple(env.nadir)
+        if isinstance(env, Backdrop):
+            prog["backdrop_kind"].value = 1 + BACKDROP_KINDS.index(env.kind)
+            prog["colour_a"].value = tuple(env.colour_a)
+            prog["colour_b"].value = tuple(env.colour_b)
+        else:
+            prog["backdrop_kind"].value = 0
+            prog["zenith"].value = tuple(env.zenith)
+            prog["horizon"].value = tuple(env.horizon)
+            prog["nadir"].value = tuple(env.nadir)
+        prog["image_size"].value = (float(camera.width), float(camera.height))
         prog["has_ground"].value = ground is not None
         if ground is not None:
             prog["ground_y"].value = ground.height
@@ -217,6 +226,7 @@ class Rasterizer:
             prog["ground_half_extent"].value = float(ground.half_extent)
             prog["ground_colour"].value = tuple(ground.colour)
             prog["tile_size"].value = float(ground.tile_size)
+            prog["texture_origin"].value = tuple(ground.texture_origin_xz)
             l_world = np.asarray(light.direction_world, dtype=np.float64)
             prog["light_world"].value = tuple(l_world / np.linalg.norm(l_world))
             prog["ambient"].value = float(light.ambient)

@@ -50,8 +50,10 @@ class Ground:
     centre_xz : (2,) world x, z of the square's centre, metres.  half_extent : half its side, metres.
     colour : RGB in [0, 1], used when ``texture`` is None.
     texture : (H, W, 3) uint8 image tiled over the ground in world x/z, or None: texture pixel
-        [r, c] covers x in [c, c + 1] * tile_size / W and z in [r, r + 1] * tile_size / H (mod tile_size).
+        [r, c] covers x - ox in [c, c + 1] * tile_size / W and z - oz in [r, r + 1] * tile_size / H
+        (mod tile_size), with (ox, oz) = ``texture_origin_xz``: rows grow towards +z, columns towards +x.
     tile_size : metres covered by one copy of the texture (both directions).
+    texture_origin_xz : (2,) world x, z of the texture's corner (row 0, column 0), metres.
     """
 
     plane: Plane = field(default_factory=lambda: Plane(np.array([0.0, 1.0, 0.0]), 0.0))
@@ -60,8 +62,10 @@ class Ground:
     colour: tuple[float, float, float] = (0.55, 0.52, 0.48)
     texture: np.ndarray | None = None
     tile_size: float = 2.0
+    texture_origin_xz: np.ndarray = field(default_factory=lambda: np.zeros(2))
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "texture_origin_xz", _frozen(self.texture_origin_xz, shape=(2,), name="texture_origin_xz"))
         if not np.allclose(self.plane.normal, [0.0, 1.0, 0.0], atol=1e-9):
             raise ValueError(f"ground plane must be horizontal with normal +y, got {self.plane.normal.tolist()}")
         object.__setattr__(self, "centre_xz", _frozen(self.centre_xz, shape=(2,), name="centre_xz"))
@@ -88,6 +92,27 @@ class Environment:
     nadir: tuple[float, float, float] = (0.35, 0.33, 0.30)
 
 
+BACKDROP_KINDS = ("solid", "vertical_gradient", "radial_gradient")
+
+
+@dataclass(frozen=True)
+class Backdrop:
+    """A picture behind the scene in image space (instead of a sky), RGB in [0, 1].
+
+    kind : "solid" (colour_a), "vertical_gradient" (colour_a on the top row -> colour_b on the bottom
+        row) or "radial_gradient" (colour_a at the image centre -> colour_b at the corners, by the
+        distance r = hypot((u - cx) / (W / 2), (v - cy) / (H / 2)) / sqrt(2) from the image centre).
+    """
+
+    kind: str = "solid"
+    colour_a: tuple[float, float, float] = (0.8, 0.8, 0.8)
+    colour_b: tuple[float, float, float] = (0.8, 0.8, 0.8)
+
+    def __post_init__(self) -> None:
+        if self.kind not in BACKDROP_KINDS:
+            raise ValueError(f"backdrop kind must be one of {', '.join(BACKDROP_KINDS)}, got {self.kind!r}")
+
+
 @dataclass(frozen=True)
 class Lighting:
     """Lambert + ambient: ``albedo * (ambient + diffuse * max(0, n . l))``.
@@ -102,11 +127,11 @@ class Lighting:
 
 @dataclass(frozen=True, eq=False)
 class RenderScene:
-    """Everything one rasteriser upload needs."""
+    """Everything one rasteriser upload needs; ``environment`` is a sky (Environment) or a Backdrop."""
 
     meshes: tuple[RenderMesh, ...]
     ground: Ground | None = None
-    environment: Environment = field(default_factory=Environment)
+    environment: Environment | Backdrop = field(default_factory=Environment)
     lighting: Lighting = field(default_factory=Lighting)
 
     def __post_init__(self) -> None:

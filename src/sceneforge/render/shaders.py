@@ -70,6 +70,10 @@ uniform float far_plane;
 uniform vec3 zenith;
 uniform vec3 horizon;
 uniform vec3 nadir;
+uniform int backdrop_kind;   // 0 sky by ray elevation, 1 solid, 2 vertical gradient, 3 radial gradient
+uniform vec3 colour_a;
+uniform vec3 colour_b;
+uniform vec2 image_size;     // W, H
 uniform bool has_ground;
 uniform float ground_y;
 uniform vec2 ground_centre;  // world x, z
@@ -78,6 +82,7 @@ uniform vec3 ground_colour;
 uniform bool textured;
 uniform sampler2D albedo_texture;
 uniform float tile_size;
+uniform vec2 texture_origin; // world x, z of the texture's row 0, column 0
 uniform vec3 light_world;
 uniform float ambient;
 uniform float diffuse;
@@ -90,11 +95,19 @@ void main() {
     vec3 ray_world = R_world_cam * (K_inv * vec3(pixel, 1.0));
     float up = normalize(ray_world).y;
     vec3 sky = up >= 0.0 ? mix(horizon, zenith, sqrt(up)) : mix(horizon, nadir, sqrt(-up));
+    if (backdrop_kind == 1) {
+        sky = colour_a;
+    } else if (backdrop_kind == 2) {
+        sky = mix(colour_a, colour_b, pixel.y / max(image_size.y - 1.0, 1.0));
+    } else if (backdrop_kind == 3) {
+        vec2 d = (pixel - 0.5 * (image_size - 1.0)) / max(0.5 * image_size, vec2(1.0));
+        sky = mix(colour_a, colour_b, clamp(length(d) / sqrt(2.0), 0.0, 1.0));
+    }
     // ray parameter t is the camera z of the hit, since the camera-frame ray has z = 1
     float height = cam_pos_world.y - ground_y;
     float t = ray_world.y != 0.0 ? -height / ray_world.y : -1.0;
     vec3 hit = cam_pos_world + max(t, 0.0) * ray_world;
-    vec3 albedo = textured ? texture(albedo_texture, hit.xz / tile_size).rgb : ground_colour;
+    vec3 albedo = textured ? texture(albedo_texture, (hit.xz - texture_origin) / tile_size).rgb : ground_colour;
     bool inside = all(lessThanEqual(abs(hit.xz - ground_centre), vec2(ground_half_extent)));
     if (has_ground && t > 0.0 && t < far_plane && inside) {
         vec3 n_world = vec3(0.0, height >= 0.0 ? 1.0 : -1.0, 0.0);
