@@ -36,7 +36,7 @@ class OrbitSpec:
 
     n_views: int = 4
     elevation_deg: tuple[float, float] = (15.0, 55.0)
-    distance_factor: tuple[float, float] = (1.0, 1.4)
+    distance_factor: tuple[float, float] = (0.9, 1.3)
     width: int = 256
     height: int = 256
     hfov_deg: float = 55.0

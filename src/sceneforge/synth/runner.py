@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sceneforge
 from sceneforge.errors import InputError, MissingDependencyError
 from sceneforge.synth.dataset import (
     SceneFiles,
@@ -137,14 +138,32 @@ def _ray_build(index: int, config_doc: dict[str, Any]) -> SceneFiles:
     return build_scene_files(index, SynthConfig.from_dict(config_doc))
 
 
+def ray_runtime_env() -> dict[str, Any]:
+    """Runtime environment that ships this sceneforge package to Ray workers (give it to ray.init
+    when you initialise Ray yourself), so a cluster runs the driver's code without installing it."""
+    return {"py_modules": [str(Path(sceneforge.__file__).resolve().parent)]}
+
+
 def _run_ray(todo: list[int], config: SynthConfig, address: str) -> Iterator[SceneFiles]:
-    """Scenes from Ray tasks (one CPU each), a bounded number in flight, as they finish."""
+    """Scenes from Ray tasks (one CPU each), a bounded number in flight, as they finish.
+
+    Connects (or starts, for "local") Ray unless this process already did, and then shuts it down
+    again when done; an instance the caller initialised is left running.
+    """
     ray = _import_ray()
-    if not ray.is_initialized():
-        if address == "local":
-            ray.init(include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    started = not ray.is_initialized()
+    if started:
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                  "runtime_env": ray_runtime_env()}
+        ray.init(**kwargs) if address == "local" else ray.init(address=address, **kwargs)
+    try:
+        yield from _ray_tasks(ray, todo, config)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _ray_tasks(ray: Any, todo: list[int], config: SynthConfig) -> Iterator[SceneFiles]:
     task = ray.remote(num_cpus=1)(_ray_build)
     config_doc = config.to_dict()
     in_flight = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
