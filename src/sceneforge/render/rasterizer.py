@@ -154,10 +154,10 @@ class Rasterizer:
         fbo.use()
         ctx = self.ctx
         ctx.disable(self._moderngl.CULL_FACE | self._moderngl.BLEND)
-        fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
         ctx.enable(self._moderngl.DEPTH_TEST)
-        ctx.depth_func = "<="
+        ctx.depth_func = "1"  # always: the background pass writes every pixel of every target, no clear needed
         self._draw_background(uploaded, camera, far)
+        ctx.depth_func = "<="
         P = gl_projection_from_camera(camera, near, far)
         self._set_frame_uniforms(uploaded, P, T_cam_world, far)
         for d in uploaded.drawables:
