@@ -12,8 +12,9 @@ per-axis scale, confidences, the exact intrinsics, floor plane, normalisation an
 object node also carries ``extras`` ``{"id", "label"}`` (Blender shows them as custom properties).
 
 Face colours have no glTF form: such a mesh is written with one vertex per face corner (COLOR_0
-per corner, so viewers show the colours) plus an application attribute ``_SOURCE_VERTEX`` giving
-each written vertex's original index, from which :func:`read_glb_scene` rebuilds the mesh exactly.
+per corner, so viewers show the colours) plus a uint32 accessor, named by the mesh's
+``extras.source_vertex_accessor``, giving each written vertex's original index, from which
+:func:`read_glb_scene` rebuilds the mesh exactly (glTF forbids UNSIGNED_INT vertex attributes).
 Positions are float32 (glTF has no float64 vertex type); transforms and intrinsics are exact.
 """
 
@@ -147,9 +148,10 @@ class _GltfBuilder:
         extras: dict[str, Any] = {}
         if colors is not None and colors.per_face:
             vertices, faces, corner_rgba, source = _unmerge_face_colors(vertices, faces, colors.rgba)
-            attributes["_SOURCE_VERTEX"] = self.add_accessor(source.astype(np.uint32), "SCALAR", _ARRAY_BUFFER)
             attributes["COLOR_0"] = self.add_accessor(corner_rgba, "VEC4", _ARRAY_BUFFER, normalized=True)
+            # glTF forbids UNSIGNED_INT vertex attributes: the indices sit in an accessor named by extras
             extras["face_colors"] = True
+            extras["source_vertex_accessor"] = self.add_accessor(source.astype(np.uint32), "SCALAR", None)
             extras["source_vertex_count"] = int(len(mesh.vertices))
         elif colors is not None:
             attributes["COLOR_0"] = self.add_accessor(colors.rgba, "VEC4", _ARRAY_BUFFER, normalized=True)
@@ -181,13 +183,12 @@ class _GltfBuilder:
         self.doc["scenes"][0]["extras"] = extras
 
     def to_glb(self) -> bytes:
-        doc = dict(self.doc)
-        if not doc["meshes"]:
-            for key in ("meshes", "accessors", "bufferViews", "buffers"):
-                doc.pop(key)
-        else:
+        if self.blob:
             self.blob.extend(b"\x00" * (-len(self.blob) % 4))
-            doc["buffers"] = [{"byteLength": len(self.blob)}]
+            self.doc["buffers"] = [{"byteLength": len(self.blob)}]
+        # glTF forbids empty arrays: leave out whatever this scene does not use
+        doc = {key: value for key, value in self.doc.items() if value != []}
+        doc["scenes"] = [{k: v for k, v in scene.items() if v != []} for scene in doc["scenes"]]
         return pack_glb(doc, bytes(self.blob))
 
 
@@ -388,8 +389,9 @@ def _read_mesh(document: GltfDocument, mesh_index: int) -> trimesh.Trimesh:
     faces = document.accessor(primitive["indices"]).astype(np.int64).reshape(-1, 3)
     rgba = None if "COLOR_0" not in attributes else _as_rgba_uint8(document, attributes["COLOR_0"])
     colors = None if rgba is None else MeshColors(False, rgba)
-    if (mesh_doc.get("extras") or {}).get("face_colors") and "_SOURCE_VERTEX" in attributes:
-        source = document.accessor(attributes["_SOURCE_VERTEX"]).astype(np.int64)
+    mesh_extras = mesh_doc.get("extras") or {}
+    if mesh_extras.get("face_colors") and "source_vertex_accessor" in mesh_extras:
+        source = document.accessor(mesh_extras["source_vertex_accessor"]).astype(np.int64)
         count = int(mesh_doc["extras"]["source_vertex_count"])
         original = np.zeros((count, 3))
         original[source] = vertices
