@@ -216,6 +216,25 @@ def test_duck_loads_as_a_foreign_glb():
     assert duck.mesh.visual.kind == "vertex"  # the texture is sampled to vertex colours
 
 
+def test_glb_without_scene_extras_keeps_node_ids_and_background(tmp_path):
+    """Tools that re-export a GLB often keep node extras but drop the scene's: ids survive."""
+    scene = make_scene()
+    doc, blob = unpack_glb(write_glb(scene, tmp_path / "scene.glb").read_bytes())
+    del doc["scenes"][0]["extras"]
+    (tmp_path / "stripped.glb").write_bytes(glb_module.pack_glb(doc, blob))
+    got = read_glb_scene(tmp_path / "stripped.glb")
+    assert got.ids == [3, 7, 12] and [o.label for o in got.objects] == ["chair", "lamp", "table top"]
+    for a, b in zip(scene.objects, got.objects):
+        np.testing.assert_allclose(b.world_mesh().vertices, a.world_mesh().vertices, atol=1e-6)
+        np.testing.assert_array_equal(b.mesh.faces, a.mesh.faces)
+    np.testing.assert_array_equal(got.object(3).mesh.visual.face_colors, scene.object(3).mesh.visual.face_colors)
+    np.testing.assert_allclose(got.background.vertices, scene.background.vertices, atol=1e-6)
+    del doc["nodes"][1]["extras"]  # one untagged object: back to plain foreign numbering
+    (tmp_path / "mixed.glb").write_bytes(glb_module.pack_glb(doc, blob))
+    assert sorted(o.label for o in read_glb_scene(tmp_path / "mixed.glb").objects) == \
+        ["003_chair", "007_lamp", "012_table_top", "background"]
+
+
 def test_foreign_glb_with_mirror_and_per_axis_scale(tmp_path):
     """A hand-made glTF: node 'crate' mirrored with per-axis scale under a translated parent."""
     source = trimesh.Scene()

@@ -45,7 +45,8 @@ def info(
 
 @app.command()
 def export(
-    scene: Path = typer.Argument(..., help="Scene to read: scene.json, a scene output folder, or a .glb/.gltf/.usda/.usdc."),
+    scene: Path = typer.Argument(..., help="Scene to read: scene.json, a scene output folder, "
+                                           "or a .glb/.gltf/.usda/.usdc file."),
     out: Path = typer.Option(..., "--out", "-o", help="Output: .glb, .usda, .usdc or .usd file, or a folder "
                                                       "name without extension for glb + usda + json."),
 ) -> None:

@@ -327,7 +327,10 @@ def read_glb_scene(path: str | Path) -> Scene:
     Any other glTF becomes one object per mesh node: its world transform decomposed into a
     :class:`Similarity` (per-axis scale when the axes differ; a mirror is folded into the mesh; a
     shear is baked into the mesh with an identity pose), ids 1..N in node order, labels from node
-    names (the mesh name for unnamed nodes); it has no camera (glTF gives no image size).
+    names (the mesh name for unnamed nodes). When every mesh node but a "background" one carries
+    sceneforge's node extras ``{"id", "label"}`` (a sceneforge GLB re-exported by a tool that drops
+    scene extras), those ids and labels and the background are kept.
+    A foreign file has no camera (glTF gives no image size).
     """
     path = Path(path)
     document = read_gltf_document(path)
@@ -446,27 +449,77 @@ def _world_matrices(doc: dict[str, Any]) -> dict[int, np.ndarray]:
     return world
 
 
+@dataclass(frozen=True, eq=False)
+class _ForeignMesh:
+    label: str
+    mesh: trimesh.Trimesh
+    pose: Similarity
+    node_extras: dict[str, Any]
+
+    @property
+    def tagged_id(self) -> int | None:
+        """The object id sceneforge wrote into the node's extras, if it survived."""
+        value = self.node_extras.get("id")
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 def _read_foreign_scene(document: GltfDocument) -> Scene:
     """Any glTF: one object per mesh node, loaded through trimesh (textures sampled to colours)."""
     try:
         loaded = trimesh.load_scene(document.path, process=False, maintain_order=True)
     except Exception as exc:  # trimesh raises many types for broken files
         raise SceneFileError(document.path, f"cannot read glTF ({type(exc).__name__}: {exc})") from exc
-    named = {node["name"] for node in document.json.get("nodes", []) if "name" in node}
-    objects = []
+    named = {node["name"]: node for node in document.json.get("nodes", []) if "name" in node}
+    found = []
     for node_name in loaded.graph.nodes_geometry:
         T_world_node, geometry_name = loaded.graph[node_name]
         geometry = loaded.geometry[geometry_name]
         if not isinstance(geometry, trimesh.Trimesh) or len(geometry.faces) == 0:
             continue
-        label = node_name if node_name in named else geometry_name
+        node = named.get(node_name) or {}
+        if _has_source_vertices(document, node):  # a face-coloured sceneforge mesh: rebuild it exactly
+            geometry = _read_mesh(document, node["mesh"])
         mesh, pose = split_node_pose(geometry.copy(), np.asarray(T_world_node, dtype=np.float64))
-        colors = mesh_colors(mesh)
-        mesh = apply_colors(trimesh.Trimesh(mesh.vertices, mesh.faces, process=False), colors)
-        objects.append(SceneObject(len(objects) + 1, str(label), mesh, pose))
-    if not objects:
+        mesh = apply_colors(trimesh.Trimesh(mesh.vertices, mesh.faces, process=False), mesh_colors(mesh))
+        extras = node.get("extras")
+        found.append(_ForeignMesh(str(node_name if node_name in named else geometry_name), mesh, pose,
+                                  extras if isinstance(extras, dict) else {}))
+    if not found:
         raise SceneFileError(document.path, "glTF file holds no triangle mesh")
-    return Scene(objects=tuple(objects), metadata={"source": str(document.path)})
+    metadata = {"source": str(document.path)}
+    retagged = _retagged_scene(found, metadata)
+    if retagged is not None:
+        return retagged
+    return Scene(objects=tuple(SceneObject(k + 1, f.label, f.mesh, f.pose) for k, f in enumerate(found)),
+                 metadata=metadata)
+
+
+def _has_source_vertices(document: GltfDocument, node: dict[str, Any]) -> bool:
+    if not isinstance(node.get("mesh"), int) or node["mesh"] >= len(document.json.get("meshes", [])):
+        return False
+    extras = document.json["meshes"][node["mesh"]].get("extras") or {}
+    return isinstance(extras, dict) and "source_vertex_accessor" in extras
+
+
+def _retagged_scene(found: list[_ForeignMesh], metadata: dict[str, Any]) -> Scene | None:
+    """A sceneforge GLB re-exported by a tool that dropped the scene extras but kept node extras:
+    every mesh node but one "background" carries a unique id. None when that is not the case."""
+    tagged = [f for f in found if f.tagged_id is not None]
+    rest = [f for f in found if f.tagged_id is None]
+    if not tagged or len({f.tagged_id for f in tagged}) != len(tagged):
+        return None
+    if rest and not (len(rest) == 1 and rest[0].label == BACKGROUND_NODE):
+        return None
+    objects = sorted((SceneObject(f.tagged_id, str(f.node_extras.get("label", f.label)), f.mesh, f.pose)
+                      for f in tagged), key=lambda o: o.id)
+    background = _posed(rest[0].mesh, rest[0].pose) if rest else None
+    return Scene(objects=tuple(objects), background=background, metadata=metadata)
+
+
+def _posed(mesh: trimesh.Trimesh, pose: Similarity) -> trimesh.Trimesh:
+    out = mesh.copy()
+    out.apply_transform(pose.matrix)
+    return out
 
 
 def split_node_pose(mesh: trimesh.Trimesh, T_world_node: np.ndarray) -> tuple[trimesh.Trimesh, Similarity]:

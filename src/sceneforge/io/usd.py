@@ -106,7 +106,8 @@ def write_usd(scene: Scene, path: str | Path) -> Path:
     """Write ``scene`` as a USD stage, atomically; .usda gives text, .usdc/.usd binary crate."""
     path = Path(path)
     if path.suffix.lower() not in USD_SUFFIXES:
-        raise UnsupportedFormatError(path, f"unknown USD type {path.suffix!r}; expected one of {', '.join(USD_SUFFIXES)}")
+        raise UnsupportedFormatError(path, f"unknown USD type {path.suffix!r}; "
+                                           f"expected one of {', '.join(USD_SUFFIXES)}")
     stage = scene_to_usd_stage(scene)
     with atomic_path(path) as tmp:
         if not stage.GetRootLayer().Export(str(tmp)):
