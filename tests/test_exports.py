@@ -297,6 +297,20 @@ def test_usd_stage_layout_read_with_pxr(tmp_path, suffix):
     np.testing.assert_allclose(derived.K, scene.camera.K, rtol=1e-6)
 
 
+@pytest.mark.parametrize("suffix", [".usda", ".usdc"])
+def test_usd_passes_the_usd_validators(tmp_path, suffix):
+    """usd-core's own validators (stage metadata, encapsulation, attribute types, ...)."""
+    from pxr import Usd, UsdGeom, UsdValidation
+
+    validators = UsdValidation.ValidationRegistry().GetOrLoadAllValidators()
+    context = UsdValidation.ValidationContext(validators)
+    stage = Usd.Stage.Open(str(write_usd(make_scene(), tmp_path / f"scene{suffix}")))
+    assert [e.GetMessage() for e in context.Validate(stage)] == []
+    bare = Usd.Stage.CreateInMemory()  # the same validators do flag a stage without metadata
+    UsdGeom.Mesh.Define(bare, "/mesh")
+    assert {e.GetName() for e in context.Validate(bare)} >= {"MissingMetersPerUnitMetadata", "MissingUpAxisMetadata"}
+
+
 def test_usd_camera_params_known_answers():
     centred = Camera.from_fov(640, 480, hfov_deg=90.0)  # principal point at ((W-1)/2, (H-1)/2)
     params = usd_camera_params(centred)
