@@ -55,7 +55,8 @@ def export(
 
     loaded = load_scene(scene)
     written = export_scene(loaded, out)
-    console.print(f"wrote {written} ({len(loaded.objects)} objects"
+    count = len(loaded.objects)
+    console.print(f"wrote {written} ({count} object{'' if count == 1 else 's'}"
                   f"{', camera' if loaded.camera is not None else ''}"
                   f"{', background' if loaded.background is not None else ''})", highlight=False, soft_wrap=True)
 
