@@ -144,6 +144,8 @@ def test_glb_opened_with_trimesh_shows_named_nodes_in_place(tmp_path):
     loaded = trimesh.load_scene(path)
     assert {"003_chair", "007_lamp", "012_table_top", "background"} <= set(loaded.graph.nodes_geometry)
     assert loaded.has_camera
+    assert loaded.camera.fov[1] == pytest.approx(np.degrees(2 * np.arctan(240 / 510.0)))
+    np.testing.assert_allclose(loaded.camera_transform, scene.camera.T_world_cam @ GL_FROM_CV, atol=1e-12)
     for obj in scene.objects:
         name = f"{obj.id:03d}_{obj.label.replace(' ', '_')}"
         T, geometry = loaded.graph[name]
@@ -309,6 +311,25 @@ def test_usd_passes_the_usd_validators(tmp_path, suffix):
     bare = Usd.Stage.CreateInMemory()  # the same validators do flag a stage without metadata
     UsdGeom.Mesh.Define(bare, "/mesh")
     assert {e.GetName() for e in context.Validate(bare)} >= {"MissingMetersPerUnitMetadata", "MissingUpAxisMetadata"}
+
+
+def test_usd_camera_projects_like_the_opencv_camera(tmp_path):
+    """USD's own frustum (Gf.Camera) projects points to the same pixels as K: an independent check
+    of the focal length, apertures, offsets and the axis flip."""
+    from pxr import Usd, UsdGeom
+
+    scene = make_scene()
+    camera = scene.camera
+    stage = Usd.Stage.Open(str(write_usd(scene, tmp_path / "scene.usda")))
+    frustum = UsdGeom.Camera(stage.GetPrimAtPath("/Scene/Camera")).GetCamera(Usd.TimeCode.Default()).frustum
+    view, projection = np.array(frustum.ComputeViewMatrix()), np.array(frustum.ComputeProjectionMatrix())
+    points_cam = np.array([[0.3, -0.2, 2.0], [-0.5, 0.4, 3.0], [0.0, 0.0, 1.0], [1.1, 0.7, 1.5]])
+    points_world = points_cam @ camera.T_world_cam[:3, :3].T + camera.T_world_cam[:3, 3]
+    clip = np.c_[points_world, np.ones(len(points_world))] @ view @ projection  # USD: row vectors
+    ndc = clip[:, :3] / clip[:, 3:]
+    usd_pixels = np.c_[(ndc[:, 0] + 1) / 2 * camera.width - 0.5, (1 - ndc[:, 1]) / 2 * camera.height - 0.5]
+    opencv = points_cam @ camera.K.T
+    np.testing.assert_allclose(usd_pixels, opencv[:, :2] / opencv[:, 2:], atol=1e-4)
 
 
 def test_usd_camera_params_known_answers():
