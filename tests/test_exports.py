@@ -22,9 +22,12 @@ from sceneforge.io.pointclouds import load_point_cloud, save_point_cloud
 from sceneforge.io.usd import intrinsics_from_usd, read_usd_camera_params, read_usd_scene, usd_camera_params, write_usd
 from sceneforge.types import Camera, Normalisation, Plane, Scene, SceneObject, Similarity
 
-DUCK = Path("/work/shared/data/real/meshes/duck.glb")
-BUNNY = Path("/work/shared/data/real/meshes/bunny.ply")
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def duck(real_dir: Path) -> Path:
+    return real_dir / "meshes" / "duck.glb"
 
 
 def make_scene() -> Scene:
@@ -194,8 +197,8 @@ def test_glb_face_colours_with_an_unused_vertex_round_trip(tmp_path):
 @pytest.mark.skipif(not os.environ.get("GLTF_VALIDATOR_DIR"),
                     reason="set GLTF_VALIDATOR_DIR to a folder with node_modules/gltf-validator (npm)")
 @pytest.mark.parametrize("which", ["full", "empty", "duck"])
-def test_glb_passes_the_khronos_validator(tmp_path, which):
-    scene = {"full": make_scene, "empty": Scene, "duck": lambda: load_scene(DUCK)}[which]()
+def test_glb_passes_the_khronos_validator(tmp_path, which, duck):
+    scene = {"full": make_scene, "empty": Scene, "duck": lambda: load_scene(duck)}[which]()
     path = write_glb(scene, tmp_path / "scene.glb")
     script = ("const v=require('gltf-validator');const fs=require('fs');"
               "v.validateBytes(new Uint8Array(fs.readFileSync(process.argv[1])))"
@@ -206,16 +209,16 @@ def test_glb_passes_the_khronos_validator(tmp_path, which):
     assert issues["numErrors"] == 0 and issues["numWarnings"] == 0, issues["messages"]
 
 
-def test_duck_loads_as_a_foreign_glb():
-    scene = load_scene(DUCK)
+def test_duck_loads_as_a_foreign_glb(duck):
+    scene = load_scene(duck)
     assert scene.ids == [1]
-    duck = scene.objects[0]
-    assert duck.label == "LOD3spShape"  # the node has no name: the mesh name is used
-    assert duck.pose.is_uniform and duck.pose.s == pytest.approx(0.01, rel=1e-6)
+    obj = scene.objects[0]
+    assert obj.label == "LOD3spShape"  # the node has no name: the mesh name is used
+    assert obj.pose.is_uniform and obj.pose.s == pytest.approx(0.01, rel=1e-6)
     assert scene.camera is None
-    reference = trimesh.load_scene(DUCK).to_mesh()  # trimesh flattens the node graph itself
-    np.testing.assert_allclose(duck.world_mesh().vertices, reference.vertices, atol=1e-6)
-    assert duck.mesh.visual.kind == "vertex"  # the texture is sampled to vertex colours
+    reference = trimesh.load_scene(duck).to_mesh()  # trimesh flattens the node graph itself
+    np.testing.assert_allclose(obj.world_mesh().vertices, reference.vertices, atol=1e-6)
+    assert obj.mesh.visual.kind == "vertex"  # the texture is sampled to vertex colours
 
 
 def test_glb_without_scene_extras_keeps_node_ids_and_background(tmp_path):
@@ -506,8 +509,8 @@ def test_point_cloud_errors_and_atomicity(tmp_path):
         load_point_cloud(tmp_path / "cut.ply")
 
 
-def test_point_cloud_reads_ascii_bunny():
-    cloud = load_point_cloud(BUNNY)
+def test_point_cloud_reads_ascii_bunny(real_dir):
+    cloud = load_point_cloud(real_dir / "meshes" / "bunny.ply")
     assert len(cloud) == 8171 and cloud.colors is None and cloud.normals is None
     np.testing.assert_allclose(cloud.points[0], [-0.036872, 0.127727, 0.00440925], rtol=1e-6)
 
