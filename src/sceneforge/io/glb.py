@@ -225,9 +225,9 @@ def _gltf_matrix(T: np.ndarray) -> list[float]:
 
 def _json_safe(value: Any) -> Any:
     """Round trip through JSON so numpy values become plain numbers (errors name the value)."""
-    from sceneforge.io.scene_json import _json_default
+    from sceneforge.io.scene_json import json_default
 
-    return json.loads(json.dumps(value, default=_json_default, allow_nan=False))
+    return json.loads(json.dumps(value, default=json_default, allow_nan=False))
 
 
 # ----------------------------------------------------------------------------------------------
