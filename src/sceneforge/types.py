@@ -270,19 +270,23 @@ class SceneInput:
     """One image with its instance masks, and optionally depth, camera and labels.
 
     image : (H, W, 3) uint8 RGB.
-    instances : (H, W) int32 index map; 0 = background, each other value one object id.
+    instances : (H, W) int32 index map; 0 = background, each other value one object id; or None
+        when no masks were given (a segmentation stage must then provide them). A map that is
+        given must hold at least one instance.
     depth : (H, W) float32 metres along the camera z axis; 0 marks invalid pixels; or None.
     camera : Camera of size (W, H), or None when unknown (a stage then assumes a default).
     labels : object id -> category name, for the ids that have one.
     source : where it was read from, used in error messages.
+    warnings : what the reader repaired or assumed (e.g. invalid depth pixels masked).
     """
 
     image: np.ndarray
-    instances: np.ndarray
+    instances: np.ndarray | None
     depth: np.ndarray | None = None
     camera: Camera | None = None
     labels: Mapping[int, str] = field(default_factory=dict)
     source: str = "<memory>"
+    warnings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         image = _frozen(self.image, dtype=np.uint8)
@@ -290,14 +294,15 @@ class SceneInput:
             raise ValueError(f"{self.source}: image must be (H, W, 3) RGB, got {image.shape}")
         H, W = image.shape[:2]
         _set(self, "image", image)
-        instances = _frozen(self.instances, dtype=np.int32)
-        if instances.shape != (H, W):
-            raise MaskError(self.source, f"instance map is {_hw(instances.shape)} but the image is {W}x{H}")
-        if not np.any(instances > 0):
-            raise MaskError(self.source, "instance map has no instance (every pixel is background)")
-        if np.any(instances < 0):
-            raise MaskError(self.source, "instance map has negative ids")
-        _set(self, "instances", instances)
+        if self.instances is not None:
+            instances = _frozen(self.instances, dtype=np.int32)
+            if instances.shape != (H, W):
+                raise MaskError(self.source, f"instance map is {_hw(instances.shape)} but the image is {W}x{H}")
+            if not np.any(instances > 0):
+                raise MaskError(self.source, "instance map has no instance (every pixel is background)")
+            if np.any(instances < 0):
+                raise MaskError(self.source, "instance map has negative ids")
+            _set(self, "instances", instances)
         if self.depth is not None:
             depth = _frozen(self.depth, dtype=np.float32)
             if depth.shape != (H, W):
@@ -311,6 +316,7 @@ class SceneInput:
             raise CameraError(self.source, f"camera is {self.camera.width}x{self.camera.height} "
                                            f"but the image is {W}x{H}")
         _set(self, "labels", {int(k): str(v) for k, v in self.labels.items()})
+        _set(self, "warnings", tuple(self.warnings))
 
     @property
     def height(self) -> int:
@@ -322,15 +328,22 @@ class SceneInput:
 
     @property
     def ids(self) -> np.ndarray:
-        """(K,) int32 sorted object ids present in the instance map."""
+        """(K,) int32 sorted object ids present in the instance map (empty without masks)."""
+        if self.instances is None:
+            return np.zeros(0, dtype=np.int32)
         ids = np.unique(self.instances)
         return ids[ids > 0]
 
     def mask(self, object_id: int) -> np.ndarray:
         """(H, W) bool mask of one object."""
+        if self.instances is None:
+            raise MaskError(self.source, "no instance masks were given")
         return self.instances == object_id
 
     def pixel_counts(self) -> dict[int, int]:
+        """Object id -> number of pixels (empty without masks)."""
+        if self.instances is None:
+            return {}
         ids, counts = np.unique(self.instances, return_counts=True)
         return {int(i): int(c) for i, c in zip(ids, counts) if i > 0}
 

@@ -1,0 +1,88 @@
+"""The command line: `sceneforge info` on every real sample; bad input -> exit code 2, one message,
+no traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sceneforge import cli
+
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["sceneforge", *map(str, args)])
+    monkeypatch.setenv("COLUMNS", "200")
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def real_samples(real: Path) -> list[list[str]]:
+    rgbd = real / "rgbd"
+    samples = [[str(p)] for p in sorted((real / "midi3d").glob("*_rgb.png"))]
+    samples += [[str(p)] for p in sorted((real / "scenemaker").iterdir())]
+    samples += [[str(real / "scenegen" / "0005153")]]
+    samples += [
+        [str(rgbd / "redwood_color.jpg"), "--depth", str(rgbd / "redwood_depth.png"), "--camera",
+         str(rgbd / "camera_primesense.json")],
+        [str(rgbd / "tum_color.png"), "--depth", str(rgbd / "tum_depth.png"), "--depth-encoding", "tum"],
+        [str(rgbd / "sun_color.jpg"), "--depth", str(rgbd / "sun_depth.png"), "--depth-encoding", "sun"],
+        [str(rgbd / "nyu_color.ppm"), "--depth", str(rgbd / "nyu_depth.pgm")],
+    ]
+    return samples
+
+
+def test_info_on_every_real_sample(monkeypatch, capsys, real_dir, arc2017_npz):
+    samples = real_samples(real_dir) + [[str(arc2017_npz)]]
+    assert len(samples) == 15
+    for args in samples:
+        code, out, err = run_cli(monkeypatch, capsys, "info", *args)
+        assert code == 0, (args, err)
+        assert "image:" in out and "camera:" in out
+        if "--depth" in args or args[0].endswith(".npz"):
+            assert "depth: " in out and " m (median" in out
+
+
+def test_info_prints_instances_and_camera(monkeypatch, capsys, arc2017_npz):
+    code, out, _ = run_cli(monkeypatch, capsys, "info", arc2017_npz)
+    assert code == 0
+    assert "8 instances" in out and "hanes_socks" in out and "fx=517.62" in out and "640x480" in out
+
+
+@pytest.mark.parametrize("command", [["--help"], ["info", "--help"]])
+def test_help(monkeypatch, capsys, command):
+    code, out, _ = run_cli(monkeypatch, capsys, *command)
+    assert code == 0 and "Usage" in out
+
+
+def test_bad_input_exits_2_with_message(monkeypatch, capsys, tmp_path):
+    (tmp_path / "rgb.png").write_bytes(b"garbage")
+    code, out, err = run_cli(monkeypatch, capsys, "info", tmp_path)
+    assert code == 2
+    assert "rgb.png: not a readable image" in err and "Traceback" not in err + out
+
+
+def test_mask_size_error_from_the_real_entry_point(tmp_path):
+    Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(tmp_path / "rgb.png")
+    ids = np.zeros((10, 10), np.uint8)
+    ids[2:5, 2:5] = 1
+    Image.fromarray(ids).save(tmp_path / "instances.png")
+    proc = subprocess.run([sys.executable, "-m", "sceneforge.cli", "info", str(tmp_path)],
+                          capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "COLUMNS": "300", "PYTHONPATH": str(SRC)})
+    assert proc.returncode == 2
+    assert "instance map is 10x10 but the image is 32x24" in proc.stderr
+    assert "Traceback" not in proc.stderr
