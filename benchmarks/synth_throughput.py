@@ -9,7 +9,9 @@ For each layout kind and worker count it runs, on the same scenes and cameras:
    wait at a barrier, then only upload meshes and render + read back every candidate view.
 
 "ratio" = end-to-end steady-state time per frame / raw time per frame (goal: <= 2). Frames are all
-candidate views (dropped views are rendered too). Usage::
+candidate views (dropped views are rendered too). The last column splits a worker's time per scene
+into layout (asset sampling, placement, physics check), render (upload + all candidate views incl.
+read-back) and encode (PNG, JSON, PLY). Usage::
 
     python benchmarks/synth_throughput.py --scenes 200 --views 4 --size 256 --objects 5 --workers 1 2 \\
         --markdown docs/synth_throughput.md
@@ -41,10 +43,16 @@ def make_config(kind: str, views: int, size: int, objects: int, seed: int) -> Sy
 
 def end_to_end(config: SynthConfig, n_scenes: int, workers: int) -> dict[str, float]:
     stamps: list[float] = []
+    stages: dict[str, float] = {}
+
+    def on_scene(done) -> None:
+        stamps.append(time.perf_counter())
+        for k, v in done.seconds.items():
+            stages[k] = stages.get(k, 0.0) + v
+
     with tempfile.TemporaryDirectory(prefix="synth-bench-") as out:
         start = time.perf_counter()
-        report = generate_dataset(out, config, n_scenes, workers=workers,
-                                  on_scene=lambda _: stamps.append(time.perf_counter()))
+        report = generate_dataset(out, config, n_scenes, workers=workers, on_scene=on_scene)
         total = time.perf_counter() - start
     first = min(workers, len(stamps) - 1)
     steady_scenes = len(stamps) - 1 - first
@@ -52,7 +60,8 @@ def end_to_end(config: SynthConfig, n_scenes: int, workers: int) -> dict[str, fl
     frames = n_scenes * config.views.orbit.n_views
     return {"total_s": total, "scenes_per_s": n_scenes / total, "steady_scenes_per_s": steady_scenes / steady_seconds,
             "views_kept": report.views, "frames": frames,
-            "steady_s_per_frame": steady_seconds / (steady_scenes * config.views.orbit.n_views)}
+            "steady_s_per_frame": steady_seconds / (steady_scenes * config.views.orbit.n_views),
+            **{f"{k}_ms": 1000 * v / n_scenes for k, v in stages.items()}}
 
 
 def _raw_worker(indices: list[int], config_doc: dict, barrier, results) -> None:
@@ -107,8 +116,8 @@ def main() -> None:
     args = parser.parse_args()
 
     header = ("| kind | workers | scenes/s (whole run) | scenes/s (steady) | views/s (steady) | raw frames/s "
-              "| end-to-end / raw time per frame |")
-    lines = [header, "|" + "---|" * 7]
+              "| end-to-end / raw time per frame | per scene in a worker: layout / render / encode ms |")
+    lines = [header, "|" + "---|" * 8]
     for kind in args.kinds:
         config = make_config(kind, args.views, args.size, args.objects, args.seed)
         for workers in args.workers:
@@ -116,14 +125,16 @@ def main() -> None:
             raw = raw_render(config, args.scenes, workers)
             ratio = e2e["steady_s_per_frame"] / raw["s_per_frame"]
             lines.append(f"| {kind} | {workers} | {e2e['scenes_per_s']:.1f} | {e2e['steady_scenes_per_s']:.1f} "
-                         f"| {e2e['steady_scenes_per_s'] * args.views:.1f} | {raw['frames_per_s']:.1f} | {ratio:.2f} |")
+                         f"| {e2e['steady_scenes_per_s'] * args.views:.1f} | {raw['frames_per_s']:.1f} | {ratio:.2f} "
+                         f"| {e2e['layout_ms']:.0f} / {e2e['render_ms']:.0f} / {e2e['encode_ms']:.0f} |")
             print(lines[-1], flush=True)
     from sceneforge.render.rasterizer import Rasterizer
 
     renderer = Rasterizer().renderer_name
     setup = (f"{args.scenes} scenes per row, {args.objects} objects each, {args.views} candidate views at "
              f"{args.size}x{args.size}, seed {args.seed}; {os.cpu_count()} CPU cores "
-             f"({platform.processor() or platform.machine()}), renderer: {renderer}.")
+             f"({platform.processor() or platform.machine()}), renderer: {renderer}; load average after the run "
+             f"{os.getloadavg()[0]:.1f} (the machine is shared: other jobs ran beside this one).")
     table = "\n".join(lines)
     print(setup)
     if args.markdown is not None:

@@ -43,7 +43,7 @@ def _import_moderngl() -> Any:
     try:
         import moderngl
     except ImportError as exc:
-        raise MissingDependencyError("moderngl", extra="render", purpose="rendering") from exc
+        raise MissingDependencyError("moderngl", purpose="rendering") from exc
     return moderngl
 
 

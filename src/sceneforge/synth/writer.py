@@ -39,7 +39,7 @@ def _cv2() -> Any:
     try:
         import cv2
     except ImportError as exc:
-        raise MissingDependencyError("opencv-python-headless", extra="render", purpose="PNG encoding") from exc
+        raise MissingDependencyError("opencv-python-headless", purpose="PNG encoding") from exc
     return cv2
 
 
@@ -48,8 +48,11 @@ def encode_png(image: np.ndarray, compression: int) -> bytes:
     cv2 = _cv2()
     if image.ndim == 3:
         image = image[:, :, ::-1]  # OpenCV writes BGR
-    # the RLE strategy is as fast as the default here and gives smaller files for flat-shaded renders
+    # one fixed filter (Sub) instead of libpng's per-row filter search, and RLE matching: about 2x
+    # faster than the defaults at level 1 with files of about the same size for flat-shaded renders
     params = [cv2.IMWRITE_PNG_COMPRESSION, int(compression), cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+    if hasattr(cv2, "IMWRITE_PNG_FILTER"):
+        params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(image), params)
     if not ok:
         raise RuntimeError("PNG encoding failed")
