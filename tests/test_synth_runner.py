@@ -98,3 +98,32 @@ def test_cli_names_bad_values(tmp_path, args, message):
     result = _cli("synth", "--out", str(tmp_path / "x"), *args)
     assert result.returncode == 2
     assert message in " ".join(result.stderr.split())
+
+
+def test_killed_run_resumes_to_the_same_bytes(tmp_path):
+    """SIGKILL a CLI run once a scene is written; the next run finishes and matches a clean run."""
+    import os
+    import signal
+    import time
+
+    args = ["synth", "--scenes", "6", "--views", "2", "--kind", "openset", "--width", "48", "--height", "40",
+            "--seed", "9"]
+    code = "import sys; from sceneforge.cli import main; sys.argv = ['sceneforge', *sys.argv[1:]]; main()"
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", code, *args, "--out", str(killed)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"})
+    deadline = time.monotonic() + 120
+    while not (killed / "scene_000001").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    made_before = {p.name for p in killed.glob("scene_*")}
+    assert "scene_000001" in made_before and len(made_before) < 6
+    resumed = _cli(*args, "--out", str(killed))
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{6 - len(made_before)} scene(s) made, {len(made_before)} already there" in resumed.stdout
+    assert not list(killed.glob(".scene_*"))
+    clean = _cli(*args, "--out", str(tmp_path / "clean"))
+    assert clean.returncode == 0
+    assert _digest(killed) == _digest(tmp_path / "clean")
