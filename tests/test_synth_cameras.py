@@ -46,7 +46,7 @@ def test_orbit_cameras_look_at_the_centre_and_keep_the_sphere_in_view():
     centre, radius = np.array([1.0, 0.4, -2.0]), 0.8
     cams = orbit_cameras(centre, radius, spec, np.random.default_rng(0))
     assert len(cams) == 12
-    d_fit = fit_distance(radius, spec.intrinsics())
+    d_fit = fit_distance(radius, spec.base_camera())
     rng = np.random.default_rng(1)
     sphere = rng.normal(size=(2000, 3))
     sphere = centre + radius * sphere / np.linalg.norm(sphere, axis=1, keepdims=True)
@@ -108,8 +108,20 @@ def test_view_centric_frame_moves_with_the_camera():
 
 
 def test_camera_intrinsics_of_the_spec():
-    cam = OrbitSpec(width=200, height=100, hfov_deg=90.0).intrinsics()
+    cam = OrbitSpec(width=200, height=100, hfov_deg=90.0).base_camera()
     assert isinstance(cam, Camera) and (cam.cx, cam.cy) == (99.5, 49.5)
     assert cam.fx == pytest.approx(100.0)
     # the narrower (vertical) half-fov decides the fit distance: atan(50 / 100)
     assert fit_distance(1.0, cam) == pytest.approx(1.0 / np.sin(np.arctan(0.5)))
+
+
+def test_explicit_intrinsics_off_centre():
+    spec = OrbitSpec(n_views=3, width=120, height=90, intrinsics=(150.0, 140.0, 70.25, 30.5))
+    cam = spec.base_camera()
+    assert (cam.fx, cam.fy, cam.cx, cam.cy) == (150.0, 140.0, 70.25, 30.5)
+    centre = np.array([0.0, 0.5, 0.0])
+    for c in orbit_cameras(centre, 0.5, spec, np.random.default_rng(2)):
+        uv, _ = project_points(c, transform_points(invert_transform(c.T_world_cam), centre[None]))
+        np.testing.assert_allclose(uv[0], [70.25, 30.5], atol=1e-9)
+    with pytest.raises(Exception, match=r"intrinsics must be \(fx, fy, cx, cy\) with fx, fy > 0"):
+        OrbitSpec(intrinsics=(0.0, 1.0, 2.0, 3.0))

@@ -64,8 +64,9 @@ register_layout("test_primitives", primitives_kind)
 register_layout("test_hidden", hidden_kind)
 
 
-def _config(seed=3, views=3, occlusion="drop", depth_format="both", kind="test_primitives") -> SynthConfig:
-    orbit = OrbitSpec(n_views=views, width=80, height=60, hfov_deg=60.0)
+def _config(seed=3, views=3, occlusion="drop", depth_format="both", kind="test_primitives",
+            intrinsics=None) -> SynthConfig:
+    orbit = OrbitSpec(n_views=views, width=80, height=60, hfov_deg=60.0, intrinsics=intrinsics)
     return SynthConfig(kind=kind, seed=seed, views=ViewSettings(orbit=orbit, occlusion=occlusion),
                        depth_format=depth_format)
 
@@ -75,8 +76,9 @@ def _digest(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_views_are_scene_input_folders_consistent_with_scene_json(tmp_path):
-    report = generate_dataset(tmp_path, _config(), n_scenes=2)
+@pytest.mark.parametrize("intrinsics", [None, (75.0, 66.0, 43.3, 25.8)])
+def test_views_are_scene_input_folders_consistent_with_scene_json(tmp_path, intrinsics):
+    report = generate_dataset(tmp_path, _config(intrinsics=intrinsics), n_scenes=2)
     assert report.generated == 2 and report.skipped == 0 and report.views + report.dropped_views == 6
     scene_dir = tmp_path / "scene_000000"
     truth = read_scene_json(scene_dir)
@@ -95,6 +97,8 @@ def test_views_are_scene_input_folders_consistent_with_scene_json(tmp_path):
         depth_m = np.load(view_dir / "depth.npy")
         assert rgb.shape == (60, 80, 3) and instances.dtype == np.uint16 and depth_mm.dtype == np.uint16
         assert depth_m.dtype == np.float32 and (camera.width, camera.height) == (80, 60)
+        if intrinsics is not None:
+            assert (camera.fx, camera.fy, camera.cx, camera.cy) == intrinsics
         np.testing.assert_array_equal(depth_mm, np.where(depth_m * 1000 <= 65535, np.rint(depth_m * 1000), 0))
         labels = json.loads((view_dir / "labels.json").read_text())
         ids = sorted(int(i) for i in np.unique(instances) if i > 0)
@@ -242,5 +246,8 @@ def test_invalid_counts(tmp_path):
 
 def test_config_round_trips_through_json():
     config = _config(views=7, occlusion="mark")
+    orbit = OrbitSpec(n_views=2, width=50, height=40, intrinsics=(60.0, 55.0, 20.0, 22.0))
+    with_k = SynthConfig(kind="test_primitives", views=ViewSettings(orbit=orbit))
+    assert SynthConfig.from_dict(json.loads(json.dumps(with_k.to_dict()))) == with_k
     again = SynthConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert again == config

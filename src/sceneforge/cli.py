@@ -88,6 +88,8 @@ def synth(
     width: int = typer.Option(256, help="Image width, pixels."),
     height: int = typer.Option(256, help="Image height, pixels."),
     hfov: float = typer.Option(55.0, help="Horizontal field of view, degrees."),
+    intrinsics: tuple[float, float, float, float] | None = typer.Option(
+        None, help="FX FY CX CY in pixels instead of --hfov (any focal lengths and principal point)."),
     elevation: tuple[float, float] = typer.Option((15.0, 55.0), help="Camera elevation range, degrees."),
     distance: tuple[float, float] = typer.Option((0.9, 1.3), help="Camera distance range, in multiples of "
                                                  "the distance at which the scene's bounding sphere fills the view."),
@@ -121,7 +123,7 @@ def synth(
         except json.JSONDecodeError:
             layout[key] = value
     orbit = OrbitSpec(n_views=views, elevation_deg=elevation, distance_factor=distance, width=width,
-                      height=height, hfov_deg=hfov)
+                      height=height, hfov_deg=hfov, intrinsics=intrinsics)
     config = SynthConfig(kind=kind, seed=seed, views=ViewSettings(orbit=orbit, occlusion=occlusion, normals=normals),
                          layout=layout, depth_format=depth, png_compression=png_compression)
     columns = (TextColumn("[bold]synth[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),

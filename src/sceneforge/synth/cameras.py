@@ -32,6 +32,8 @@ class OrbitSpec:
         which the scene's bounding sphere exactly fills the narrower field of view (>= 1 keeps it
         entirely in frame).
     width, height : image size in pixels.  hfov_deg : horizontal field of view, degrees, (0, 180).
+    intrinsics : (fx, fy, cx, cy) in pixels to use instead of ``hfov_deg`` (any focal lengths and
+        principal point, OpenCV convention), or None.
     """
 
     n_views: int = 4
@@ -40,6 +42,7 @@ class OrbitSpec:
     width: int = 256
     height: int = 256
     hfov_deg: float = 55.0
+    intrinsics: tuple[float, float, float, float] | None = None
 
     def __post_init__(self) -> None:
         _check_int("views", self.n_views, 1, MAX_VIEWS)
@@ -49,11 +52,19 @@ class OrbitSpec:
         _check_range("distance_factor", self.distance_factor, 0.05, 100.0)
         if not 0.0 < float(self.hfov_deg) < 180.0:
             raise InputError(None, f"hfov_deg must be in (0, 180) degrees, got {self.hfov_deg}")
+        if self.intrinsics is not None:
+            values = tuple(float(x) for x in self.intrinsics)
+            if len(values) != 4 or not all(np.isfinite(values)) or values[0] <= 0 or values[1] <= 0:
+                raise InputError(None, f"intrinsics must be (fx, fy, cx, cy) with fx, fy > 0, got {self.intrinsics!r}")
+            object.__setattr__(self, "intrinsics", values)
         object.__setattr__(self, "elevation_deg", tuple(float(x) for x in self.elevation_deg))
         object.__setattr__(self, "distance_factor", tuple(float(x) for x in self.distance_factor))
 
-    def intrinsics(self) -> Camera:
-        """The camera of every view, at the world origin (square pixels, centred principal point)."""
+    def base_camera(self) -> Camera:
+        """The camera of every view, at the world origin: ``intrinsics`` when given, else square
+        pixels with the principal point at the image centre and ``hfov_deg``."""
+        if self.intrinsics is not None:
+            return Camera.from_intrinsics(*self.intrinsics, self.width, self.height)
         return Camera.from_fov(self.width, self.height, self.hfov_deg)
 
 
@@ -121,7 +132,7 @@ def orbit_cameras(centre: np.ndarray, radius: float, spec: OrbitSpec, rng: np.ra
     """
     if not radius > 0:
         raise ValueError(f"scene radius must be positive, got {radius}")
-    base = spec.intrinsics()
+    base = spec.base_camera()
     centre = np.asarray(centre, dtype=np.float64)
     offset = rng.uniform(0.0, 2.0 * np.pi)
     factors = rng.uniform(*spec.distance_factor, size=spec.n_views)

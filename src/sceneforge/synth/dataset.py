@@ -99,6 +99,8 @@ class SynthConfig:
         doc = asdict(self)
         doc["views"]["orbit"]["elevation_deg"] = list(self.views.orbit.elevation_deg)
         doc["views"]["orbit"]["distance_factor"] = list(self.views.orbit.distance_factor)
+        if self.views.orbit.intrinsics is not None:
+            doc["views"]["orbit"]["intrinsics"] = list(self.views.orbit.intrinsics)
         return doc
 
     @classmethod
