@@ -12,8 +12,9 @@ per-axis scale, confidences, the exact intrinsics, floor plane, normalisation an
 object node also carries ``extras`` ``{"id", "label"}`` (Blender shows them as custom properties).
 
 Face colours have no glTF form: such a mesh is written with one vertex per face corner (COLOR_0
-per corner, so viewers show the colours) plus an application attribute ``_SOURCE_VERTEX`` giving
-each written vertex's original index, from which :func:`read_glb_scene` rebuilds the mesh exactly.
+per corner, so viewers show the colours) plus a uint32 accessor, named by the mesh's
+``extras.source_vertex_accessor``, giving each written vertex's original index, from which
+:func:`read_glb_scene` rebuilds the mesh exactly (glTF forbids UNSIGNED_INT vertex attributes).
 Positions are float32 (glTF has no float64 vertex type); transforms and intrinsics are exact.
 """
 
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 import trimesh
 
-from sceneforge.errors import InputError, SceneFileError
+from sceneforge.errors import InputError, SceneFileError, UnsupportedFormatError
 from sceneforge.io.atomic import write_bytes_atomic
 from sceneforge.io.colors import MeshColors, apply_colors, mesh_colors
 from sceneforge.io.scene_json import SCENE_FORMAT, SCENE_VERSION, object_mesh_name
@@ -61,6 +62,8 @@ _ZNEAR, _ZFAR = 0.01, 1000.0
 def write_glb(scene: Scene, path: str | Path) -> Path:
     """Write ``scene`` as a binary glTF file, atomically; returns the path."""
     path = Path(path)
+    if path.suffix.lower() != ".glb":
+        raise UnsupportedFormatError(path, f"GLB scenes are written to .glb files, got {path.suffix!r}")
     write_bytes_atomic(path, scene_to_glb_bytes(scene))
     return path
 
@@ -73,7 +76,7 @@ def scene_to_glb_bytes(scene: Scene) -> bytes:
         name = Path(object_mesh_name(obj)).stem
         mesh_index = builder.add_mesh(name, obj.mesh, f"object {obj.id} ({obj.label})")
         builder.add_node({"name": name, "mesh": mesh_index, "matrix": _gltf_matrix(obj.pose.matrix),
-                          "extras": {"id": obj.id, "label": obj.label}})
+                          "extras": {"id": int(obj.id), "label": str(obj.label)}})
         objects_extras.append({"node": name, "id": obj.id, "label": obj.label,
                                "per_axis_scale": not obj.pose.is_uniform, "confidence": obj.confidence})
     if scene.background is not None:
@@ -147,9 +150,10 @@ class _GltfBuilder:
         extras: dict[str, Any] = {}
         if colors is not None and colors.per_face:
             vertices, faces, corner_rgba, source = _unmerge_face_colors(vertices, faces, colors.rgba)
-            attributes["_SOURCE_VERTEX"] = self.add_accessor(source.astype(np.uint32), "SCALAR", _ARRAY_BUFFER)
             attributes["COLOR_0"] = self.add_accessor(corner_rgba, "VEC4", _ARRAY_BUFFER, normalized=True)
+            # glTF forbids UNSIGNED_INT vertex attributes: the indices sit in an accessor named by extras
             extras["face_colors"] = True
+            extras["source_vertex_accessor"] = self.add_accessor(source.astype(np.uint32), "SCALAR", None)
             extras["source_vertex_count"] = int(len(mesh.vertices))
         elif colors is not None:
             attributes["COLOR_0"] = self.add_accessor(colors.rgba, "VEC4", _ARRAY_BUFFER, normalized=True)
@@ -181,13 +185,12 @@ class _GltfBuilder:
         self.doc["scenes"][0]["extras"] = extras
 
     def to_glb(self) -> bytes:
-        doc = dict(self.doc)
-        if not doc["meshes"]:
-            for key in ("meshes", "accessors", "bufferViews", "buffers"):
-                doc.pop(key)
-        else:
+        if self.blob:
             self.blob.extend(b"\x00" * (-len(self.blob) % 4))
-            doc["buffers"] = [{"byteLength": len(self.blob)}]
+            self.doc["buffers"] = [{"byteLength": len(self.blob)}]
+        # glTF forbids empty arrays: leave out whatever this scene does not use
+        doc = {key: value for key, value in self.doc.items() if value != []}
+        doc["scenes"] = [{k: v for k, v in scene.items() if v != []} for scene in doc["scenes"]]
         return pack_glb(doc, bytes(self.blob))
 
 
@@ -222,9 +225,9 @@ def _gltf_matrix(T: np.ndarray) -> list[float]:
 
 def _json_safe(value: Any) -> Any:
     """Round trip through JSON so numpy values become plain numbers (errors name the value)."""
-    from sceneforge.io.scene_json import _json_default
+    from sceneforge.io.scene_json import json_default
 
-    return json.loads(json.dumps(value, default=_json_default, allow_nan=False))
+    return json.loads(json.dumps(value, default=json_default, allow_nan=False))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -326,7 +329,10 @@ def read_glb_scene(path: str | Path) -> Scene:
     Any other glTF becomes one object per mesh node: its world transform decomposed into a
     :class:`Similarity` (per-axis scale when the axes differ; a mirror is folded into the mesh; a
     shear is baked into the mesh with an identity pose), ids 1..N in node order, labels from node
-    names (the mesh name for unnamed nodes); it has no camera (glTF gives no image size).
+    names (the mesh name for unnamed nodes). When every mesh node but a "background" one carries
+    sceneforge's node extras ``{"id", "label"}`` (a sceneforge GLB re-exported by a tool that drops
+    scene extras), those ids and labels and the background are kept.
+    A foreign file has no camera (glTF gives no image size).
     """
     path = Path(path)
     document = read_gltf_document(path)
@@ -388,8 +394,9 @@ def _read_mesh(document: GltfDocument, mesh_index: int) -> trimesh.Trimesh:
     faces = document.accessor(primitive["indices"]).astype(np.int64).reshape(-1, 3)
     rgba = None if "COLOR_0" not in attributes else _as_rgba_uint8(document, attributes["COLOR_0"])
     colors = None if rgba is None else MeshColors(False, rgba)
-    if (mesh_doc.get("extras") or {}).get("face_colors") and "_SOURCE_VERTEX" in attributes:
-        source = document.accessor(attributes["_SOURCE_VERTEX"]).astype(np.int64)
+    mesh_extras = mesh_doc.get("extras") or {}
+    if mesh_extras.get("face_colors") and "source_vertex_accessor" in mesh_extras:
+        source = document.accessor(mesh_extras["source_vertex_accessor"]).astype(np.int64)
         count = int(mesh_doc["extras"]["source_vertex_count"])
         original = np.zeros((count, 3))
         original[source] = vertices
@@ -444,27 +451,77 @@ def _world_matrices(doc: dict[str, Any]) -> dict[int, np.ndarray]:
     return world
 
 
+@dataclass(frozen=True, eq=False)
+class _ForeignMesh:
+    label: str
+    mesh: trimesh.Trimesh
+    pose: Similarity
+    node_extras: dict[str, Any]
+
+    @property
+    def tagged_id(self) -> int | None:
+        """The object id sceneforge wrote into the node's extras, if it survived."""
+        value = self.node_extras.get("id")
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 def _read_foreign_scene(document: GltfDocument) -> Scene:
     """Any glTF: one object per mesh node, loaded through trimesh (textures sampled to colours)."""
     try:
         loaded = trimesh.load_scene(document.path, process=False, maintain_order=True)
     except Exception as exc:  # trimesh raises many types for broken files
         raise SceneFileError(document.path, f"cannot read glTF ({type(exc).__name__}: {exc})") from exc
-    named = {node["name"] for node in document.json.get("nodes", []) if "name" in node}
-    objects = []
+    named = {node["name"]: node for node in document.json.get("nodes", []) if "name" in node}
+    found = []
     for node_name in loaded.graph.nodes_geometry:
         T_world_node, geometry_name = loaded.graph[node_name]
         geometry = loaded.geometry[geometry_name]
         if not isinstance(geometry, trimesh.Trimesh) or len(geometry.faces) == 0:
             continue
-        label = node_name if node_name in named else geometry_name
+        node = named.get(node_name) or {}
+        if _has_source_vertices(document, node):  # a face-coloured sceneforge mesh: rebuild it exactly
+            geometry = _read_mesh(document, node["mesh"])
         mesh, pose = split_node_pose(geometry.copy(), np.asarray(T_world_node, dtype=np.float64))
-        colors = mesh_colors(mesh)
-        mesh = apply_colors(trimesh.Trimesh(mesh.vertices, mesh.faces, process=False), colors)
-        objects.append(SceneObject(len(objects) + 1, str(label), mesh, pose))
-    if not objects:
+        mesh = apply_colors(trimesh.Trimesh(mesh.vertices, mesh.faces, process=False), mesh_colors(mesh))
+        extras = node.get("extras")
+        found.append(_ForeignMesh(str(node_name if node_name in named else geometry_name), mesh, pose,
+                                  extras if isinstance(extras, dict) else {}))
+    if not found:
         raise SceneFileError(document.path, "glTF file holds no triangle mesh")
-    return Scene(objects=tuple(objects), metadata={"source": str(document.path)})
+    metadata = {"source": str(document.path)}
+    retagged = _retagged_scene(found, metadata)
+    if retagged is not None:
+        return retagged
+    return Scene(objects=tuple(SceneObject(k + 1, f.label, f.mesh, f.pose) for k, f in enumerate(found)),
+                 metadata=metadata)
+
+
+def _has_source_vertices(document: GltfDocument, node: dict[str, Any]) -> bool:
+    if not isinstance(node.get("mesh"), int) or node["mesh"] >= len(document.json.get("meshes", [])):
+        return False
+    extras = document.json["meshes"][node["mesh"]].get("extras") or {}
+    return isinstance(extras, dict) and "source_vertex_accessor" in extras
+
+
+def _retagged_scene(found: list[_ForeignMesh], metadata: dict[str, Any]) -> Scene | None:
+    """A sceneforge GLB re-exported by a tool that dropped the scene extras but kept node extras:
+    every mesh node but one "background" carries a unique id. None when that is not the case."""
+    tagged = [f for f in found if f.tagged_id is not None]
+    rest = [f for f in found if f.tagged_id is None]
+    if not tagged or len({f.tagged_id for f in tagged}) != len(tagged):
+        return None
+    if rest and not (len(rest) == 1 and rest[0].label == BACKGROUND_NODE):
+        return None
+    objects = sorted((SceneObject(f.tagged_id, str(f.node_extras.get("label", f.label)), f.mesh, f.pose)
+                      for f in tagged), key=lambda o: o.id)
+    background = _posed(rest[0].mesh, rest[0].pose) if rest else None
+    return Scene(objects=tuple(objects), background=background, metadata=metadata)
+
+
+def _posed(mesh: trimesh.Trimesh, pose: Similarity) -> trimesh.Trimesh:
+    out = mesh.copy()
+    out.apply_transform(pose.matrix)
+    return out
 
 
 def split_node_pose(mesh: trimesh.Trimesh, T_world_node: np.ndarray) -> tuple[trimesh.Trimesh, Similarity]:

@@ -106,7 +106,8 @@ def write_usd(scene: Scene, path: str | Path) -> Path:
     """Write ``scene`` as a USD stage, atomically; .usda gives text, .usdc/.usd binary crate."""
     path = Path(path)
     if path.suffix.lower() not in USD_SUFFIXES:
-        raise UnsupportedFormatError(path, f"unknown USD type {path.suffix!r}; expected one of {', '.join(USD_SUFFIXES)}")
+        raise UnsupportedFormatError(path, f"unknown USD type {path.suffix!r}; "
+                                           f"expected one of {', '.join(USD_SUFFIXES)}")
     stage = scene_to_usd_stage(scene)
     with atomic_path(path) as tmp:
         if not stage.GetRootLayer().Export(str(tmp)):
@@ -143,14 +144,14 @@ def scene_to_usd_stage(scene: Scene) -> Any:
         _define_mesh(stage, BACKGROUND_PATH, scene.background, "background")
     if scene.camera is not None:
         _define_camera(stage, scene.camera)
-    from sceneforge.io.scene_json import _json_default
+    from sceneforge.io.scene_json import json_default
 
     doc = {"format": SCENE_FORMAT, "version": SCENE_VERSION, "objects": objects_doc,
            "camera": None if scene.camera is None else scene.camera.to_dict(),
            "floor": None if scene.floor is None else scene.floor.to_dict(),
            "normalisation": None if scene.normalisation is None else scene.normalisation.to_dict(),
            "metadata": scene.metadata}
-    stage.GetRootLayer().customLayerData = {LAYER_DATA_KEY: json.dumps(doc, default=_json_default, allow_nan=False)}
+    stage.GetRootLayer().customLayerData = {LAYER_DATA_KEY: json.dumps(doc, default=json_default, allow_nan=False)}
     return stage
 
 
