@@ -2,14 +2,15 @@
 
 A scene is a scene.json (or a folder holding one), a .glb/.gltf or a USD file: anything
 :func:`sceneforge.io.load_scene` reads. A folder that is not itself a scene is a folder of scenes:
-each sub-folder with a scene file, and each scene file directly inside, is one scene named by its
-folder or file stem. Ground-truth scenes without a prediction are scored as empty predictions (F 0,
+each sub-folder with a scene file, and each scene file directly inside (a .json only when it is a
+sceneforge scene), is one scene named by its folder or file stem. Ground-truth scenes without a prediction are scored as empty predictions (F 0,
 infinite Chamfer distance) and predictions without a ground truth are reported; nothing is
 dropped silently. Scenes run in parallel worker processes (``workers``) or on a Ray cluster.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
@@ -63,9 +64,23 @@ def list_scenes(folder: Path) -> dict[str, Path]:
             continue
         if child.is_dir() and is_single_scene(child):
             scenes[child.name] = child
-        elif child.is_file() and child.suffix.lower() in SCENE_SUFFIXES:
+        elif child.is_file() and child.suffix.lower() in SCENE_SUFFIXES and _may_be_scene_file(child):
             scenes.setdefault(child.stem, child)
     return scenes
+
+
+def _may_be_scene_file(path: Path) -> bool:
+    """Every .glb/.usd file; a .json file only when it declares the scene format (a folder of
+    scenes may hold other JSON, such as the synthetic engine's dataset.json)."""
+    if path.suffix.lower() != ".json":
+        return True
+    from sceneforge.io.scene_json import SCENE_FORMAT
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(doc, dict) and doc.get("format") == SCENE_FORMAT
 
 
 def pair_scenes(pred: str | Path, gt: str | Path) -> tuple[list[ScenePair], list[str]]:
