@@ -150,8 +150,8 @@ def main() -> None:
     lines += [f"| {name} | {sec:.3f} | {cpu:.3f} | {100 * f:.2f} |" for name, sec, cpu, f in rows]
     lines += ["", f"ratio sceneforge / baseline: **{ours_s / base_s:.3f}x** the wall time, "
                   f"{ours_cpu / base_cpu:.3f}x the CPU time.",
-              f"Target, full evaluation <= 2 s on 2 cores: wall {'met' if ours_s <= 2.0 else 'NOT met'} in this run, "
-              f"CPU time {'within' if ours_cpu <= 2.0 else 'above'} 2 s.", "", f"Machine: {machine()}."]
+              f"Target, full evaluation <= 2 s wall on {CORES} cores: {'met' if ours_s <= 2.0 else 'NOT met'} "
+              f"in this run (CPU seconds add up both cores' threads).", "", f"Machine: {machine()}."]
     table = "\n".join(lines)
     print(table)
     if not args.no_write:
