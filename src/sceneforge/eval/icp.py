@@ -199,9 +199,10 @@ def yaw_candidate(yaw_deg: float, up_axis: str, source_centre: np.ndarray,
 
 def yaw_candidates(config: RobustICPConfig, source: np.ndarray,
                    target: np.ndarray) -> list[tuple[float, str, np.ndarray]]:
-    """(yaw_deg, translation hypothesis, T) initial guesses: every sweep yaw about the source centroid, with two translation
-    hypotheses each: centroids brought together, and the source left in place (which is right when
-    the prediction misses or adds objects, so that its centroid moved)."""
+    """(yaw_deg, translation hypothesis, T) initial guesses: every sweep yaw about the source
+    centroid, with two translation hypotheses each: centroids brought together, and the source
+    left in place (which is right when the prediction misses or adds objects, so that its centroid
+    moved)."""
     src_c, tgt_c = source.mean(axis=0), target.mean(axis=0)
     out = []
     for yaw in config.yaw_degrees:
@@ -427,7 +428,8 @@ class AlignmentConfig:
             raise ValueError(f"scale must be one of {', '.join(SCALE_MODES)}, got {self.scale!r}")
         unknown = set(self.normalisations) - set(NORMALISATIONS)
         if unknown or not self.normalisations:
-            raise ValueError(f"normalisations must be a non-empty subset of {NORMALISATIONS}, got {self.normalisations}")
+            raise ValueError(f"normalisations must be a non-empty subset of {NORMALISATIONS}, "
+                             f"got {self.normalisations}")
 
 
 def _normalisation_pair(name: str, source: np.ndarray, target: np.ndarray,

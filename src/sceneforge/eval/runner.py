@@ -3,9 +3,9 @@
 A scene is a scene.json (or a folder holding one), a .glb/.gltf or a USD file: anything
 :func:`sceneforge.io.load_scene` reads. A folder that is not itself a scene is a folder of scenes:
 each sub-folder with a scene file, and each scene file directly inside (a .json only when it is a
-sceneforge scene), is one scene named by its folder or file stem. Ground-truth scenes without a prediction are scored as empty predictions (F 0,
-infinite Chamfer distance) and predictions without a ground truth are reported; nothing is
-dropped silently. Scenes run in parallel worker processes (``workers``) or on a Ray cluster.
+sceneforge scene), is one scene named by its folder or file stem. Ground-truth scenes without a
+prediction are scored as empty predictions (F 0, infinite Chamfer distance) and predictions
+without a ground truth are reported; nothing is dropped silently. Scenes run in parallel worker processes (``workers``) or on a Ray cluster.
 """
 
 from __future__ import annotations
