@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import trimesh
 
-from sceneforge import cli
 from sceneforge.errors import InputError
 from sceneforge.eval.icp import AlignmentConfig
 from sceneforge.eval.matching import match_by_boxes, match_objects
@@ -233,22 +232,10 @@ def test_pairing_errors(tmp_path, scene_folders):
         pair_scenes(pred_dir, tmp_path / "empty")
 
 
-def _run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["sceneforge", *map(str, args)])
-    monkeypatch.setenv("COLUMNS", "200")
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def test_cli_evaluate_folders_with_workers_writes_reports(scene_folders, tmp_path, monkeypatch, capsys):
+def test_cli_evaluate_folders_with_workers_writes_reports(scene_folders, tmp_path, run_cli):
     pred_dir, gt_dir = scene_folders
     out = tmp_path / "report"
-    code, stdout, stderr = _run_cli(monkeypatch, capsys, "evaluate", pred_dir, gt_dir, "--out", out,
+    code, stdout, stderr = run_cli("evaluate", pred_dir, gt_dir, "--out", out,
                                     "--workers", "2", "--points", "1500", "--chamfer", "l1_mean")
     assert code == 0, stderr
     assert "CD-S (l1_mean)" in stdout and "scene2" in stdout and "orphan" in stderr
@@ -259,10 +246,10 @@ def test_cli_evaluate_folders_with_workers_writes_reports(scene_folders, tmp_pat
     assert (out / "evaluation.csv").read_text().count("\n") == 5  # header, 3 scenes, mean
 
 
-def test_cli_evaluate_bad_input_exit_code_2(tmp_path, monkeypatch, capsys):
-    code, _, stderr = _run_cli(monkeypatch, capsys, "evaluate", tmp_path / "a", tmp_path / "b")
+def test_cli_evaluate_bad_input_exit_code_2(tmp_path, run_cli):
+    code, _, stderr = run_cli("evaluate", tmp_path / "a", tmp_path / "b")
     assert code == 2 and "not found" in stderr and "Traceback" not in stderr
-    code, _, stderr = _run_cli(monkeypatch, capsys, "evaluate", tmp_path, tmp_path, "--scale", "affine")
+    code, _, stderr = run_cli("evaluate", tmp_path, tmp_path, "--scale", "affine")
     assert code == 2 and "scale must be one of" in stderr
 
 
@@ -301,9 +288,9 @@ def test_eval_imports_no_open3d_and_no_reconstruction_stage():
                    "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[1] / "src")})
 
 
-def test_cli_symmetric_needs_label_and_order(scene_folders, monkeypatch, capsys):
+def test_cli_symmetric_needs_label_and_order(scene_folders, run_cli):
     pred_dir, gt_dir = scene_folders
-    code, _, stderr = _run_cli(monkeypatch, capsys, "evaluate", pred_dir, gt_dir, "--symmetric", "table")
+    code, _, stderr = run_cli("evaluate", pred_dir, gt_dir, "--symmetric", "table")
     assert code == 2 and "LABEL=ORDER" in stderr
 
 
