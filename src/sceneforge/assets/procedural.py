@@ -36,7 +36,7 @@ import trimesh
 
 from sceneforge.assets.base import Asset, ParamSampler, Part, SizePrior, assemble
 from sceneforge.assets.primitives import (
-    _Z_TO_Y, arc_points, box, box_from_bounds, cylinder_between, ellipsoid, frustum_y, hollow_vessel_profile,
+    _Z_TO_Y, arc_points, box_from_bounds, cylinder_between, ellipsoid, frustum_y, hollow_vessel_profile,
     revolve_y, tapered_box_y, translate, tube)
 from sceneforge.errors import InputError
 
@@ -196,6 +196,7 @@ def _chair(p: ParamSampler, prior: SizePrior) -> list[Part]:
     seat_c = p.colour("seat_colour", FABRIC + WOOD)
     back_c = p.colour("back_colour", FABRIC + WOOD)
     seat_lo = seat_h - seat_t
+    d = d - (h - seat_h) * np.sin(np.radians(tilt))  # seat depth: the tilted back leans this far behind it
     parts = [Part("seat", box_from_bounds((-w / 2, seat_lo, -d / 2), (w / 2, seat_h, d / 2)), seat_c)]
     if base == "four_legs":
         m = leg_t / 2 + 0.01
@@ -235,7 +236,7 @@ def _chair(p: ParamSampler, prior: SizePrior) -> list[Part]:
     if arms:
         arm_y = seat_h + 0.2
         for sx in (-1, 1):
-            x = sx * (w / 2 - 0.02)
+            x = sx * (w / 2 - 0.025)
             parts.append(Part("arm", box_from_bounds((x - 0.02, seat_h, d / 2 - 0.06), (x + 0.02, arm_y, d / 2 - 0.02)), frame_c))
             parts.append(Part("arm", box_from_bounds((x - 0.025, arm_y, -d / 2 + back_t), (x + 0.025, arm_y + 0.025, d / 2)), frame_c))
     return parts
@@ -472,19 +473,21 @@ def _make_cabinet(fronts: Sequence[str]) -> Callable[[ParamSampler, SizePrior], 
 
 
 def _lamp(p: ParamSampler, prior: SizePrior) -> list[Part]:
-    _, h, _ = p.dims(prior)
+    w, h, _ = p.dims(prior)  # the width is the shade's diameter
     base_shape = p.choice("base_shape", ["disc", "square", "cone"])
-    base_r = p.uniform("base_radius", 0.05, 0.12) * (h / 0.5) ** 0.5
+    base_r = p.uniform("base_radius_fraction", 0.4, 0.9) * w / 2
     stem = p.choice("stem", ["straight", "bent"])
     stem_r = p.uniform("stem_radius", 0.006, 0.02)
     shade = p.choice("shade_shape", ["cone", "cylinder", "dome"])
-    shade_r = p.uniform("shade_radius", 0.08, 0.2) * (h / 0.5) ** 0.5
+    shade_r = w / 2
     shade_h = p.uniform("shade_height_fraction", 0.2, 0.4) * h
     taper = p.uniform("shade_taper", 0.4, 0.9)
     base_c = p.colour("base_colour", METAL + CERAMIC)
     shade_c = p.colour("shade_colour", FABRIC + PAPER)
     base_t = 0.03
     parts = []
+    if base_shape == "square":
+        base_r /= np.sqrt(2.0)  # the square's corners stay inside the shade's circle
     if base_shape == "disc":
         parts.append(Part("base", frustum_y(base_r, base_r * 0.9, base_t, 0.0, sections=24), base_c))
     elif base_shape == "square":
@@ -580,15 +583,15 @@ def _laptop(p: ParamSampler, prior: SizePrior) -> list[Part]:
 
 # -------------------------------------------------------------------------------------- tableware
 def _mug(p: ParamSampler, prior: SizePrior) -> list[Part]:
-    w, h, _ = p.dims(prior)
+    _, h, d = p.dims(prior)  # the body's diameter is the depth; the width adds the handle
     taper = p.uniform("taper", 0.8, 1.25)
     wall = p.uniform("wall_thickness", 0.003, 0.007)
     handle = p.choice("handle_shape", ["round", "square", "none"])
     handle_size = p.uniform("handle_size", 0.5, 0.9)
     body_c = p.colour("body_colour", CERAMIC)
     handle_c = p.colour("handle_colour", CERAMIC)
-    r_top = w / 2
-    r_bottom = r_top / taper
+    r_top = d / 2 * min(1.0, taper)  # the wider end has the drawn diameter
+    r_bottom = d / 2 * min(1.0, 1.0 / taper)
     outer = np.array([[r_bottom, 0.0], [0.5 * (r_bottom + r_top), h / 2], [r_top, h]])
     parts = [Part("body", revolve_y(hollow_vessel_profile(outer, wall, wall * 1.5), 24), body_c)]
     if handle != "none":
@@ -733,12 +736,18 @@ def _plant_pot(p: ParamSampler, prior: SizePrior) -> list[Part]:
     r_soil = np.interp(soil_y, outer[:, 1], outer[:, 0]) - 0.008
     parts.append(Part("soil", frustum_y(r_soil, r_soil, soil_y - 0.01, 0.01, sections=24), soil_c))
     top_h = h - soil_y
-    if plant == "bush":
+    if plant == "bush":  # a trunk carrying a round crown of overlapping leaf balls, all touching its centre
+        crown_r = min(0.9 * r, top_h / 2)
+        crown_y = h - crown_r
+        if crown_y > soil_y:
+            trunk = tube(np.array([[0.0, soil_y - 0.005, 0.0], [0.0, crown_y, 0.0]]), max(0.08 * r, 0.004), 8)
+            parts.append(Part("trunk", trunk, SOIL[0]))
         for _ in range(n_leaves):
-            c = leaf_rng.uniform(-0.4, 0.4, 3) * [r, 0, r]
-            rr = r * leaf_rng.uniform(0.35, 0.6)
-            cy = soil_y + rr * 0.8 + leaf_rng.uniform(0, max(top_h - 2 * rr, 0.0))
-            parts.append(Part("plant", ellipsoid((rr, min(rr, top_h / 2), rr), (c[0], min(cy, h - min(rr, top_h / 2)), c[2])), plant_c))
+            direction = leaf_rng.normal(size=3)
+            direction /= max(float(np.linalg.norm(direction)), 1e-9)
+            rr = crown_r * leaf_rng.uniform(0.5, 0.75)
+            centre = np.array([0.0, crown_y, 0.0]) + (crown_r - rr) * direction
+            parts.append(Part("plant", ellipsoid((rr, rr, rr), tuple(centre), subdivisions=2), plant_c))
     elif plant == "cactus":
         cr = 0.35 * r
         parts.append(Part("plant", translate(trimesh.creation.capsule(height=max(top_h - 2 * cr, 0.01), radius=cr, count=[10, 6]).apply_transform(_Z_TO_Y), (0, soil_y + top_h / 2, 0)), plant_c))
@@ -825,7 +834,8 @@ def _teapot(p: ParamSampler, prior: SizePrior) -> list[Part]:
     knob = p.choice("knob", ["ball", "cone"])
     body_c = p.colour("body_colour", CERAMIC + METAL)
     lid_c = p.colour("lid_colour", CERAMIC + METAL)
-    r = 0.5 * w / (1 + 0.5 * spout_len)
+    behind = 0.95 + 0.6 * squash + 0.06 if handle == "side" else 1.0  # body + handle reach on -x, in r
+    r = w / (1.0 + 1.09 * spout_len + behind)  # spout tip (r + spout + its radius) on +x
     bh = 2 * r * squash
     a = np.linspace(-np.pi / 2, np.pi / 2, 10)
     prof = np.column_stack([r * np.cos(a), bh / 2 + bh / 2 * np.sin(a)])
@@ -944,13 +954,13 @@ REGISTRY: dict[str, CategorySpec] = {s.name: s for s in [
           ({"shade_shape": "cone"}, {"shade_shape": "dome"}), ({"stem": "straight"}, {"stem": "bent"})),
     _spec("floor_lamp", _lamp, (0.25, 1.3, 0.25), (0.6, 1.8, 0.6), "floor",
           ({"shade_shape": "cone"}, {"shade_shape": "cylinder"}), ({"base_shape": "disc"}, {"base_shape": "cone"})),
-    _spec("monitor", _monitor, (0.45, 0.35, 0.15), (0.75, 0.6, 0.25), "stackable",
+    _spec("monitor", _monitor, (0.45, 0.25, 0.15), (0.85, 0.6, 0.25), "stackable",
           ({"aspect": 16 / 9}, {"aspect": 21 / 9}), ({"stand": "column"}, {"stand": "arm"})),
     _spec("tv", _tv, (0.9, 0.55, 0.25), (1.6, 1.0, 0.3), "stackable floor",
           ({"stand": "feet"}, {"stand": "pedestal"}), ({"aspect": 16 / 9}, {"aspect": 2.0})),
-    _spec("laptop", _laptop, (0.3, 0.15, 0.2), (0.4, 0.3, 0.35), "stackable",
+    _spec("laptop", _laptop, (0.3, 0.15, 0.2), (0.4, 0.3, 0.45), "stackable",
           ({"lid_angle_deg": 90.0}, {"lid_angle_deg": 130.0})),
-    _spec("mug", _mug, (0.07, 0.08, 0.07), (0.1, 0.12, 0.1), "stackable",
+    _spec("mug", _mug, (0.07, 0.08, 0.07), (0.15, 0.12, 0.1), "stackable",
           ({"handle_shape": "round"}, {"handle_shape": "square"}), ({"taper": 0.8}, {"taper": 1.25})),
     _spec("cup", _cup, (0.06, 0.08, 0.06), (0.09, 0.18, 0.09), "stackable",
           ({"stem": False}, {"stem": True}), ({"taper": 0.6}, {"taper": 1.0})),
@@ -968,7 +978,7 @@ REGISTRY: dict[str, CategorySpec] = {s.name: s for s in [
           ({"spine": "flat"}, {"spine": "rounded"}), ({"page_inset": 0.002}, {"page_inset": 0.008})),
     _spec("box", _box, (0.1, 0.08, 0.1), (0.6, 0.5, 0.5), "stackable floor",
           ({"lid": "cap"}, {"lid": "open"}), ({"lid": "open"}, {"lid": "flaps"})),
-    _spec("teapot", _teapot, (0.18, 0.12, 0.12), (0.3, 0.25, 0.2), "stackable",
+    _spec("teapot", _teapot, (0.18, 0.09, 0.09), (0.3, 0.25, 0.2), "stackable",
           ({"handle_style": "side"}, {"handle_style": "top"}), ({"spout_length": 0.6}, {"spout_length": 1.2})),
     _spec("bin", _bin, (0.2, 0.3, 0.2), (0.45, 0.75, 0.45), "floor",
           ({"shape": "round"}, {"shape": "square"}), ({"lid": False}, {"lid": True})),
@@ -1008,12 +1018,30 @@ def generate_asset(category: str, seed: int | np.random.Generator = 0, **overrid
     parts = spec.build(sampler, spec.size_prior)
     sampler.check_overrides_used()
     mesh, part_ids, names = assemble(parts)
+    fit = _fit_to_prior(mesh, spec.size_prior)
     key = f"procedural/{category}/seed={int(seed)}"
     if overrides:
         digest = hashlib.sha1(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()[:10]
         key += f"/overrides={digest}"
     mesh.metadata["name"] = key
-    return Asset(mesh, part_ids, names, category, {"seed": int(seed), **sampler.params}, spec.size_prior, key)
+    params = {"seed": int(seed), **sampler.params, "fit_scale": fit}
+    return Asset(mesh, part_ids, names, category, params, spec.size_prior, key)
+
+
+def _fit_to_prior(mesh: trimesh.Trimesh, prior: SizePrior) -> list[float]:
+    """Scale each axis of the (origin-centred) mesh in place so its bounding box lies inside the size
+    prior; returns the (3,) per-axis factors (1.0 where the side already fits).
+
+    Generators draw their main dimensions from the prior, but protruding parts (a mug's handle, a
+    tilted chair back, door handles, an open laptop lid) can push a side a little past it; this
+    keeps every asset's box within its category's real-world range."""
+    extents = np.asarray(mesh.extents, dtype=np.float64)
+    target = np.clip(extents, prior.low, prior.high)
+    factors = np.where(extents > 0, target / np.maximum(extents, 1e-12), 1.0)
+    if np.any(np.abs(factors - 1.0) > 1e-12):
+        mesh.apply_transform(np.diag([*factors, 1.0]))
+        mesh.apply_translation(-mesh.bounds.mean(axis=0))
+    return [float(f) for f in factors]
 
 
 def size_prior(category: str) -> SizePrior:
