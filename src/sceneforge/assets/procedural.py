@@ -92,8 +92,7 @@ def _corner_positions(half_w: float, half_d: float, inset: float, count: int, el
     if count == 4 and not elliptic:
         return [(sx * a, sz * b) for sx in (-1, 1) for sz in (-1, 1)]
     angles = np.radians([45, 135, 225, 315]) if count == 4 else np.radians([90, 210, 330])
-    scale = 1.0 if elliptic else 1.0
-    return [(scale * a * np.cos(t), scale * b * np.sin(t)) for t in angles]
+    return [(a * np.cos(t), b * np.sin(t)) for t in angles]
 
 
 # ------------------------------------------------------------------------------------- furniture
@@ -160,7 +159,7 @@ def _desk(p: ParamSampler, prior: SizePrior) -> list[Part]:
         for sx in (-1, 1):
             x = sx * (w / 2 - 0.01)
             parts.append(Part("panel", box_from_bounds((x - 0.01 - 0.005, 0, -d / 2 + 0.02),
-                                                       (x + 0.01 - 0.005 * 0 , y0, d / 2 - 0.02)), frame_c))
+                                                       (x + 0.01 - 0.005, y0, d / 2 - 0.02)), frame_c))
     if modesty:
         parts.append(Part("panel", box_from_bounds((-w / 2 + 0.05, y0 * 0.45, -d / 2 + 0.03),
                                                    (w / 2 - 0.05, y0, -d / 2 + 0.045)), frame_c))
@@ -826,7 +825,7 @@ def _box(p: ParamSampler, prior: SizePrior) -> list[Part]:
 
 
 def _teapot(p: ParamSampler, prior: SizePrior) -> list[Part]:
-    w, h, _ = p.dims(prior)
+    w, _, _ = p.dims(prior)  # the height follows from the body's squash
     squash = p.uniform("body_squash", 0.6, 1.0)
     spout_len = p.uniform("spout_length", 0.6, 1.2)
     spout_rise = p.uniform("spout_rise", 0.3, 0.9)
