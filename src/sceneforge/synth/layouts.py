@@ -46,7 +46,7 @@ Meshes in ``layout.scene.objects`` are the assets' canonical meshes (shared with
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -557,16 +557,29 @@ def _initial_region(radii: np.ndarray, gap: float) -> float:
 
 
 def _arrange_iscene(floor_assets: Sequence[Asset], table: Asset | None, stacked: Sequence[Asset],
-                    rng: np.random.Generator, seed: int, cfg: ISceneConfig, drop_unfit: bool) -> Layout:
+                    rng: np.random.Generator, seed: int, cfg: ISceneConfig, drop_unfit: bool,
+                    refill: Callable[[], Asset] | None = None) -> Layout:
+    """The I-Scene procedure. The table's scale and its stacked objects are settled first, so that a
+    stacked object left out (``drop_unfit``) can be replaced by a floor object from ``refill`` and
+    the object count stays what was drawn."""
     items = ([table] if table is not None else []) + list(floor_assets)
     if not items:
         raise InputError(None, "an I-Scene layout needs at least one floor object or a table")
-    scales = rng.uniform(*cfg.scale_range, size=len(items))
+    density = float(rng.uniform(*cfg.density_range))
+    on_top: list[tuple[Asset, float, np.ndarray]] = []
+    table_scale: list[float] = []
+    if table is not None:
+        table_scale = [float(rng.uniform(*cfg.scale_range))]
+        if stacked:
+            top_local = _scaled_top(table, table_scale[0])
+            on_top = _place_on_top(top_local, stacked, rng, cfg, density, seed, drop_unfit)
+            if refill is not None:
+                items += [refill() for _ in range(len(stacked) - len(on_top))]
+    first = len(table_scale)
+    scales = np.array(table_scale + [float(v) for v in rng.uniform(*cfg.scale_range, size=len(items) - first)])
     yaws = rng.uniform(0.0, 2.0 * np.pi, size=len(items)) if cfg.rotation == "yaw" else np.zeros(len(items))
     radii = np.array([s * a.footprint_radius for s, a in zip(scales, items)])
-    density = float(rng.uniform(*cfg.density_range))
     gap = float(radii.mean()) * density
-    first = 1 if table is not None else 0
     order = list(range(first)) + sorted(range(first, len(items)), key=lambda k: -radii[k])
     region = cfg.region_half_extent if cfg.region_half_extent is not None else _initial_region(radii, gap)
     centres, region = poisson_disc_place(radii[order], gap, region, rng, cfg.max_tries, cfg.max_expansions, "iscene", seed)
@@ -575,7 +588,6 @@ def _arrange_iscene(floor_assets: Sequence[Asset], table: Asset | None, stacked:
     if table is not None and stacked:
         base = placed[0]
         top_local = _scaled_top(base.asset, base.scale)
-        on_top = _place_on_top(top_local, stacked, rng, cfg, density, seed, drop_unfit)
         R2 = rotation_y(base.yaw)[[0, 2]][:, [0, 2]]  # x/z block of the yaw rotation
         height = base.scale * (float(base.asset.mesh.bounds[1, 1]) - float(base.asset.mesh.bounds[0, 1]))
         for asset, s, c_local in on_top:
@@ -600,7 +612,8 @@ def arrange_iscene(floor_assets: Sequence[Asset], seed: int, *, table: Asset | N
 def iscene_layout(pool: AssetPool, seed: int, config: ISceneConfig | None = None) -> Layout:
     """Random I-Scene layout: N ~ U{min_objects..max_objects} assets drawn from ``pool``; with
     probability ``table_probability`` a support category is drawn first and carries 1..max_stacked
-    stackable objects (those that cannot fit are redrawn up to 4 times, then left out)."""
+    stackable objects (those that cannot fit are redrawn up to 4 times, then left out and replaced by
+    floor objects, so the scene has exactly N objects)."""
     cfg = config or ISceneConfig()
     seed = _check_seed(seed)
     rng = np.random.default_rng(seed)
@@ -615,7 +628,8 @@ def iscene_layout(pool: AssetPool, seed: int, config: ISceneConfig | None = None
         stacked = _fitting_stackables(pool, rng, stackable, table, n_stacked, cfg)
         n -= 1 + len(stacked)
     floor_assets = [pool.sample(rng, floor_cats) for _ in range(n)]
-    return _arrange_iscene(floor_assets, table, stacked, rng, seed, cfg, drop_unfit=True)
+    return _arrange_iscene(floor_assets, table, stacked, rng, seed, cfg, drop_unfit=True,
+                           refill=lambda: pool.sample(rng, floor_cats))
 
 
 def _fitting_stackables(pool: AssetPool, rng: np.random.Generator, categories: Sequence[str], table: Asset,
