@@ -585,7 +585,7 @@ def _mug(p: ParamSampler, prior: SizePrior) -> list[Part]:
     _, h, d = p.dims(prior)  # the body's diameter is the depth; the width adds the handle
     taper = p.uniform("taper", 0.8, 1.25)
     wall = p.uniform("wall_thickness", 0.003, 0.007)
-    handle = p.choice("handle_shape", ["round", "square", "none"])
+    handle = p.choice("handle_shape", ["round", "square"])  # the handle makes it a mug (else: cup)
     handle_size = p.uniform("handle_size", 0.5, 0.9)
     body_c = p.colour("body_colour", CERAMIC)
     handle_c = p.colour("handle_colour", CERAMIC)
@@ -593,21 +593,20 @@ def _mug(p: ParamSampler, prior: SizePrior) -> list[Part]:
     r_bottom = d / 2 * min(1.0, 1.0 / taper)
     outer = np.array([[r_bottom, 0.0], [0.5 * (r_bottom + r_top), h / 2], [r_top, h]])
     parts = [Part("body", revolve_y(hollow_vessel_profile(outer, wall, wall * 1.5), 24), body_c)]
-    if handle != "none":
-        y_hi, y_lo = 0.8 * h, 0.8 * h - handle_size * 0.7 * h
-        r_hi = np.interp(y_hi, outer[:, 1], outer[:, 0]) - wall / 2
-        r_lo = np.interp(y_lo, outer[:, 1], outer[:, 0]) - wall / 2
-        reach = 0.3 * h * handle_size + 0.01
-        if handle == "round":
-            mid_y, half = (y_hi + y_lo) / 2, (y_hi - y_lo) / 2
-            a = np.linspace(np.pi / 2, -np.pi / 2, 10)
-            xs = np.maximum(r_hi, r_lo) + reach * np.cos(a)
-            path = np.column_stack([xs, mid_y + half * np.sin(a), np.zeros_like(a)])
-            path[0, 0], path[-1, 0] = r_hi, r_lo
-        else:
-            x_out = max(r_hi, r_lo) + reach
-            path = np.array([[r_hi, y_hi, 0.0], [x_out, y_hi, 0.0], [x_out, y_lo, 0.0], [r_lo, y_lo, 0.0]])
-        parts.append(Part("handle", tube(path, 0.006, 8), handle_c))
+    y_hi, y_lo = 0.8 * h, 0.8 * h - handle_size * 0.7 * h
+    r_hi = np.interp(y_hi, outer[:, 1], outer[:, 0]) - wall / 2
+    r_lo = np.interp(y_lo, outer[:, 1], outer[:, 0]) - wall / 2
+    reach = 0.3 * h * handle_size + 0.01
+    if handle == "round":
+        mid_y, half = (y_hi + y_lo) / 2, (y_hi - y_lo) / 2
+        a = np.linspace(np.pi / 2, -np.pi / 2, 10)
+        xs = np.maximum(r_hi, r_lo) + reach * np.cos(a)
+        path = np.column_stack([xs, mid_y + half * np.sin(a), np.zeros_like(a)])
+        path[0, 0], path[-1, 0] = r_hi, r_lo
+    else:
+        x_out = max(r_hi, r_lo) + reach
+        path = np.array([[r_hi, y_hi, 0.0], [x_out, y_hi, 0.0], [x_out, y_lo, 0.0], [r_lo, y_lo, 0.0]])
+    parts.append(Part("handle", tube(path, 0.006, 8), handle_c))
     return parts
 
 
@@ -961,7 +960,7 @@ REGISTRY: dict[str, CategorySpec] = {s.name: s for s in [
           ({"stand": "pedestal", "base_shape": "round"}, {"stand": "pedestal", "base_shape": "rectangle"})),
     _spec("laptop", _laptop, (0.3, 0.15, 0.2), (0.4, 0.3, 0.45), "stackable",
           ({"lid_angle_deg": 90.0}, {"lid_angle_deg": 130.0})),
-    _spec("mug", _mug, (0.07, 0.08, 0.07), (0.15, 0.12, 0.1), "stackable",
+    _spec("mug", _mug, (0.09, 0.08, 0.07), (0.15, 0.12, 0.1), "stackable",
           ({"handle_shape": "round"}, {"handle_shape": "square"}), ({"taper": 0.8}, {"taper": 1.25})),
     _spec("cup", _cup, (0.06, 0.08, 0.06), (0.09, 0.18, 0.09), "stackable",
           ({"stem": False}, {"stem": True}), ({"taper": 0.6}, {"taper": 1.0})),
