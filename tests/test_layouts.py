@@ -190,6 +190,15 @@ def test_stacked_objects_lie_inside_the_table_top(stacked_layouts):
         hull = _top_hull(table)
         top = float(table.bounds[1, 1])
         assert layout.support_tops[1].height == pytest.approx(top, abs=1e-9)
+        # the first stacked object is anchored at the top polygon's centroid, its disc inside the polygon
+        first = min(i for i, s in layout.supports.items() if s == 1)
+        polygon = hull.points[hull.vertices]
+        x, z = polygon[:, 0], polygon[:, 1]
+        cross = x * np.roll(z, -1) - np.roll(x, -1) * z
+        centroid = np.array([((x + np.roll(x, -1)) * cross).sum(), ((z + np.roll(z, -1)) * cross).sum()]) / (3 * cross.sum())
+        np.testing.assert_allclose(layout.discs[first - 1, :2], centroid, atol=1e-6)
+        nearest_edge = float(-(hull.equations[:, :2] @ centroid + hull.equations[:, 2]).max())
+        assert layout.discs[first - 1, 2] <= nearest_edge + 1e-6
         for obj, mesh in zip(layout.scene.objects, meshes):
             if layout.supports[obj.id] != 1:
                 continue
