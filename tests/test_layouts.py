@@ -395,3 +395,33 @@ def test_invalid_layout_calls(pool):
         arrange_iscene([], 0, stacked=[generate_asset("mug", 0)])
     with pytest.raises(InputError, match="needs at least one asset"):
         arrange_open_set([], 0)
+
+
+@pytest.mark.slow
+def test_many_seeds_keep_every_invariant(pool):
+    """300 I-Scene (half with a table and stacked objects) and 100 open-set layouts through the
+    independent checks: disc gap, resting, stacked inside the top, no interpenetration, relations."""
+    stacked_cfg = ISceneConfig(table_probability=1.0, max_stacked=5)
+    for seed in range(1000, 1300):
+        layout = iscene_layout(pool, seed, stacked_cfg if seed % 2 else None)
+        meshes = world_meshes(layout)
+        floor = [k for k, o in enumerate(layout.scene.objects) if layout.supports[o.id] == 0]
+        for i, j in itertools.combinations(floor, 2):
+            d = math.hypot(*(layout.discs[i, :2] - layout.discs[j, :2]))
+            assert d >= layout.discs[i, 2] + layout.discs[j, 2] + layout.gap - 1e-9
+        for obj, mesh in zip(layout.scene.objects, meshes):
+            support = layout.supports[obj.id]
+            height = 0.0 if support == 0 else float(meshes[support - 1].bounds[1, 1])
+            assert abs(float(mesh.bounds[0, 1]) - height) <= 1e-6
+            if support:
+                hull = _top_hull(meshes[support - 1])
+                inside = hull.equations[:, :2] @ mesh.vertices[:, [0, 2]].T + hull.equations[:, 2:3]
+                assert np.all(inside <= 1e-6)
+        assert 2 <= len(meshes) <= 12
+        assert_no_interpenetration(layout)
+    for seed in range(1000, 1100):
+        layout = open_set_layout(pool, seed)
+        assert 2 <= len(layout.scene.objects) <= 5
+        for mesh in world_meshes(layout):
+            assert abs(float(mesh.bounds[0, 1])) <= 1e-6
+        assert_no_interpenetration(layout)
