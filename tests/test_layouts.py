@@ -425,3 +425,26 @@ def test_many_seeds_keep_every_invariant(pool):
         for mesh in world_meshes(layout):
             assert abs(float(mesh.bounds[0, 1])) <= 1e-6
         assert_no_interpenetration(layout)
+
+
+def test_layouts_with_user_meshes(tmp_path, real_dir):
+    """User meshes (not watertight) join a pool and go through both layouts and their checks."""
+    import shutil
+
+    from sceneforge.assets import load_user_assets
+
+    for category, name in (("animal", "bunny.ply"), ("toy", "duck.glb")):
+        (tmp_path / category).mkdir()
+        shutil.copy(real_dir / "meshes" / name, tmp_path / category / name)
+    library = load_user_assets(tmp_path)
+    pool = AssetPool(["table"], 2, 0, user_assets=library.assets)
+    used = set()
+    for seed in range(6):
+        for layout in (iscene_layout(pool, seed, ISceneConfig(table_probability=1.0)), open_set_layout(pool, seed)):
+            used |= {a.category for a in layout.assets}
+            meshes = world_meshes(layout)
+            for obj, mesh in zip(layout.scene.objects, meshes):
+                support = layout.supports[obj.id]
+                height = 0.0 if support == 0 else float(meshes[support - 1].bounds[1, 1])
+                assert abs(float(mesh.bounds[0, 1]) - height) <= 1e-6
+    assert {"animal", "toy"} <= used
