@@ -57,6 +57,24 @@ def info(
     describe_input(scene_input, console)
 
 
+@app.command()
+def export(
+    scene: Path = typer.Argument(..., help="Scene to read: scene.json, a scene output folder, "
+                                           "or a .glb/.gltf/.usda/.usdc file."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output: .glb, .usda, .usdc or .usd file, or a folder "
+                                                      "name without extension for glb + usda + json."),
+) -> None:
+    """Convert a scene between formats (GLB, USD, scene.json folder)."""
+    from sceneforge.io import export_scene, load_scene
+
+    loaded = load_scene(scene)
+    written = export_scene(loaded, out)
+    count = len(loaded.objects)
+    console.print(f"wrote {written} ({count} object{'' if count == 1 else 's'}"
+                  f"{', camera' if loaded.camera is not None else ''}"
+                  f"{', background' if loaded.background is not None else ''})", highlight=False, soft_wrap=True)
+
+
 def main() -> None:
     """Entry point: run the app; typed errors become one line on stderr and exit code 2."""
     try:
