@@ -43,6 +43,7 @@ class _Object:
     size: float
     render_samples: torch.Tensor      # (Nr, 3) canonical
     surface_samples: torch.Tensor     # (Ns, 3) canonical
+    surface_normals: torch.Tensor     # (Ns, 3) canonical unit normals
     physical_samples: torch.Tensor    # (Np, 3) canonical
     observed: torch.Tensor | None     # (M, 3) world
     K_crop: torch.Tensor              # (3, 3)
@@ -153,8 +154,9 @@ class PoseOptimiser:
             kind = self._model_kind(problem, target)
             model = build_model(kind, target.initial_pose, problem.floor, _canonical_pivot(target.mesh), DTYPE)
             seed = int(generator.integers(2**31))
-            dense, _ = trimesh.sample.sample_surface(target.mesh, s.max_render_samples, seed=seed)
+            dense, faces = trimesh.sample.sample_surface(target.mesh, s.max_render_samples, seed=seed)
             dense = dense.astype(np.float32)
+            normals = np.asarray(target.mesh.face_normals, dtype=np.float32)[faces]
             box, K_crop = _crop_box(problem, target, dense, T_cam_world, s.resolution)
             target_crop, weight_crop = _crop_masks(problem, target, box, s.resolution)
             area = float(target_crop.sum()) + 1.0
@@ -175,6 +177,7 @@ class PoseOptimiser:
                 warnings=warnings, size=float(target.initial_pose.s),
                 render_samples=torch.as_tensor(dense[:n_render]),
                 surface_samples=torch.as_tensor(dense[:s.surface_samples]),
+                surface_normals=torch.as_tensor(normals[:s.surface_samples]),
                 physical_samples=torch.as_tensor(dense[:s.physical_samples]),
                 observed=observed, K_crop=torch.as_tensor(K_crop, dtype=DTYPE),
                 target_crop=torch.as_tensor(target_crop, dtype=DTYPE),
@@ -211,7 +214,7 @@ class PoseOptimiser:
         for i, (o, pose) in enumerate(zip(objects, poses)):
             if s.use_points and o.observed is not None:
                 surface = pose.apply(o.surface_samples)
-                rows[i][1] = L.point_to_surface_loss(o.observed, surface, o.size)
+                rows[i][1] = L.point_to_surface_loss(o.observed, surface, o.surface_normals @ pose.R.T, o.size)
         if physical:
             normal, offset = context["normal"], context["offset"]
             boxes = [(w.detach().amin(0), w.detach().amax(0)) for w in world_phys]
@@ -273,7 +276,7 @@ class PoseOptimiser:
         T_cam_world = invert_transform(problem.camera.T_world_cam)
         context = {"R_cam_world": torch.as_tensor(T_cam_world[:3, :3], dtype=DTYPE),
                    "t_cam_world": torch.as_tensor(T_cam_world[:3, 3], dtype=DTYPE),
-                   "normal": torch.as_tensor(problem.floor.normal, dtype=DTYPE),
+                   "normal": torch.tensor(np.array(problem.floor.normal), dtype=DTYPE),
                    "offset": float(problem.floor.offset),
                    "render": SoftSilhouetteSettings(radius_px=s.radius_px),
                    "bg_depth": None, "bg_K": None}
