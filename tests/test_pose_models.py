@@ -91,3 +91,17 @@ def test_winding_numbers_and_sdf_of_a_box():
                      torch.tensor(grid.hi, dtype=torch.float32), torch.tensor(query, dtype=torch.float32)).numpy()
     exact = [-0.3, 0.2, 1.0, -0.2]
     assert sdf == pytest.approx(exact, abs=0.04)
+
+
+def test_sdf_without_open3d_uses_winding_numbers(monkeypatch):
+    from sceneforge.pose import sdf as sdf_module
+
+    def no_open3d(*args, **kwargs):
+        raise ImportError("open3d")
+
+    box = trimesh.creation.box((1.0, 0.8, 0.6))
+    with_open3d = build_sdf_grid(box, resolution=12)
+    monkeypatch.setattr(sdf_module, "_open3d_sdf", no_open3d)
+    fallback = build_sdf_grid(box, resolution=12)
+    assert np.array_equal(np.sign(fallback.values), np.sign(with_open3d.values))
+    assert np.abs(fallback.values - with_open3d.values).max() < 0.03
