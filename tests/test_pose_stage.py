@@ -73,3 +73,15 @@ def test_optimise_stage_improves_poses_and_reports(staged):
 def test_bad_settings_name_the_field():
     with pytest.raises(Exception, match="model must be"):
         create("pose", "optimise", model="12dof")
+
+
+def test_auto_pose_stage_optimises_only_with_depth():
+    from sceneforge.pose.base import InitialPoses, OptimisedPoses, resolve_pose_stage
+
+    assert isinstance(resolve_pose_stage("auto", depth_given=True), OptimisedPoses)
+    assert isinstance(resolve_pose_stage(None, depth_given=False), InitialPoses)
+    assert isinstance(resolve_pose_stage("initial", depth_given=True), InitialPoses)
+    built = resolve_pose_stage({"name": "optimise", "config": {"iterations": 7}}, depth_given=False)
+    assert built.settings.iterations == 7
+    with pytest.raises(Exception, match="unknown pose component 'optimize'"):
+        resolve_pose_stage("optimize", depth_given=True)

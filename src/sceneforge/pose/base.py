@@ -66,6 +66,26 @@ class OptimisedPoses(PoseStage):
         return PoseStageResult(refined, {"name": "optimise", **result.to_report()}, result.warnings)
 
 
+AUTO = "auto"
+
+
+def resolve_pose_stage(pose: str | Mapping[str, Any] | None, depth_given: bool) -> PoseStage:
+    """The pose component for a run: ``"auto"`` (or None) means ``optimise`` when the input has
+    depth (the optimisation needs its points and floor) and ``initial`` otherwise; any other name
+    or ``{"name", "config"}`` description is built from the registry."""
+    from sceneforge.registry import from_description
+
+    if pose is None or pose == AUTO:
+        return create_pose_stage("optimise" if depth_given else "initial")
+    return from_description("pose", pose)
+
+
+def create_pose_stage(name: str, **config: Any) -> PoseStage:
+    from sceneforge.registry import create
+
+    return create("pose", name, **config)
+
+
 def build_problem(perception: PerceptionResult, objects: Sequence[SceneObject],
                   amodal: Mapping[int, AmodalResult]) -> PoseProblem:
     """Assemble the optimisation problem from the pipeline's intermediate results: amodal masks as
