@@ -170,6 +170,8 @@ def test_glb_without_camera_background_or_objects(tmp_path):
 
 
 def test_glb_rejects_empty_mesh_and_broken_files(tmp_path):
+    with pytest.raises(UnsupportedFormatError, match=r"scene.gltf: GLB scenes are written to .glb files, got '.gltf'"):
+        write_glb(make_scene(), tmp_path / "scene.gltf")
     empty_mesh = Scene(objects=(SceneObject(4, "ghost", trimesh.Trimesh()),))
     with pytest.raises(InputError, match="object 4 .ghost. has an empty mesh"):
         write_glb(empty_mesh, tmp_path / "x.glb")

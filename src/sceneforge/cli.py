@@ -75,6 +75,140 @@ def export(
                   f"{', background' if loaded.background is not None else ''})", highlight=False, soft_wrap=True)
 
 
+@app.command()
+def synth(
+    out: Path = typer.Option(..., help="Output folder (created; an existing one is resumed)."),
+    scenes: int = typer.Option(10, help="Number of scenes (scene_000000 ...)."),
+    views: int = typer.Option(4, help="Candidate views per scene, spread evenly around it (I-Scene: 150)."),
+    kind: str = typer.Option("iscene", help="Layout kind: iscene or openset."),
+    seed: int = typer.Option(0, help="Dataset seed; scene i depends only on (seed, i)."),
+    workers: int = typer.Option(1, help="Local worker processes (1 = this process)."),
+    ray: str | None = typer.Option(None, "--ray", help="Run on Ray: 'auto' (running cluster), 'local' "
+                                                         "(start one here) or a cluster address."),
+    width: int = typer.Option(256, help="Image width, pixels."),
+    height: int = typer.Option(256, help="Image height, pixels."),
+    hfov: float = typer.Option(55.0, help="Horizontal field of view, degrees."),
+    intrinsics: tuple[float, float, float, float] | None = typer.Option(
+        None, help="FX FY CX CY in pixels instead of --hfov (any focal lengths and principal point)."),
+    elevation: tuple[float, float] = typer.Option((15.0, 55.0), help="Camera elevation range, degrees."),
+    distance: tuple[float, float] = typer.Option((0.9, 1.3), help="Camera distance range, in multiples of "
+                                                 "the distance at which the scene's bounding sphere fills the view."),
+    occlusion: str = typer.Option("drop", help="A view where an object is not visible: drop it, or mark "
+                                               "the object invisible."),
+    depth: str = typer.Option("png", help="Depth files: png (uint16 mm), npy (float32 m) or both."),
+    normals: bool = typer.Option(False, help="Also write normals.png."),
+    png_compression: int = typer.Option(1, help="PNG zlib level 0..9."),
+    layout_option: list[str] = typer.Option([], "--layout-option", help="KEY=JSON passed to the layout "
+                                            "config, e.g. max_objects=5 (repeatable)."),
+) -> None:
+    """Generate a synthetic dataset: layouts -> cameras -> renders -> scene input folders + scene.json."""
+    import json
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from sceneforge.errors import InputError
+    from sceneforge.synth.cameras import OrbitSpec
+    from sceneforge.synth.dataset import SynthConfig, check_scene_count
+    from sceneforge.synth.runner import generate_dataset
+    from sceneforge.synth.views import ViewSettings
+
+    check_scene_count(scenes)
+    layout: dict[str, object] = {}
+    for item in layout_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(None, f"--layout-option must be KEY=JSON, got {item!r}")
+        try:
+            layout[key] = json.loads(value)
+        except json.JSONDecodeError:
+            layout[key] = value
+    orbit = OrbitSpec(n_views=views, elevation_deg=elevation, distance_factor=distance, width=width,
+                      height=height, hfov_deg=hfov, intrinsics=intrinsics)
+    config = SynthConfig(kind=kind, seed=seed, views=ViewSettings(orbit=orbit, occlusion=occlusion, normals=normals),
+                         layout=layout, depth_format=depth, png_compression=png_compression)
+    columns = (TextColumn("[bold]synth[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("scenes", total=scenes, rate="")
+        counts = {"views": 0, "dropped": 0}
+
+        def on_start(todo: int, skipped: int) -> None:
+            progress.update(task, completed=skipped)
+            if skipped:
+                progress.console.print(f"resuming: {skipped} scene(s) already complete, {todo} to make")
+
+        def on_scene(done) -> None:
+            counts["views"] += done.n_views
+            counts["dropped"] += done.n_dropped
+            elapsed = progress.tasks[task].elapsed or 1e-9
+            progress.update(task, advance=1, rate=f"{counts['views']} views ({counts['dropped']} dropped), "
+                                                   f"{counts['views'] / elapsed:.1f} views/s")
+
+        report = generate_dataset(out, config, scenes, workers=workers, ray_address=ray,
+                                  on_start=on_start, on_scene=on_scene)
+    console.print(f"{report.generated} scene(s) made, {report.skipped} already there, {report.views} views "
+                  f"({report.dropped_views} dropped) in {report.seconds:.1f} s "
+                  f"({report.scenes_per_second:.1f} scenes/s, {report.views_per_second:.1f} views/s) -> {report.out}")
+
+
+@app.command()
+def evaluate(
+    pred: Path = typer.Argument(..., help="Prediction: a scene (scene.json, its folder, .glb, .usd) or a folder of scenes."),
+    gt: Path = typer.Argument(..., help="Ground truth: a scene, or a folder of scenes paired with PRED by name."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Folder for evaluation.csv/.json/.md."),
+    workers: int = typer.Option(1, min=1, help="Scenes scored in parallel (processes)."),
+    ray: bool = typer.Option(False, "--ray", help="Distribute scenes with Ray (pip install ray)."),
+    align: bool = typer.Option(True, "--align/--no-align", help="Robust ICP alignment before scoring."),
+    scale: str = typer.Option("icp", help="Alignment scale: none (rigid), normalise (I-Scene normalisations, "
+                                          "rigid ICP), icp (plus uniform scale in ICP)."),
+    up_axis: str = typer.Option("y", help="Up axis of the yaw sweep: x, y or z."),
+    pred_range: tuple[float, float] | None = typer.Option(None, help="Declared output range of the predicting "
+                                                                     "method for the min/max normalisation, e.g. -0.5 0.5."),
+    tau: list[float] = typer.Option([0.1, 0.05, 0.02], help="F-score thresholds; the first is the headline."),
+    points: int = typer.Option(20_480, min=1, help="Surface samples per object."),
+    object_normalisation: str = typer.Option("uniform", help="uniform, per_axis (MIDI-3D) or scene."),
+    scene_normalisation: str = typer.Option("uniform", help="uniform (GT box to [-1, 1]) or none (GT units)."),
+    match: str = typer.Option("auto", help="auto, id or hungarian."),
+    chamfer: str = typer.Option("l2_sum", help="Chamfer convention of the CD columns: l2_sum (MIDI-3D, SceneGen, "
+                                               "I-Scene) or l1_mean (Gen3DSR)."),
+    symmetric: list[str] = typer.Option([], help="LABEL=ORDER rotational symmetry about the object's up axis "
+                                                 "(0 = continuous), repeatable, e.g. --symmetric table=2."),
+    seed: int = typer.Option(0, help="Seed of surface sampling and subsampling."),
+) -> None:
+    """Score predicted scenes against ground truth: Chamfer (both conventions), F-score, IoU-B and more."""
+    from rich.progress import Progress
+
+    from sceneforge.eval.icp import AlignmentConfig, RobustICPConfig
+    from sceneforge.eval.report import paper_columns, rich_details_table, rich_table, write_reports
+    from sceneforge.eval.runner import evaluate_paths, pair_scenes
+    from sceneforge.eval.scene_eval import EvalConfig
+
+    try:
+        symmetry = {label: int(order) for label, order in (item.split("=", 1) for item in symmetric)}
+        alignment = AlignmentConfig(icp=RobustICPConfig(up_axis=up_axis), scale=scale, source_range=pred_range)
+        config = EvalConfig(points_per_object=points, taus=tuple(tau), align=align, alignment=alignment,
+                            scene_normalisation=scene_normalisation, object_normalisation=object_normalisation,
+                            match=match, symmetry=symmetry, seed=seed)
+        paper_columns(chamfer, config.taus[0])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    total = len(pair_scenes(pred, gt)[0])
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task("evaluating", total=total)
+        run = evaluate_paths(pred, gt, config, workers=workers, use_ray=ray,
+                             on_done=lambda _r: progress.advance(task))
+    console.print(rich_table(run, chamfer))
+    console.print(rich_details_table(run))
+    for warning in run.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    for result in run.results:
+        for warning in result.warnings:
+            err_console.print(f"[yellow]warning:[/] {result.name}: {warning}", highlight=False)
+    if out is not None:
+        paths = write_reports(run, out, chamfer)
+        console.print("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
 def main() -> None:
     """Entry point: run the app; typed errors become one line on stderr and exit code 2."""
     try:

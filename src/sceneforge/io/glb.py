@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import trimesh
 
-from sceneforge.errors import InputError, SceneFileError
+from sceneforge.errors import InputError, SceneFileError, UnsupportedFormatError
 from sceneforge.io.atomic import write_bytes_atomic
 from sceneforge.io.colors import MeshColors, apply_colors, mesh_colors
 from sceneforge.io.scene_json import SCENE_FORMAT, SCENE_VERSION, object_mesh_name
@@ -62,6 +62,8 @@ _ZNEAR, _ZFAR = 0.01, 1000.0
 def write_glb(scene: Scene, path: str | Path) -> Path:
     """Write ``scene`` as a binary glTF file, atomically; returns the path."""
     path = Path(path)
+    if path.suffix.lower() != ".glb":
+        raise UnsupportedFormatError(path, f"GLB scenes are written to .glb files, got {path.suffix!r}")
     write_bytes_atomic(path, scene_to_glb_bytes(scene))
     return path
 
@@ -74,7 +76,7 @@ def scene_to_glb_bytes(scene: Scene) -> bytes:
         name = Path(object_mesh_name(obj)).stem
         mesh_index = builder.add_mesh(name, obj.mesh, f"object {obj.id} ({obj.label})")
         builder.add_node({"name": name, "mesh": mesh_index, "matrix": _gltf_matrix(obj.pose.matrix),
-                          "extras": {"id": obj.id, "label": obj.label}})
+                          "extras": {"id": int(obj.id), "label": str(obj.label)}})
         objects_extras.append({"node": name, "id": obj.id, "label": obj.label,
                                "per_axis_scale": not obj.pose.is_uniform, "confidence": obj.confidence})
     if scene.background is not None:
@@ -223,9 +225,9 @@ def _gltf_matrix(T: np.ndarray) -> list[float]:
 
 def _json_safe(value: Any) -> Any:
     """Round trip through JSON so numpy values become plain numbers (errors name the value)."""
-    from sceneforge.io.scene_json import _json_default
+    from sceneforge.io.scene_json import json_default
 
-    return json.loads(json.dumps(value, default=_json_default, allow_nan=False))
+    return json.loads(json.dumps(value, default=json_default, allow_nan=False))
 
 
 # ----------------------------------------------------------------------------------------------

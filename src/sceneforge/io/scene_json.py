@@ -71,7 +71,7 @@ def write_scene_json(scene: Scene, folder: str | Path) -> Path:
     if scene.background is not None:
         save_mesh(scene.background, folder / "background.ply")
     path = folder / "scene.json"
-    write_text_atomic(path, json.dumps(scene_to_dict(scene), indent=2, default=_json_default) + "\n")
+    write_text_atomic(path, json.dumps(scene_to_dict(scene), indent=2, default=json_default) + "\n")
     return path
 
 
@@ -115,7 +115,7 @@ def _object_from_dict(data: dict[str, Any], folder: Path) -> SceneObject:
                        confidence=data.get("confidence"))
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):

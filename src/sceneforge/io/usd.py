@@ -144,14 +144,14 @@ def scene_to_usd_stage(scene: Scene) -> Any:
         _define_mesh(stage, BACKGROUND_PATH, scene.background, "background")
     if scene.camera is not None:
         _define_camera(stage, scene.camera)
-    from sceneforge.io.scene_json import _json_default
+    from sceneforge.io.scene_json import json_default
 
     doc = {"format": SCENE_FORMAT, "version": SCENE_VERSION, "objects": objects_doc,
            "camera": None if scene.camera is None else scene.camera.to_dict(),
            "floor": None if scene.floor is None else scene.floor.to_dict(),
            "normalisation": None if scene.normalisation is None else scene.normalisation.to_dict(),
            "metadata": scene.metadata}
-    stage.GetRootLayer().customLayerData = {LAYER_DATA_KEY: json.dumps(doc, default=_json_default, allow_nan=False)}
+    stage.GetRootLayer().customLayerData = {LAYER_DATA_KEY: json.dumps(doc, default=json_default, allow_nan=False)}
     return stage
 
 

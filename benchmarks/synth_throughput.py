@@ -1,0 +1,150 @@
+"""Synthetic engine throughput: scenes/s and views/s end to end, against the raw rasteriser.
+
+For each layout kind and worker count it runs, on the same scenes and cameras:
+
+1. end to end: ``generate_dataset`` (layout, render, PNG/JSON/PLY encoding, atomic folder writes)
+   with W worker processes; reported over the whole run (spawn + asset warm-up included) and in
+   steady state (from the W-th finished scene to the last);
+2. raw: W processes that first lay out their share of the scenes and pick the cameras (untimed),
+   wait at a barrier, then only upload meshes and render + read back every candidate view.
+
+"ratio" = end-to-end steady-state time per frame / raw time per frame (goal: <= 2). Frames are all
+candidate views (dropped views are rendered too). The last column splits a worker's time per scene
+into layout (asset sampling, placement, physics check), render (upload + all candidate views incl.
+read-back) and encode (PNG, JSON, PLY). Usage::
+
+    python benchmarks/synth_throughput.py --scenes 200 --views 4 --size 256 --objects 5 --workers 1 2 \\
+        --markdown docs/synth_throughput.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from sceneforge.synth.cameras import OrbitSpec
+from sceneforge.synth.dataset import SynthConfig, make_scene, stream_seed
+from sceneforge.synth.runner import generate_dataset
+from sceneforge.synth.views import ViewSettings, render_scene_for, scene_cameras
+
+
+def make_config(kind: str, views: int, size: int, objects: int, seed: int) -> SynthConfig:
+    orbit = OrbitSpec(n_views=views, width=size, height=size)
+    return SynthConfig(kind=kind, seed=seed, views=ViewSettings(orbit=orbit),
+                       layout={"min_objects": objects, "max_objects": objects})
+
+
+def end_to_end(config: SynthConfig, n_scenes: int, workers: int) -> dict[str, float]:
+    stamps: list[float] = []
+    stages: dict[str, float] = {}
+
+    def on_scene(done) -> None:
+        stamps.append(time.perf_counter())
+        for k, v in done.seconds.items():
+            stages[k] = stages.get(k, 0.0) + v
+
+    with tempfile.TemporaryDirectory(prefix="synth-bench-") as out:
+        start = time.perf_counter()
+        report = generate_dataset(out, config, n_scenes, workers=workers, on_scene=on_scene)
+        total = time.perf_counter() - start
+    first = min(workers, len(stamps) - 1)
+    steady_scenes = len(stamps) - 1 - first
+    steady_seconds = stamps[-1] - stamps[first]
+    frames = n_scenes * config.views.orbit.n_views
+    return {"total_s": total, "scenes_per_s": n_scenes / total, "steady_scenes_per_s": steady_scenes / steady_seconds,
+            "views_kept": report.views, "frames": frames,
+            "steady_s_per_frame": steady_seconds / (steady_scenes * config.views.orbit.n_views),
+            **{f"{k}_ms": 1000 * v / n_scenes for k, v in stages.items()}}
+
+
+def _raw_worker(indices: list[int], config_doc: dict, barrier, results) -> None:
+    os.environ.setdefault("LP_NUM_THREADS", "1")
+    from sceneforge.render.rasterizer import shared_rasterizer
+
+    config = SynthConfig.from_dict(config_doc)
+    rasterizer = shared_rasterizer()
+    prepared = []
+    for i in indices:
+        made = make_scene(i, config)
+        cameras = scene_cameras(made.scene, config.views.orbit, np.random.default_rng(stream_seed(config.seed, i, 1)))
+        prepared.append((render_scene_for(made.scene, config.views, made.look), cameras))
+    with rasterizer.upload(prepared[0][0]) as warm:  # compile shaders, allocate the framebuffer
+        rasterizer.render(warm, prepared[0][1][0])
+    barrier.wait()
+    start = time.perf_counter()
+    frames = 0
+    for render_scene, cameras in prepared:
+        with rasterizer.upload(render_scene) as uploaded:
+            for camera in cameras:
+                rasterizer.render(uploaded, camera)
+                frames += 1
+    results.put((frames, time.perf_counter() - start))
+
+
+def raw_render(config: SynthConfig, n_scenes: int, workers: int) -> dict[str, float]:
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(workers), ctx.Queue()
+    shares = [list(range(n_scenes))[w::workers] for w in range(workers)]
+    procs = [ctx.Process(target=_raw_worker, args=(share, config.to_dict(), barrier, results)) for share in shares]
+    for p in procs:
+        p.start()
+    outcomes = [results.get() for _ in procs]
+    for p in procs:
+        p.join()
+    frames = sum(f for f, _ in outcomes)
+    seconds = max(s for _, s in outcomes)
+    return {"frames": frames, "frames_per_s": frames / seconds, "s_per_frame": seconds / frames}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenes", type=int, default=200)
+    parser.add_argument("--views", type=int, default=4)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--objects", type=int, default=5)
+    parser.add_argument("--workers", type=int, nargs="+", default=[2])
+    parser.add_argument("--kinds", nargs="+", default=["iscene", "openset"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--markdown", type=Path, default=None, help="also write the table to this Markdown file")
+    args = parser.parse_args()
+
+    header = ("| kind | workers | scenes/s (whole run) | scenes/s (steady) | views/s (steady) | raw frames/s "
+              "| end-to-end / raw time per frame | per scene in a worker: layout / render / encode ms |")
+    lines = [header, "|" + "---|" * 8]
+    for kind in args.kinds:
+        config = make_config(kind, args.views, args.size, args.objects, args.seed)
+        for workers in args.workers:
+            e2e = end_to_end(config, args.scenes, workers)
+            raw = raw_render(config, args.scenes, workers)
+            ratio = e2e["steady_s_per_frame"] / raw["s_per_frame"]
+            lines.append(f"| {kind} | {workers} | {e2e['scenes_per_s']:.1f} | {e2e['steady_scenes_per_s']:.1f} "
+                         f"| {e2e['steady_scenes_per_s'] * args.views:.1f} | {raw['frames_per_s']:.1f} | {ratio:.2f} "
+                         f"| {e2e['layout_ms']:.0f} / {e2e['render_ms']:.0f} / {e2e['encode_ms']:.0f} |")
+            print(lines[-1], flush=True)
+    from sceneforge.render.rasterizer import Rasterizer
+
+    renderer = Rasterizer().renderer_name
+    setup = (f"{args.scenes} scenes per row, {args.objects} objects each, {args.views} candidate views at "
+             f"{args.size}x{args.size}, seed {args.seed}; {os.cpu_count()} CPU cores "
+             f"({platform.processor() or platform.machine()}), renderer: {renderer}; load average after the run "
+             f"{os.getloadavg()[0]:.1f} (the machine is shared: other jobs ran beside this one).")
+    table = "\n".join(lines)
+    print(setup)
+    if args.markdown is not None:
+        command = ("python benchmarks/synth_throughput.py --scenes {s} --views {v} --size {z} --objects {o} "
+                   "--workers {w} --kinds {k} --markdown {m}").format(
+            s=args.scenes, v=args.views, z=args.size, o=args.objects, w=" ".join(map(str, args.workers)),
+            k=" ".join(args.kinds), m=args.markdown)
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(f"# Synthetic engine throughput\n\nMeasured with `{command}`.\n\n{setup}\n\n{table}\n")
+
+
+if __name__ == "__main__":
+    main()

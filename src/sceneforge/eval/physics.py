@@ -1,0 +1,141 @@
+"""Physical-plausibility numbers of a scene: interpenetration and floating objects.
+
+- Interpenetration: for every pair of objects whose boxes overlap, the volume of the intersection
+  of their meshes (manifold3d booleans when both meshes are closed volumes; otherwise the
+  intersection of their oriented boxes, an upper bound, and the pair is counted as approximate).
+- Floating: for every object, the gap between its lowest point along the up direction and the
+  highest support below it (the floor plane, or the top of another object whose footprint overlaps
+  and that lies below); with neither, the lowest object of the scene is taken as the ground.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import trimesh
+
+from sceneforge.eval.boxes import aabb_iou, oriented_box_intersection_volume
+
+
+@dataclass(frozen=True)
+class PlausibilityScores:
+    """interpenetration_volume : summed over object pairs (cubic units of the scene).
+    interpenetrating_pairs : pairs with a positive intersection volume; approximate_pairs : pairs
+    measured with oriented boxes because a mesh was not a closed volume.
+    mean_floating_distance : mean gap to the support (units of the scene); floating_objects : how
+    many gaps exceed ``floating_tolerance``."""
+
+    interpenetration_volume: float
+    interpenetrating_pairs: int
+    approximate_pairs: int
+    mean_floating_distance: float
+    max_floating_distance: float
+    floating_objects: int
+    floating_tolerance: float
+
+    def to_dict(self) -> dict[str, float | int]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True, eq=False)
+class PlacedObject:
+    """An object as the plausibility checks see it: its world mesh, the (8, 3) corners of its
+    oriented box and its surface points (N, 3), all in one frame."""
+
+    mesh: trimesh.Trimesh
+    corners: np.ndarray
+    points: np.ndarray
+
+
+def pair_intersection_volume(a: PlacedObject, b: PlacedObject) -> tuple[float, bool]:
+    """(volume, exact) of the overlap of two objects: exact by mesh booleans when both are closed
+    volumes, else the oriented-box overlap (exact=False)."""
+    if a.mesh.is_volume and b.mesh.is_volume:
+        try:
+            inter = trimesh.boolean.intersection([a.mesh, b.mesh], engine="manifold")
+            return float(abs(inter.volume)) if len(inter.faces) else 0.0, True
+        except Exception:  # noqa: BLE001 - boolean engines raise many types; fall back to boxes
+            pass
+    return oriented_box_intersection_volume(a.corners, b.corners), False
+
+
+def interpenetration(objects: Sequence[PlacedObject]) -> tuple[float, int, int]:
+    """(total volume, pairs with overlap, pairs measured approximately) over all object pairs."""
+    total, pairs, approximate = 0.0, 0, 0
+    boxes = [_aabb(o.corners) for o in objects]
+    for i in range(len(objects)):
+        for j in range(i + 1, len(objects)):
+            if aabb_iou(boxes[i], boxes[j]) <= 0:
+                continue
+            volume, exact = pair_intersection_volume(objects[i], objects[j])
+            approximate += 0 if exact else 1
+            if volume > 0:
+                total += volume
+                pairs += 1
+    return total, pairs, approximate
+
+
+def _aabb(points: np.ndarray) -> np.ndarray:
+    return np.stack([points.min(axis=0), points.max(axis=0)])
+
+
+def floating_distances(objects: Sequence[PlacedObject], up: np.ndarray,
+                       floor_height: float | None) -> np.ndarray:
+    """(K,) gap between each object's lowest point and the support below it, along unit ``up``.
+
+    floor_height : height of the floor along ``up`` (``-offset`` of a plane with normal ``up``), or
+    None. Objects without points get NaN.
+    """
+    up = np.asarray(up, dtype=np.float64) / np.linalg.norm(up)
+    basis = _plane_basis(up)
+    heights, footprints = [], []
+    for o in objects:
+        if len(o.points) == 0:
+            heights.append((np.nan, np.nan))
+            footprints.append(np.full((2, 2), np.nan))
+            continue
+        h = o.points @ up
+        flat = o.points @ basis.T
+        heights.append((float(h.min()), float(h.max())))
+        footprints.append(np.stack([flat.min(axis=0), flat.max(axis=0)]))
+    bottoms = np.array([b for b, _ in heights])
+    ground = floor_height if floor_height is not None else (np.nanmin(bottoms) if np.any(np.isfinite(bottoms)) else 0.0)
+    gaps = np.full(len(objects), np.nan)
+    for i, (bottom, _) in enumerate(heights):
+        if not np.isfinite(bottom):
+            continue
+        support = ground
+        for j, (_, top) in enumerate(heights):
+            if j == i or not np.isfinite(top) or top > bottom + 1e-9 or not _overlap_2d(footprints[i], footprints[j]):
+                continue
+            support = max(support, top)
+        gaps[i] = max(0.0, bottom - support)
+    return gaps
+
+
+def _overlap_2d(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool(np.all(np.minimum(a[1], b[1]) > np.maximum(a[0], b[0])))
+
+
+def _plane_basis(up: np.ndarray) -> np.ndarray:
+    """(2, 3) orthonormal vectors spanning the plane orthogonal to ``up``."""
+    helper = np.array([1.0, 0.0, 0.0]) if abs(up[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
+    u = np.cross(up, helper)
+    u /= np.linalg.norm(u)
+    return np.stack([u, np.cross(up, u)])
+
+
+def plausibility(objects: Sequence[PlacedObject], up: np.ndarray, floor_height: float | None,
+                 floating_tolerance: float) -> PlausibilityScores:
+    """Interpenetration and floating numbers of one scene's objects (all in one frame)."""
+    volume, pairs, approximate = interpenetration(objects)
+    gaps = floating_distances(objects, up, floor_height)
+    finite = gaps[np.isfinite(gaps)]
+    return PlausibilityScores(
+        interpenetration_volume=volume, interpenetrating_pairs=pairs, approximate_pairs=approximate,
+        mean_floating_distance=float(finite.mean()) if len(finite) else 0.0,
+        max_floating_distance=float(finite.max()) if len(finite) else 0.0,
+        floating_objects=int(np.sum(finite > floating_tolerance)),
+        floating_tolerance=float(floating_tolerance))

@@ -1,0 +1,96 @@
+"""I-Scene's view-centric scene space: object poses in one camera's frame, normalised per view.
+
+For a view with camera pose ``T_world_cam``, each object's pose in the camera frame is
+``T_cam_obj = inv(T_world_cam) @ T_world_obj`` (OpenCV camera axes). The scene is then normalised by
+the axis-aligned bounding box of all posed object vertices in that camera frame:
+``p_norm = (p_cam - centre) / scale`` with ``centre`` the box centre and ``scale`` its largest side,
+so the scene fits in the unit cube [-0.5, 0.5]^3 of the view. ``T_norm_obj`` is the object's pose in
+that normalised frame (its scale divided by ``scale``); ``Normalisation.undo`` maps back to metres.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from sceneforge.geometry.transforms import invert_transform, transform_points
+from sceneforge.types import Normalisation, _frozen
+
+
+@dataclass(frozen=True, eq=False)
+class ViewObjectPose:
+    """One object seen from one view.
+
+    T_cam_obj : (4, 4) object -> camera frame (metres, includes the object's scale).
+    T_norm_obj : (4, 4) object -> normalised view-centric frame (unitless, includes scale).
+    box_cam : (2, 3) [min, max] of the posed object's vertices in the camera frame, metres.
+    """
+
+    object_id: int
+    T_cam_obj: np.ndarray
+    T_norm_obj: np.ndarray
+    box_cam: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "T_cam_obj", _frozen(self.T_cam_obj, shape=(4, 4), name="T_cam_obj"))
+        object.__setattr__(self, "T_norm_obj", _frozen(self.T_norm_obj, shape=(4, 4), name="T_norm_obj"))
+        object.__setattr__(self, "box_cam", _frozen(self.box_cam, shape=(2, 3), name="box_cam"))
+
+
+@dataclass(frozen=True, eq=False)
+class ViewCentricFrame:
+    """The view-centric description of a scene for one camera: normalisation + per-object poses."""
+
+    T_cam_world: np.ndarray
+    normalisation: Normalisation
+    objects: tuple[ViewObjectPose, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "T_cam_world", _frozen(self.T_cam_world, shape=(4, 4), name="T_cam_world"))
+        object.__setattr__(self, "objects", tuple(self.objects))
+
+    @property
+    def T_norm_cam(self) -> np.ndarray:
+        """(4, 4) camera frame -> normalised frame: ``(p - centre) / scale``."""
+        return normalisation_matrix(self.normalisation)
+
+
+def normalisation_matrix(norm: Normalisation) -> np.ndarray:
+    """(4, 4) matrix of ``p -> (p - centre) / scale``."""
+    T = np.eye(4) / norm.scale
+    T[3, 3] = 1.0
+    T[:3, 3] = -norm.centre / norm.scale
+    return T
+
+
+def box_normalisation(points: np.ndarray, frame: str = "camera") -> Normalisation:
+    """Normalisation by the axis-aligned box of ``points`` (N, 3): centre = box centre, scale = largest side."""
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
+        raise ValueError(f"need (N, 3) points with N > 0, got {points.shape}")
+    low, high = points.min(axis=0), points.max(axis=0)
+    side = float(np.max(high - low))
+    if not side > 0:
+        raise ValueError("points span no volume: the box has no positive side")
+    return Normalisation(0.5 * (low + high), side, frame)
+
+
+def view_centric_frame(T_world_cam: np.ndarray, object_ids: Sequence[int],
+                       T_world_objs: Sequence[np.ndarray], vertices_obj: Sequence[np.ndarray]) -> ViewCentricFrame:
+    """View-centric poses and normalisation of a scene seen from a camera.
+
+    T_world_cam : (4, 4) camera pose.  T_world_objs : per object (4, 4) pose (with scale).
+    vertices_obj : per object (V, 3) vertices in its own frame, metres (all vertices, or its hull).
+    """
+    T_cam_world = invert_transform(np.asarray(T_world_cam, dtype=np.float64))
+    poses_cam = [T_cam_world @ np.asarray(T, dtype=np.float64) for T in T_world_objs]
+    points_cam = [transform_points(T, v) for T, v in zip(poses_cam, vertices_obj)]
+    norm = box_normalisation(np.concatenate(points_cam, axis=0), frame="camera")
+    T_norm_cam = normalisation_matrix(norm)
+    objects = tuple(
+        ViewObjectPose(int(i), T, T_norm_cam @ T, np.stack([p.min(axis=0), p.max(axis=0)]))
+        for i, T, p in zip(object_ids, poses_cam, points_cam)
+    )
+    return ViewCentricFrame(T_cam_world, norm, objects)

@@ -1,0 +1,94 @@
+"""The layout kinds of ``sceneforge synth``: adapters from the layout library to rendered scenes.
+
+A kind is a function ``(layout_seed, options) -> SynthScene``. Built in:
+
+- ``iscene``: :func:`sceneforge.synth.layouts.iscene_layout` (collision-free random layout, tables
+  with stacked objects), plain ground and sky.
+- ``openset``: :func:`sceneforge.synth.layouts.open_set_layout` (SceneMaker-style: 2-5 objects,
+  random rotations, Perlin-noise ground texture, solid or gradient backdrop).
+
+``options`` holds ``pool_seed`` (the dataset seed: which asset variants exist), optionally
+``variants_per_category`` and ``categories`` for the :class:`~sceneforge.assets.AssetPool`, and any
+field of the kind's layout config (ISceneConfig / OpenSetConfig), e.g. ``max_objects``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sceneforge.errors import InputError
+from sceneforge.render.scene import Backdrop, Ground
+from sceneforge.synth.views import SceneLook
+from sceneforge.types import Scene
+
+POOL_OPTIONS = ("pool_seed", "variants_per_category", "categories")
+
+
+@dataclass(frozen=True, eq=False)
+class SynthScene:
+    """A ground-truth scene and how to draw what is not an object."""
+
+    scene: Scene
+    look: SceneLook = field(default_factory=SceneLook)
+
+
+_POOLS: dict[tuple[Any, ...], Any] = {}
+
+
+def asset_pool(options: Mapping[str, Any]) -> Any:
+    """The process's cached AssetPool for these pool options (assets are built once per process)."""
+    from sceneforge.assets import AssetPool
+
+    categories = options.get("categories")
+    key = (int(options.get("pool_seed", 0)), int(options.get("variants_per_category", 8)),
+           None if categories is None else tuple(categories))
+    if key not in _POOLS:
+        _POOLS[key] = AssetPool(categories=key[2], variants_per_category=key[1], seed=key[0])
+    return _POOLS[key]
+
+
+def _layout_config(cls: type, options: Mapping[str, Any]) -> Any:
+    fields = {k: v for k, v in options.items() if k not in POOL_OPTIONS}
+    known = set(cls.__dataclass_fields__)
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise InputError(None, f"unknown layout options {unknown}; {cls.__name__} takes {', '.join(sorted(known))}")
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+    return cls(**fields)
+
+
+def look_of(layout: Any) -> SceneLook:
+    """SceneLook from a Layout's GroundSpec (a textured square centred at the origin) and BackgroundSpec."""
+    ground = None
+    spec = layout.ground
+    if spec is not None:
+        half = 0.5 * float(spec.size)
+        ground = Ground(centre_xz=np.zeros(2), half_extent=half, colour=tuple(np.asarray(spec.colour) / 255.0),
+                        texture=spec.texture, tile_size=float(spec.size), texture_origin_xz=np.array([-half, -half]))
+    background = layout.background
+    if background is None:
+        return SceneLook(ground=ground)
+    a = tuple(np.asarray(background.colours[0], float) / 255.0)
+    b = tuple(np.asarray(background.colours[-1], float) / 255.0)
+    return SceneLook(ground=ground, environment=Backdrop(background.kind, a, b))
+
+
+def iscene_kind(seed: int, options: Mapping[str, Any]) -> SynthScene:
+    from sceneforge.synth.layouts import ISceneConfig, iscene_layout
+
+    layout = iscene_layout(asset_pool(options), seed, _layout_config(ISceneConfig, options))
+    return SynthScene(layout.scene, look_of(layout))
+
+
+def openset_kind(seed: int, options: Mapping[str, Any]) -> SynthScene:
+    from sceneforge.synth.layouts import OpenSetConfig, open_set_layout
+
+    layout = open_set_layout(asset_pool(options), seed, _layout_config(OpenSetConfig, options))
+    return SynthScene(layout.scene, look_of(layout))
+
+
+KINDS: dict[str, Callable[[int, Mapping[str, Any]], SynthScene]] = {"iscene": iscene_kind, "openset": openset_kind}

@@ -1,0 +1,64 @@
+"""Perlin gradient noise and the textures made from it (ground of open-set scenes).
+
+``perlin_noise`` is classic 2D gradient noise: random unit gradients on a lattice of
+``cells`` x ``cells`` squares, dot products with the offsets to the four corners, blended with
+the quintic fade 6t^5 - 15t^4 + 10t^3. ``fractal_noise`` sums octaves (lattice doubled, amplitude
+times ``persistence`` each octave) and rescales to [0, 1]. Deterministic from the numpy Generator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from sceneforge.errors import InputError
+
+
+def _fade(t: np.ndarray) -> np.ndarray:
+    return t * t * t * (t * (t * 6.0 - 15.0) + 10.0)
+
+
+def perlin_noise(size: int, cells: int, rng: np.random.Generator) -> np.ndarray:
+    """(size, size) float64 Perlin noise, roughly in [-0.7, 0.7], zero at lattice points.
+
+    size : pixels per side (>= 2). cells : lattice squares per side (>= 1).
+    """
+    if size < 2 or cells < 1:
+        raise InputError(None, f"perlin noise needs size >= 2 and cells >= 1, got size={size}, cells={cells}")
+    angles = rng.uniform(0.0, 2.0 * np.pi, size=(cells + 1, cells + 1))
+    grads = np.stack([np.cos(angles), np.sin(angles)], axis=-1).astype(np.float32)
+    coords = (np.arange(size) + 0.5) * (cells / size)
+    i = np.minimum(coords.astype(int), cells - 1)
+    f = (coords - i).astype(np.float32)  # fractional position, the same along rows and columns
+
+    def corner(dy: int, dx: int) -> np.ndarray:
+        g = grads[i + dy][:, i + dx]  # (size, size, 2): gradient at the (dy, dx) corner of each pixel's cell
+        return g[..., 0] * (f - dx)[None, :] + g[..., 1] * (f - dy)[:, None]
+
+    u, v = _fade(f)[None, :], _fade(f)[:, None]
+    top = corner(0, 0) * (1 - u) + corner(0, 1) * u
+    bottom = corner(1, 0) * (1 - u) + corner(1, 1) * u
+    return (top * (1 - v) + bottom * v).astype(np.float64)
+
+
+def fractal_noise(size: int, cells: int, octaves: int, rng: np.random.Generator, persistence: float = 0.5) -> np.ndarray:
+    """(size, size) float64 in [0, 1]: ``octaves`` Perlin layers, lattice doubled each octave."""
+    if octaves < 1:
+        raise InputError(None, f"octaves must be >= 1, got {octaves}")
+    if not 0.0 < persistence <= 1.0:
+        raise InputError(None, f"persistence must be in (0, 1], got {persistence}")
+    total = np.zeros((size, size))
+    amplitude = 1.0
+    for k in range(octaves):
+        total += amplitude * perlin_noise(size, cells * 2 ** k, rng)
+        amplitude *= persistence
+    lo, hi = total.min(), total.max()
+    return (total - lo) / (hi - lo) if hi > lo else np.zeros_like(total)
+
+
+def noise_texture(noise: np.ndarray, colour_a: Sequence[int], colour_b: Sequence[int]) -> np.ndarray:
+    """(H, W, 3) uint8: per pixel ``(1 - n) * colour_a + n * colour_b`` for noise n in [0, 1]."""
+    a = np.asarray(colour_a, dtype=np.float64)
+    b = np.asarray(colour_b, dtype=np.float64)
+    return np.clip(np.rint((1.0 - noise)[..., None] * a + noise[..., None] * b), 0, 255).astype(np.uint8)

@@ -1,0 +1,132 @@
+"""Physical checks of a layout: no interpenetration (python-fcl) and every object resting.
+
+An object rests when its lowest world point lies on the floor (y = 0) or on the top of its support
+(the support's highest world point) within ``tol`` metres. Two objects interpenetrate when their
+surfaces cross (fcl triangle-triangle collision) or one lies inside the other (a vertex inside a
+closed mesh whose box contains it). A supported object touches its support by construction, so that
+pair is tested with the object lifted by ``contact_lift`` metres: touching passes, sinking in fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import trimesh
+
+from sceneforge.errors import MissingDependencyError
+
+FLOOR = 0
+
+
+def _fcl() -> Any:
+    try:
+        import fcl
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingDependencyError("python-fcl", "synth", "collision checks of layouts") from exc
+    return fcl
+
+
+def fcl_object(vertices: np.ndarray, faces: np.ndarray) -> Any:
+    """An fcl CollisionObject of a triangle mesh (vertices (N, 3) metres, faces (F, 3)), identity pose."""
+    fcl = _fcl()
+    model = fcl.BVHModel()
+    model.beginModel(len(vertices), len(faces))
+    model.addSubModel(np.ascontiguousarray(vertices, dtype=np.float64), np.ascontiguousarray(faces, dtype=np.int32))
+    model.endModel()
+    return fcl.CollisionObject(model, fcl.Transform())
+
+
+def set_translation(obj: Any, t: np.ndarray) -> None:
+    fcl = _fcl()
+    obj.setTransform(fcl.Transform(np.eye(3), np.asarray(t, dtype=np.float64)))
+
+
+def collide(a: Any, b: Any) -> bool:
+    """True when the two fcl objects' surfaces touch or cross."""
+    fcl = _fcl()
+    result = fcl.CollisionResult()
+    fcl.collide(a, b, fcl.CollisionRequest(), result)
+    return bool(result.is_collision)
+
+
+def distance(a: Any, b: Any) -> float:
+    """Minimum distance between two fcl objects, metres (0 when they collide)."""
+    fcl = _fcl()
+    return float(fcl.distance(a, b, fcl.DistanceRequest(), fcl.DistanceResult()))
+
+
+@dataclass(frozen=True)
+class PhysicsReport:
+    """penetrating : id pairs (a < b) that interpenetrate. not_resting : ids not on floor/support.
+    rest_error : id -> |lowest point - support height|, metres."""
+
+    penetrating: tuple[tuple[int, int], ...]
+    not_resting: tuple[int, ...]
+    rest_error: Mapping[int, float]
+
+    @property
+    def ok(self) -> bool:
+        return not self.penetrating and not self.not_resting
+
+
+def _inside(container: trimesh.Trimesh, inner: trimesh.Trimesh) -> bool:
+    """True when ``inner`` lies inside the closed ``container`` (its box nested in the container's box
+    and its vertex deepest inside that box inside the mesh). Crossing surfaces are fcl's job."""
+    lo, hi = container.bounds
+    if not container.is_watertight or np.any(inner.bounds[0] < lo) or np.any(inner.bounds[1] > hi):
+        return False
+    v = np.asarray(inner.vertices)
+    depth = np.minimum(v - lo, hi - v).min(axis=1)
+    return bool(container.contains(v[[int(np.argmax(depth))]])[0])
+
+
+def check_physics(world_meshes: Sequence[trimesh.Trimesh], ids: Sequence[int], supports: Mapping[int, int],
+                  tol: float = 1e-6, contact_lift: float = 1e-4) -> PhysicsReport:
+    """Check a posed scene.
+
+    world_meshes : meshes in world coordinates (metres), one per id.
+    supports : id -> support id (0 = floor).
+    """
+    index = {int(i): k for k, i in enumerate(ids)}
+    bounds = [m.bounds for m in world_meshes]
+    rest_error: dict[int, float] = {}
+    not_resting = []
+    for k, i in enumerate(ids):
+        s = int(supports[int(i)])
+        height = 0.0 if s == FLOOR else float(bounds[index[s]][1, 1])
+        err = abs(float(bounds[k][0, 1]) - height)
+        rest_error[int(i)] = err
+        if err > tol:
+            not_resting.append(int(i))
+    objs: dict[int, Any] = {}
+
+    def obj(k: int) -> Any:  # built only for pairs whose boxes meet
+        if k not in objs:
+            objs[k] = fcl_object(world_meshes[k].vertices, world_meshes[k].faces)
+        return objs[k]
+
+    penetrating = []
+    for a in range(len(ids)):
+        for b in range(a + 1, len(ids)):
+            (lo_a, hi_a), (lo_b, hi_b) = bounds[a], bounds[b]
+            if np.any(lo_a > hi_b + tol) or np.any(lo_b > hi_a + tol):
+                continue
+            ia, ib = int(ids[a]), int(ids[b])
+            lifted = None
+            if supports[ia] == ib:
+                lifted = a
+            elif supports[ib] == ia:
+                lifted = b
+            if lifted is not None:
+                set_translation(obj(lifted), np.array([0.0, contact_lift, 0.0]))
+            hit = collide(obj(a), obj(b))
+            if lifted is not None:
+                set_translation(obj(lifted), np.zeros(3))
+            if not hit:
+                hit = _inside(world_meshes[a], world_meshes[b]) or _inside(world_meshes[b], world_meshes[a])
+            if hit:
+                penetrating.append((min(ia, ib), max(ia, ib)))
+    return PhysicsReport(tuple(penetrating), tuple(not_resting), rest_error)

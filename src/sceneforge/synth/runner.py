@@ -1,0 +1,178 @@
+"""Run dataset generation: in this process, on local worker processes, or on a Ray cluster.
+
+Workers only lay out, render and encode (:func:`~sceneforge.synth.dataset.build_scene_files`) and
+send the finished files back; the driver writes each scene folder atomically. So a Ray cluster needs
+no shared file system, and the output is identical for any number of workers. Each worker process
+keeps one GL context for its whole life (:func:`~sceneforge.render.rasterizer.shared_rasterizer`).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sceneforge
+from sceneforge.errors import InputError, MissingDependencyError
+from sceneforge.synth.dataset import (
+    SceneFiles,
+    SynthConfig,
+    build_scene_files,
+    check_scene_count,
+    commit_scene,
+    existing_scenes,
+    prepare_output,
+)
+
+MAX_WORKERS = 1024
+
+
+@dataclass(frozen=True)
+class SceneDone:
+    """Progress event: one scene folder was written."""
+
+    index: int
+    n_views: int
+    n_dropped: int
+    n_bytes: int
+    seconds: dict[str, float]
+
+
+@dataclass(frozen=True)
+class DatasetReport:
+    """What a run did. ``skipped`` scenes were already complete; ``seconds`` is wall time."""
+
+    out: Path
+    n_scenes: int
+    skipped: int
+    generated: int
+    views: int
+    dropped_views: int
+    seconds: float
+
+    @property
+    def scenes_per_second(self) -> float:
+        return self.generated / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def views_per_second(self) -> float:
+        return self.views / self.seconds if self.seconds > 0 else 0.0
+
+
+def generate_dataset(out: str | Path, config: SynthConfig, n_scenes: int, workers: int = 1,
+                     ray_address: str | None = None,
+                     on_start: Callable[[int, int], None] | None = None,
+                     on_scene: Callable[[SceneDone], None] | None = None) -> DatasetReport:
+    """Make scenes ``0 .. n_scenes-1`` in ``out`` that are not there yet.
+
+    workers : local processes (1 = this process). Ignored with ``ray_address``.
+    ray_address : None (no Ray), "auto" (a running cluster, or the Ray instance this process has
+        already initialised), "local" (start a local Ray instance) or a cluster address.
+    on_start(todo, skipped) and on_scene(SceneDone) report progress.
+    """
+    n_scenes = check_scene_count(n_scenes)
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+        raise InputError(None, f"workers must be an integer in [1, {MAX_WORKERS}], got {workers!r}")
+    out = prepare_output(out, config)
+    done = existing_scenes(out)
+    todo = [i for i in range(n_scenes) if i not in done]
+    skipped = n_scenes - len(todo)
+    if on_start is not None:
+        on_start(len(todo), skipped)
+    start = time.perf_counter()
+    views = dropped = 0
+    if ray_address is not None:
+        results = _run_ray(todo, config, ray_address)
+    elif workers == 1:
+        results = (build_scene_files(i, config) for i in todo)
+    else:
+        results = _run_pool(todo, config, workers)
+    for files in results:
+        commit_scene(out, files)
+        views += files.n_views
+        dropped += files.n_dropped
+        if on_scene is not None:
+            on_scene(SceneDone(files.index, files.n_views, files.n_dropped, files.n_bytes, dict(files.seconds)))
+    return DatasetReport(out, n_scenes, skipped, len(todo), views, dropped, time.perf_counter() - start)
+
+
+def _init_worker() -> None:
+    """One llvmpipe thread per worker process (the processes already use the cores)."""
+    os.environ.setdefault("LP_NUM_THREADS", "1")
+
+
+def _run_pool(todo: list[int], config: SynthConfig, workers: int) -> Iterator[SceneFiles]:
+    """Scenes from a pool of spawned processes, at most 2 per worker in flight, as they finish."""
+    ctx = multiprocessing.get_context("spawn")  # a fresh process: no inherited GL or thread state
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
+        pending: set[Future[SceneFiles]] = set()
+        queue = iter(todo)
+        for index in queue:
+            pending.add(pool.submit(build_scene_files, index, config))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                yield future.result()
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending.add(pool.submit(build_scene_files, nxt, config))
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise MissingDependencyError("ray", extra="ray", purpose="running on a Ray cluster") from exc
+    return ray
+
+
+def _ray_build(index: int, config_doc: dict[str, Any]) -> SceneFiles:
+    _init_worker()
+    return build_scene_files(index, SynthConfig.from_dict(config_doc))
+
+
+def ray_runtime_env() -> dict[str, Any]:
+    """Runtime environment that ships this sceneforge package to Ray workers (give it to ray.init
+    when you initialise Ray yourself), so a cluster runs the driver's code without installing it."""
+    return {"py_modules": [str(Path(sceneforge.__file__).resolve().parent)]}
+
+
+def _run_ray(todo: list[int], config: SynthConfig, address: str) -> Iterator[SceneFiles]:
+    """Scenes from Ray tasks (one CPU each), a bounded number in flight, as they finish.
+
+    Connects (or starts, for "local") Ray unless this process already did, and then shuts it down
+    again when done; an instance the caller initialised is left running.
+    """
+    ray = _import_ray()
+    started = not ray.is_initialized()
+    if started:
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                  "runtime_env": ray_runtime_env()}
+        ray.init(**kwargs) if address == "local" else ray.init(address=address, **kwargs)
+    try:
+        yield from _ray_tasks(ray, todo, config)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _ray_tasks(ray: Any, todo: list[int], config: SynthConfig) -> Iterator[SceneFiles]:
+    task = ray.remote(num_cpus=1)(_ray_build)
+    config_doc = config.to_dict()
+    in_flight = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
+    queue = iter(todo)
+    pending = [task.remote(i, config_doc) for _, i in zip(range(in_flight), queue)]
+    while pending:
+        finished, pending = ray.wait(pending, num_returns=1)
+        for ref in finished:
+            yield ray.get(ref)
+            nxt = next(queue, None)
+            if nxt is not None:
+                pending.append(task.remote(nxt, config_doc))
