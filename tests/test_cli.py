@@ -12,22 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sceneforge import cli
 
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["sceneforge", *map(str, args)])
-    monkeypatch.setenv("COLUMNS", "200")
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def real_samples(real: Path) -> list[list[str]]:
@@ -45,32 +32,32 @@ def real_samples(real: Path) -> list[list[str]]:
     return samples
 
 
-def test_info_on_every_real_sample(monkeypatch, capsys, real_dir, arc2017_npz):
+def test_info_on_every_real_sample(run_cli, real_dir, arc2017_npz):
     samples = real_samples(real_dir) + [[str(arc2017_npz)]]
     assert len(samples) == 15
     for args in samples:
-        code, out, err = run_cli(monkeypatch, capsys, "info", *args)
+        code, out, err = run_cli("info", *args)
         assert code == 0, (args, err)
         assert "image:" in out and "camera:" in out
         if "--depth" in args or args[0].endswith(".npz"):
             assert "depth: " in out and " m (median" in out
 
 
-def test_info_prints_instances_and_camera(monkeypatch, capsys, arc2017_npz):
-    code, out, _ = run_cli(monkeypatch, capsys, "info", arc2017_npz)
+def test_info_prints_instances_and_camera(run_cli, arc2017_npz):
+    code, out, _ = run_cli("info", arc2017_npz)
     assert code == 0
     assert "8 instances" in out and "hanes_socks" in out and "fx=517.62" in out and "640x480" in out
 
 
 @pytest.mark.parametrize("command", [["--help"], ["info", "--help"]])
-def test_help(monkeypatch, capsys, command):
-    code, out, _ = run_cli(monkeypatch, capsys, *command)
+def test_help(run_cli, command):
+    code, out, _ = run_cli(*command)
     assert code == 0 and "Usage" in out
 
 
-def test_bad_input_exits_2_with_message(monkeypatch, capsys, tmp_path):
+def test_bad_input_exits_2_with_message(run_cli, tmp_path):
     (tmp_path / "rgb.png").write_bytes(b"garbage")
-    code, out, err = run_cli(monkeypatch, capsys, "info", tmp_path)
+    code, out, err = run_cli("info", tmp_path)
     assert code == 2
     assert "rgb.png: not a readable image" in err and "Traceback" not in err + out
 

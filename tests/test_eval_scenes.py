@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import trimesh
 
-from sceneforge import cli
 from sceneforge.errors import InputError
 from sceneforge.eval.icp import AlignmentConfig
 from sceneforge.eval.matching import match_by_boxes, match_objects
@@ -233,22 +232,10 @@ def test_pairing_errors(tmp_path, scene_folders):
         pair_scenes(pred_dir, tmp_path / "empty")
 
 
-def _run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["sceneforge", *map(str, args)])
-    monkeypatch.setenv("COLUMNS", "200")
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def test_cli_evaluate_folders_with_workers_writes_reports(scene_folders, tmp_path, monkeypatch, capsys):
+def test_cli_evaluate_folders_with_workers_writes_reports(scene_folders, tmp_path, run_cli):
     pred_dir, gt_dir = scene_folders
     out = tmp_path / "report"
-    code, stdout, stderr = _run_cli(monkeypatch, capsys, "evaluate", pred_dir, gt_dir, "--out", out,
+    code, stdout, stderr = run_cli("evaluate", pred_dir, gt_dir, "--out", out,
                                     "--workers", "2", "--points", "1500", "--chamfer", "l1_mean")
     assert code == 0, stderr
     assert "CD-S (l1_mean)" in stdout and "scene2" in stdout and "orphan" in stderr
@@ -259,8 +246,68 @@ def test_cli_evaluate_folders_with_workers_writes_reports(scene_folders, tmp_pat
     assert (out / "evaluation.csv").read_text().count("\n") == 5  # header, 3 scenes, mean
 
 
-def test_cli_evaluate_bad_input_exit_code_2(tmp_path, monkeypatch, capsys):
-    code, _, stderr = _run_cli(monkeypatch, capsys, "evaluate", tmp_path / "a", tmp_path / "b")
+def test_cli_evaluate_bad_input_exit_code_2(tmp_path, run_cli):
+    code, _, stderr = run_cli("evaluate", tmp_path / "a", tmp_path / "b")
     assert code == 2 and "not found" in stderr and "Traceback" not in stderr
-    code, _, stderr = _run_cli(monkeypatch, capsys, "evaluate", tmp_path, tmp_path, "--scale", "affine")
+    code, _, stderr = run_cli("evaluate", tmp_path, tmp_path, "--scale", "affine")
     assert code == 2 and "scale must be one of" in stderr
+
+
+def test_glb_ground_truth_and_scene_json_prediction(tmp_path):
+    from sceneforge.io import export_scene
+
+    gt = make_scene(count=3)
+    glb = export_scene(gt, tmp_path / "gt.glb")
+    write_scene_json(moved(gt, Similarity(rotation_y(0.4), [0.1, 0.0, 0.0], 1.0)), tmp_path / "pred")
+    run = evaluate_paths(tmp_path / "pred", glb, FAST)
+    assert len(run.results) == 1 and run.results[0].scene.fscore[0.1] > 0.99 and not run.results[0].missed_ids
+
+
+@pytest.mark.slow  # starts a local Ray cluster (about 15 s on 2 cores)
+def test_ray_runs_folders_or_names_the_install(scene_folders):
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        from sceneforge.errors import MissingDependencyError
+
+        with pytest.raises(MissingDependencyError, match=r"sceneforge\[ray\]"):
+            evaluate_paths(*scene_folders, FAST, use_ray=True)
+    else:
+        run = evaluate_paths(*scene_folders, FAST, use_ray=True)
+        assert [r.name for r in run.results] == ["scene0", "scene1", "scene2"]
+
+
+def test_eval_imports_no_open3d_and_no_reconstruction_stage():
+    import subprocess
+
+    code = ("import sys, sceneforge.eval, sceneforge.eval.report, sceneforge.eval.runner; "
+            "bad = [m for m in sys.modules if m == 'open3d' or m.split('.')[:2] in (['sceneforge', s] for s in "
+            "('synth', 'perception', 'amodal', 'shape', 'pose', 'relations', 'pipeline'))]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**__import__("os").environ,
+                   "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[1] / "src")})
+
+
+def test_cli_symmetric_needs_label_and_order(scene_folders, run_cli):
+    pred_dir, gt_dir = scene_folders
+    code, _, stderr = run_cli("evaluate", pred_dir, gt_dir, "--symmetric", "table")
+    assert code == 2 and "LABEL=ORDER" in stderr
+
+
+def test_synthetic_engine_ground_truth_round_trip(tmp_path):
+    """The engine's scene.json folders are valid ground truth: a moved copy scores perfectly, and the
+    engine's resting and stacked objects are neither floating nor interpenetrating."""
+    from sceneforge.io import load_scene
+    from sceneforge.synth.dataset import SynthConfig
+    from sceneforge.synth.runner import generate_dataset
+
+    generate_dataset(tmp_path / "gt", SynthConfig(kind="iscene", seed=3), 2)
+    motion = Similarity(rotation_y(2.0), [0.4, 0.0, -0.3], 1.0)
+    for folder in sorted((tmp_path / "gt").glob("scene_*")):
+        write_scene_json(moved(load_scene(folder), motion), tmp_path / "pred" / folder.name)
+    run = evaluate_paths(tmp_path / "pred", tmp_path / "gt", EvalConfig(points_per_object=3000))
+    assert len(run.results) == 2
+    for result in run.results:
+        assert result.scene.fscore[0.02] > 0.99 and result.match_method == "id" and not result.missed_ids
+        assert result.plausibility_pred.floating_objects == result.plausibility_gt.floating_objects == 0
+        assert result.plausibility_pred.interpenetrating_pairs == 0

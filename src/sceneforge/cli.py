@@ -153,18 +153,20 @@ def synth(
 
 @app.command()
 def evaluate(
-    pred: Path = typer.Argument(..., help="Prediction: a scene (scene.json, its folder, .glb, .usd) or a folder of scenes."),
+    pred: Path = typer.Argument(..., help="Prediction: a scene (scene.json, its folder, .glb, .usd) or a "
+                                          "folder of scenes."),
     gt: Path = typer.Argument(..., help="Ground truth: a scene, or a folder of scenes paired with PRED by name."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Folder for evaluation.csv/.json/.md."),
     workers: int = typer.Option(1, min=1, help="Scenes scored in parallel (processes)."),
-    ray: bool = typer.Option(False, "--ray", help="Distribute scenes with Ray (pip install ray)."),
+    ray: bool = typer.Option(False, "--ray", help="Distribute scenes with Ray (pip install \"sceneforge[ray]\")."),
     align: bool = typer.Option(True, "--align/--no-align", help="Robust ICP alignment before scoring."),
     scale: str = typer.Option("icp", help="Alignment scale: none (rigid), normalise (I-Scene normalisations, "
                                           "rigid ICP), icp (plus uniform scale in ICP)."),
     up_axis: str = typer.Option("y", help="Up axis of the yaw sweep: x, y or z."),
-    pred_range: tuple[float, float] | None = typer.Option(None, help="Declared output range of the predicting "
-                                                                     "method for the min/max normalisation, e.g. -0.5 0.5."),
-    tau: list[float] = typer.Option([0.1, 0.05, 0.02], help="F-score thresholds; the first is the headline."),
+    pred_range: tuple[float, float] | None = typer.Option(
+        None, help="Declared output range of the predicting method for the min/max normalisation, e.g. -0.5 0.5."),
+    tau: list[float] = typer.Option([0.1, 0.05, 0.02], help="F-score threshold, repeatable (--tau 0.1 "
+                                                             "--tau 0.05); the first is the headline."),
     points: int = typer.Option(20_480, min=1, help="Surface samples per object."),
     object_normalisation: str = typer.Option("uniform", help="uniform, per_axis (MIDI-3D) or scene."),
     scene_normalisation: str = typer.Option("uniform", help="uniform (GT box to [-1, 1]) or none (GT units)."),
@@ -184,6 +186,8 @@ def evaluate(
     from sceneforge.eval.scene_eval import EvalConfig
 
     try:
+        if any("=" not in item for item in symmetric):
+            raise ValueError(f"--symmetric takes LABEL=ORDER (e.g. table=2), got {symmetric}")
         symmetry = {label: int(order) for label, order in (item.split("=", 1) for item in symmetric)}
         alignment = AlignmentConfig(icp=RobustICPConfig(up_axis=up_axis), scale=scale, source_range=pred_range)
         config = EvalConfig(points_per_object=points, taus=tuple(tau), align=align, alignment=alignment,

@@ -49,6 +49,8 @@ class RobustICPConfig:
         (an addition to the paper, see docs/metrics.md); 0 disables it.
     sparse_voxel_share : before the coarse downsampling, drop points in voxels holding fewer than
         max(2, share x median) points (an addition to the paper against scattered outliers); 0 disables.
+    max_coarse_points : random subset (seeded) of each cloud that is voxel-downsampled for the
+        coarse stage; at v = 0.03 it fills the same voxels as the whole cloud. None: every point.
     max_fine_points : cap on the full-resolution clouds of the fine stage (random subset, seeded);
         None uses every point.
     max_translation : sanity bound on the translation, normalised units.
@@ -66,6 +68,7 @@ class RobustICPConfig:
     with_scale: bool = False
     allow_reflection: bool = False
     max_fine_points: int | None = 10_000
+    max_coarse_points: int | None = 50_000
     scale_refinement_iterations: int = 10
     sparse_voxel_share: float = 0.1
     max_translation: float = 1.5
@@ -101,6 +104,7 @@ class RegistrationResult:
     fitness : share of source points with a target point within the final threshold, in [0, 1].
     inlier_rmse : RMS distance of those inliers, normalised units (largest side of the pair = 1).
     init_yaw_deg : the yaw of the winning initialisation, degrees about ``up_axis``.
+    init_translation : its translation hypothesis: "centroids" (brought together) or "in_place".
     stage : "fine", or the fallback that was kept ("coarse", "identity").
     normalisation : "shared" for a single run; "minmax" or "aabb" when chosen by align_point_clouds.
     score : the selection score of align_point_clouds (Chamfer, unsquared mean), NaN otherwise.
@@ -111,6 +115,7 @@ class RegistrationResult:
     fitness: float
     inlier_rmse: float
     init_yaw_deg: float
+    init_translation: str
     stage: str
     normalisation: str = "shared"
     score: float = float("nan")
@@ -124,7 +129,8 @@ class RegistrationResult:
     def to_dict(self) -> dict[str, object]:
         return {"T_target_source": self.T_target_source.tolist(), "scale": self.scale,
                 "fitness": self.fitness, "inlier_rmse": self.inlier_rmse,
-                "init_yaw_deg": self.init_yaw_deg, "stage": self.stage,
+                "init_yaw_deg": self.init_yaw_deg, "init_translation": self.init_translation,
+                "stage": self.stage,
                 "normalisation": self.normalisation, "score": self.score,
                 "candidates": dict(self.candidates)}
 
@@ -191,15 +197,17 @@ def yaw_candidate(yaw_deg: float, up_axis: str, source_centre: np.ndarray,
     return T
 
 
-def yaw_candidates(config: RobustICPConfig, source: np.ndarray, target: np.ndarray) -> list[tuple[float, np.ndarray]]:
-    """(yaw_deg, T) initial guesses: every sweep yaw about the source centroid, with two translation
-    hypotheses each: centroids brought together, and the source left in place (which is right when
-    the prediction misses or adds objects, so that its centroid moved)."""
+def yaw_candidates(config: RobustICPConfig, source: np.ndarray,
+                   target: np.ndarray) -> list[tuple[float, str, np.ndarray]]:
+    """(yaw_deg, translation hypothesis, T) initial guesses: every sweep yaw about the source
+    centroid, with two translation hypotheses each: centroids brought together, and the source
+    left in place (which is right when the prediction misses or adds objects, so that its centroid
+    moved)."""
     src_c, tgt_c = source.mean(axis=0), target.mean(axis=0)
     out = []
     for yaw in config.yaw_degrees:
-        out.append((float(yaw), yaw_candidate(float(yaw), config.up_axis, src_c, tgt_c)))
-        out.append((float(yaw), yaw_candidate(float(yaw), config.up_axis, src_c, src_c)))
+        out.append((float(yaw), "centroids", yaw_candidate(float(yaw), config.up_axis, src_c, tgt_c)))
+        out.append((float(yaw), "in_place", yaw_candidate(float(yaw), config.up_axis, src_c, src_c)))
     return out
 
 
@@ -250,29 +258,31 @@ def _icp_point_to_plane(src, tgt, threshold: float, init: np.ndarray, iterations
 
 
 def _select_initialisation(src_down: np.ndarray, tgt_down: np.ndarray, src_pcd, tgt_pcd,
-                           config: RobustICPConfig, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """Yaw sweep + trimmed-Chamfer pre-score + seed ICP on the top candidates -> (T_0, yaw_deg)."""
+                           config: RobustICPConfig, rng: np.random.Generator) -> tuple[np.ndarray, float, str]:
+    """Yaw sweep + trimmed-Chamfer pre-score + seed ICP on the top candidates
+    -> (T_0, yaw_deg, translation hypothesis)."""
     v = config.voxel_size
     src_small = _subsample(src_down, config.prescore_points, rng)
     tgt_small = _subsample(tgt_down, config.prescore_points, rng)
     tgt_tree = cKDTree(tgt_small)
     prescored = []
-    for yaw, T in yaw_candidates(config, src_down, tgt_down):
+    for yaw, hypothesis, T in yaw_candidates(config, src_down, tgt_down):
         moved = src_small @ T[:3, :3].T + T[:3, 3]
-        prescored.append((trimmed_symmetric_chamfer(moved, tgt_small, config.trim_ratio, tgt_tree), yaw, T))
-    prescored.sort(key=lambda item: (item[0], item[1]))
+        score = trimmed_symmetric_chamfer(moved, tgt_small, config.trim_ratio, tgt_tree)
+        prescored.append((score, yaw, hypothesis, T))
+    prescored.sort(key=lambda item: (item[0], item[1], item[2]))
     best = None
-    for _, yaw, T in prescored[: config.top_k]:
+    for _, yaw, hypothesis, T in prescored[: config.top_k]:
         res = _icp_point_to_point(src_pcd, tgt_pcd, 2.5 * v, T, config.seed_iterations, config.with_scale)
         objective = float(res.inlier_rmse) + v * (1.0 - float(res.fitness))
         if res.fitness == 0:
             objective = float("inf")
         if best is None or objective < best[0]:
-            best = (objective, np.asarray(res.transformation), yaw)
+            best = (objective, np.asarray(res.transformation), yaw, hypothesis)
     assert best is not None
     if not np.isfinite(best[0]):  # no seed ICP found any correspondence: keep the best pre-score
-        return prescored[0][2], prescored[0][1]
-    return best[1], best[2]
+        return prescored[0][3], prescored[0][1], prescored[0][2]
+    return best[1], best[2], best[3]
 
 
 def _refine_scale(src_pre, tgt, T_fine_rel: np.ndarray, T_coarse: np.ndarray, config: RobustICPConfig) -> np.ndarray:
@@ -327,10 +337,12 @@ def robust_icp(source: np.ndarray, target: np.ndarray, config: RobustICPConfig |
     tgt_n = target @ N[:3, :3].T + N[:3, 3]
     v = config.voxel_size
 
-    src_down_pcd = _cloud(drop_sparse_voxels(src_n, v, config.sparse_voxel_share)).voxel_down_sample(v)
-    tgt_down_pcd = _cloud(drop_sparse_voxels(tgt_n, v, config.sparse_voxel_share)).voxel_down_sample(v)
+    src_coarse = drop_sparse_voxels(_subsample(src_n, config.max_coarse_points, rng), v, config.sparse_voxel_share)
+    tgt_coarse = drop_sparse_voxels(_subsample(tgt_n, config.max_coarse_points, rng), v, config.sparse_voxel_share)
+    src_down_pcd = _cloud(src_coarse).voxel_down_sample(v)
+    tgt_down_pcd = _cloud(tgt_coarse).voxel_down_sample(v)
     src_down, tgt_down = np.asarray(src_down_pcd.points), np.asarray(tgt_down_pcd.points)
-    T0, yaw = _select_initialisation(src_down, tgt_down, src_down_pcd, tgt_down_pcd, config, rng)
+    T0, yaw, hypothesis = _select_initialisation(src_down, tgt_down, src_down_pcd, tgt_down_pcd, config, rng)
 
     coarse = _icp_point_to_point(src_down_pcd, tgt_down_pcd, 2.5 * v, T0, config.coarse_iterations, config.with_scale)
     T_coarse, _ = project_similarity(np.asarray(coarse.transformation), config.allow_reflection)
@@ -366,7 +378,7 @@ def robust_icp(source: np.ndarray, target: np.ndarray, config: RobustICPConfig |
         T_norm, stage, fitness, rmse = np.eye(4), "identity", float("nan"), float("nan")
     T_target_source = invert_transform(N) @ T_norm @ N
     T_target_source, scale = project_similarity(T_target_source, config.allow_reflection)
-    return RegistrationResult(T_target_source, scale, fitness, rmse, yaw, stage)
+    return RegistrationResult(T_target_source, scale, fitness, rmse, yaw, hypothesis, stage)
 
 
 def minmax_normalisation(points: np.ndarray, output_range: tuple[float, float] | None) -> np.ndarray:
@@ -409,14 +421,15 @@ class AlignmentConfig:
     source_range: tuple[float, float] | None = None
     target_range: tuple[float, float] | None = None
     normalisations: tuple[str, ...] = NORMALISATIONS
-    selection_points: int = 20_000
+    selection_points: int = 5_000
 
     def __post_init__(self) -> None:
         if self.scale not in SCALE_MODES:
             raise ValueError(f"scale must be one of {', '.join(SCALE_MODES)}, got {self.scale!r}")
         unknown = set(self.normalisations) - set(NORMALISATIONS)
         if unknown or not self.normalisations:
-            raise ValueError(f"normalisations must be a non-empty subset of {NORMALISATIONS}, got {self.normalisations}")
+            raise ValueError(f"normalisations must be a non-empty subset of {NORMALISATIONS}, "
+                             f"got {self.normalisations}")
 
 
 def _normalisation_pair(name: str, source: np.ndarray, target: np.ndarray,

@@ -22,7 +22,8 @@ from sceneforge.eval.boxes import aabb_iou, oriented_box_intersection_volume
 @dataclass(frozen=True)
 class PlausibilityScores:
     """interpenetration_volume : summed over object pairs (cubic units of the scene).
-    interpenetrating_pairs : pairs with a positive intersection volume; approximate_pairs : pairs
+    interpenetrating_pairs : pairs overlapping by more than a cube of side ``floating_tolerance``
+    (contact after an alignment gives tiny overlaps); approximate_pairs : pairs
     measured with oriented boxes because a mesh was not a closed volume.
     mean_floating_distance : mean gap to the support (units of the scene); floating_objects : how
     many gaps exceed ``floating_tolerance``."""
@@ -61,8 +62,9 @@ def pair_intersection_volume(a: PlacedObject, b: PlacedObject) -> tuple[float, b
     return oriented_box_intersection_volume(a.corners, b.corners), False
 
 
-def interpenetration(objects: Sequence[PlacedObject]) -> tuple[float, int, int]:
-    """(total volume, pairs with overlap, pairs measured approximately) over all object pairs."""
+def interpenetration(objects: Sequence[PlacedObject], min_volume: float = 0.0) -> tuple[float, int, int]:
+    """(total volume, pairs overlapping by more than ``min_volume``, pairs measured approximately)
+    over all object pairs."""
     total, pairs, approximate = 0.0, 0, 0
     boxes = [_aabb(o.corners) for o in objects]
     for i in range(len(objects)):
@@ -71,9 +73,8 @@ def interpenetration(objects: Sequence[PlacedObject]) -> tuple[float, int, int]:
                 continue
             volume, exact = pair_intersection_volume(objects[i], objects[j])
             approximate += 0 if exact else 1
-            if volume > 0:
-                total += volume
-                pairs += 1
+            total += volume
+            pairs += int(volume > min_volume)
     return total, pairs, approximate
 
 
@@ -82,11 +83,13 @@ def _aabb(points: np.ndarray) -> np.ndarray:
 
 
 def floating_distances(objects: Sequence[PlacedObject], up: np.ndarray,
-                       floor_height: float | None) -> np.ndarray:
+                       floor_height: float | None, tolerance: float = 0.0) -> np.ndarray:
     """(K,) gap between each object's lowest point and the support below it, along unit ``up``.
 
     floor_height : height of the floor along ``up`` (``-offset`` of a plane with normal ``up``), or
-    None. Objects without points get NaN.
+    None. An object counts as a support when its footprint overlaps and its top is at most
+    ``tolerance`` above the bottom of the object it carries (resting objects sink in a little after
+    an alignment). Objects without points get NaN.
     """
     up = np.asarray(up, dtype=np.float64) / np.linalg.norm(up)
     basis = _plane_basis(up)
@@ -108,7 +111,8 @@ def floating_distances(objects: Sequence[PlacedObject], up: np.ndarray,
             continue
         support = ground
         for j, (_, top) in enumerate(heights):
-            if j == i or not np.isfinite(top) or top > bottom + 1e-9 or not _overlap_2d(footprints[i], footprints[j]):
+            if j == i or not np.isfinite(top) or top > bottom + tolerance + 1e-12 \
+                    or not _overlap_2d(footprints[i], footprints[j]):
                 continue
             support = max(support, top)
         gaps[i] = max(0.0, bottom - support)
@@ -130,8 +134,8 @@ def _plane_basis(up: np.ndarray) -> np.ndarray:
 def plausibility(objects: Sequence[PlacedObject], up: np.ndarray, floor_height: float | None,
                  floating_tolerance: float) -> PlausibilityScores:
     """Interpenetration and floating numbers of one scene's objects (all in one frame)."""
-    volume, pairs, approximate = interpenetration(objects)
-    gaps = floating_distances(objects, up, floor_height)
+    volume, pairs, approximate = interpenetration(objects, floating_tolerance ** 3)
+    gaps = floating_distances(objects, up, floor_height, floating_tolerance)
     finite = gaps[np.isfinite(gaps)]
     return PlausibilityScores(
         interpenetration_volume=volume, interpenetrating_pairs=pairs, approximate_pairs=approximate,

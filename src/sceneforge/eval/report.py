@@ -60,7 +60,8 @@ def markdown_table(run: EvaluationRun, chamfer: ChamferConvention = "l2_sum") ->
         lines.append("| " + " | ".join(cells + [str(row["n_missed"]), str(row["n_extra"])]) + " |")
     if len(run.results) > 1:
         cells = ["**mean**"] + [format_value(run.mean.get(k, float("nan")), p) for _, k, p in cols]
-        lines.append("| " + " | ".join(cells + [format_value(run.mean["n_missed"]), format_value(run.mean["n_extra"])]) + " |")
+        counts = [format_value(run.mean["n_missed"]), format_value(run.mean["n_extra"])]
+        lines.append("| " + " | ".join(cells + counts) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -2,14 +2,15 @@
 
 A scene is a scene.json (or a folder holding one), a .glb/.gltf or a USD file: anything
 :func:`sceneforge.io.load_scene` reads. A folder that is not itself a scene is a folder of scenes:
-each sub-folder with a scene file, and each scene file directly inside, is one scene named by its
-folder or file stem. Ground-truth scenes without a prediction are scored as empty predictions (F 0,
-infinite Chamfer distance) and predictions without a ground truth are reported; nothing is
-dropped silently. Scenes run in parallel worker processes (``workers``) or on a Ray cluster.
+each sub-folder with a scene file, and each scene file directly inside (a .json only when it is a
+sceneforge scene), is one scene named by its folder or file stem. Ground-truth scenes without a
+prediction are scored as empty predictions (F 0, infinite Chamfer distance) and predictions
+without a ground truth are reported; nothing is dropped silently. Scenes run in parallel worker processes (``workers``) or on a Ray cluster.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
@@ -63,9 +64,23 @@ def list_scenes(folder: Path) -> dict[str, Path]:
             continue
         if child.is_dir() and is_single_scene(child):
             scenes[child.name] = child
-        elif child.is_file() and child.suffix.lower() in SCENE_SUFFIXES:
+        elif child.is_file() and child.suffix.lower() in SCENE_SUFFIXES and _may_be_scene_file(child):
             scenes.setdefault(child.stem, child)
     return scenes
+
+
+def _may_be_scene_file(path: Path) -> bool:
+    """Every .glb/.usd file; a .json file only when it declares the scene format (a folder of
+    scenes may hold other JSON, such as the synthetic engine's dataset.json)."""
+    if path.suffix.lower() != ".json":
+        return True
+    from sceneforge.io.scene_json import SCENE_FORMAT
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(doc, dict) and doc.get("format") == SCENE_FORMAT
 
 
 def pair_scenes(pred: str | Path, gt: str | Path) -> tuple[list[ScenePair], list[str]]:
@@ -158,18 +173,28 @@ def _run_ray(pairs: Sequence[ScenePair], config: EvalConfig,
         import ray
     except ImportError as exc:
         raise MissingDependencyError("ray", extra="ray", purpose="evaluate --ray") from exc
-    if not ray.is_initialized():
-        ray.init(ignore_reinit_error=True, log_to_driver=False)
-    remote = ray.remote(num_cpus=1)(evaluate_pair)
-    config = replace(config, threads=1)
-    refs = {remote.remote(pair, config): k for k, pair in enumerate(pairs)}
-    results: dict[int, SceneEvaluation] = {}
-    pending = list(refs)
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        for ref in done:
-            results[refs[ref]] = ray.get(ref)
-            on_done(results[refs[ref]])
+    started = not ray.is_initialized()
+    if started:
+        # workers must import this very sceneforge (a source checkout need not be installed)
+        import sceneforge
+
+        src = str(Path(sceneforge.__file__).resolve().parents[1])
+        ray.init(ignore_reinit_error=True, log_to_driver=False, include_dashboard=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": src}})
+    try:
+        remote = ray.remote(num_cpus=1)(evaluate_pair)
+        config = replace(config, threads=1)
+        refs = {remote.remote(pair, config): k for k, pair in enumerate(pairs)}
+        results: dict[int, SceneEvaluation] = {}
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                results[refs[ref]] = ray.get(ref)
+                on_done(results[refs[ref]])
+    finally:
+        if started:
+            ray.shutdown()
     return [results[k] for k in range(len(pairs))]
 
 

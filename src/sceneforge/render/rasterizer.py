@@ -107,7 +107,7 @@ class Rasterizer:
                                                    fragment_shader=shaders.BACKGROUND_FRAGMENT)
         self.background_vao = self.ctx.vertex_array(self.background_program, [])
         self.background_program["albedo_texture"].value = 0
-        self._targets: dict[tuple[int, int], tuple[Any, list[Any]]] = {}
+        self._targets: dict[tuple[int, int, bool], tuple[Any, list[Any]]] = {}
 
     @property
     def renderer_name(self) -> str:
@@ -150,7 +150,7 @@ class Rasterizer:
             auto_near, auto_far = _depth_range(uploaded.bounds_world, T_cam_world)
             near = auto_near if near is None else near
             far = auto_far if far is None else far
-        fbo, textures = self._framebuffer(W, H)
+        fbo, textures = self._framebuffer(W, H, normals)
         fbo.use()
         ctx = self.ctx
         ctx.disable(self._moderngl.CULL_FACE | self._moderngl.BLEND)
@@ -181,12 +181,14 @@ class Rasterizer:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _framebuffer(self, W: int, H: int) -> tuple[Any, list[Any]]:
-        key = (W, H)
+    def _framebuffer(self, W: int, H: int, normals: bool) -> tuple[Any, list[Any]]:
+        key = (W, H, normals)
         if key not in self._targets:
             ctx = self.ctx
             textures = [ctx.texture((W, H), 4, dtype="f1"), ctx.texture((W, H), 1, dtype="f4"),
-                        ctx.texture((W, H), 4, dtype="f4"), ctx.texture((W, H), 1, dtype="u2")]
+                        ctx.texture((W, H), 1, dtype="u2")]
+            if normals:
+                textures.append(ctx.texture((W, H), 4, dtype="f4"))
             depth = ctx.depth_renderbuffer((W, H))
             fbo = ctx.framebuffer(color_attachments=textures, depth_attachment=depth)
             self._targets[key] = (fbo, textures + [depth])
@@ -227,10 +229,12 @@ class Rasterizer:
             prog["ground_colour"].value = tuple(ground.colour)
             prog["tile_size"].value = float(ground.tile_size)
             prog["texture_origin"].value = tuple(ground.texture_origin_xz)
+            side = 1.0 if camera.T_world_cam[1, 3] >= ground.height else -1.0  # the side the camera sees
+            n_world = np.array([0.0, side, 0.0])
             l_world = np.asarray(light.direction_world, dtype=np.float64)
-            prog["light_world"].value = tuple(l_world / np.linalg.norm(l_world))
-            prog["ambient"].value = float(light.ambient)
-            prog["diffuse"].value = float(light.diffuse)
+            lambert = max(float(n_world @ l_world) / float(np.linalg.norm(l_world)), 0.0)
+            prog["ground_shade"].value = float(light.ambient + light.diffuse * lambert)
+            prog["ground_normal_cam"].value = tuple(camera.T_world_cam[:3, :3].T @ n_world)
         prog["textured"].value = uploaded.ground_texture is not None
         if uploaded.ground_texture is not None:
             uploaded.ground_texture.use(location=0)
@@ -259,11 +263,11 @@ class Rasterizer:
     def _read(self, fbo: Any, W: int, H: int, normals: bool) -> RenderOutput:
         rgb = np.frombuffer(fbo.read(attachment=0, components=3, alignment=1), np.uint8).reshape(H, W, 3)
         depth = np.frombuffer(fbo.read(attachment=1, components=1, dtype="f4"), np.float32).reshape(H, W)
-        ids = np.frombuffer(fbo.read(attachment=3, components=1, dtype="u2", alignment=1),
+        ids = np.frombuffer(fbo.read(attachment=2, components=1, dtype="u2", alignment=1),
                             np.uint16).reshape(H, W)
         nrm = None
         if normals:
-            nrm = np.frombuffer(fbo.read(attachment=2, components=3, dtype="f4"), np.float32).reshape(H, W, 3)
+            nrm = np.frombuffer(fbo.read(attachment=3, components=3, dtype="f4"), np.float32).reshape(H, W, 3)
         return RenderOutput(rgb=rgb, instances=ids, depth=depth, normals=nrm)
 
 

@@ -1,8 +1,9 @@
 """GLSL 330 sources of the rasteriser: one program for surfaces, one full-screen pass for the ground and sky.
 
 The surface program writes a linear depth (camera z / far) to the depth buffer, so the depth test has the
-same precision near and far (no z-fighting where objects touch the ground). Both write the same four targets: 0 RGB (rgba8), 1 camera z in metres (r32f), 2 camera-frame normal
-(rgba32f), 3 instance id (r16ui). Geometry is drawn in the OpenCV camera frame (see projection.py).
+same precision near and far (no z-fighting where objects touch the ground). Both write the same four targets: 0 RGB (rgba8), 1 camera z in metres (r32f), 2 instance id (r16ui),
+3 camera-frame normal (rgba32f; attached only when normals are requested, which saves llvmpipe a
+third of the bytes per pixel otherwise). Geometry is drawn in the OpenCV camera frame (see projection.py).
 """
 
 SURFACE_VERTEX = """
@@ -37,8 +38,8 @@ in vec3 v_normal_cam;
 in vec3 v_colour;
 layout(location = 0) out vec4 out_rgb;
 layout(location = 1) out float out_depth;
-layout(location = 2) out vec4 out_normal;
-layout(location = 3) out uint out_id;
+layout(location = 2) out uint out_id;
+layout(location = 3) out vec4 out_normal;   // no attachment (writes dropped) unless normals are asked for
 void main() {
     vec3 n = normalize(v_normal_cam);
     if (dot(n, v_pos_cam) > 0.0) n = -n;      // two-sided: face the camera
@@ -54,17 +55,24 @@ void main() {
 
 BACKGROUND_VERTEX = """
 #version 330
+uniform mat3 K_inv;          // pixel -> camera ray with z = 1
+uniform mat3 R_world_cam;
+uniform vec2 image_size;     // W, H
+noperspective out vec2 v_pixel;
+noperspective out vec3 v_ray_world;
 void main() {
-    vec2 corner = vec2(float((gl_VertexID << 1) & 2), float(gl_VertexID & 2));
+    vec2 corner = vec2(float((gl_VertexID << 1) & 2), float(gl_VertexID & 2));   // (0,0) (2,0) (0,2)
     gl_Position = vec4(corner * 2.0 - 1.0, 0.0, 1.0);
+    // OpenCV pixel at this corner (window coordinate - 0.5; rows are not flipped); both the pixel
+    // and its camera ray are affine in screen space, so interpolating them is exact
+    v_pixel = corner * image_size - 0.5;
+    v_ray_world = R_world_cam * (K_inv * vec3(v_pixel, 1.0));
 }
 """
 
 # Full-screen pass: each pixel's ray hits the ground plane (analytically, exact depth) or the sky.
 BACKGROUND_FRAGMENT = """
 #version 330
-uniform mat3 K_inv;          // pixel -> camera ray with z = 1
-uniform mat3 R_world_cam;
 uniform vec3 cam_pos_world;
 uniform float far_plane;
 uniform vec3 zenith;
@@ -83,38 +91,41 @@ uniform bool textured;
 uniform sampler2D albedo_texture;
 uniform float tile_size;
 uniform vec2 texture_origin; // world x, z of the texture's row 0, column 0
-uniform vec3 light_world;
-uniform float ambient;
-uniform float diffuse;
+uniform float ground_shade;  // ambient + diffuse * max(n . l, 0) for the ground's side facing the camera
+uniform vec3 ground_normal_cam;
+noperspective in vec2 v_pixel;
+noperspective in vec3 v_ray_world;
 layout(location = 0) out vec4 out_rgb;
 layout(location = 1) out float out_depth;
-layout(location = 2) out vec4 out_normal;
-layout(location = 3) out uint out_id;
+layout(location = 2) out uint out_id;
+layout(location = 3) out vec4 out_normal;   // no attachment (writes dropped) unless normals are asked for
 void main() {
-    vec2 pixel = gl_FragCoord.xy - 0.5;       // OpenCV pixel of this fragment (rows are not flipped)
-    vec3 ray_world = R_world_cam * (K_inv * vec3(pixel, 1.0));
-    float up = normalize(ray_world).y;
-    vec3 sky = up >= 0.0 ? mix(horizon, zenith, sqrt(up)) : mix(horizon, nadir, sqrt(-up));
-    if (backdrop_kind == 1) {
+    vec3 ray_world = v_ray_world;
+    vec3 sky;
+    if (backdrop_kind == 0) {
+        float up = normalize(ray_world).y;
+        sky = up >= 0.0 ? mix(horizon, zenith, sqrt(up)) : mix(horizon, nadir, sqrt(-up));
+    } else if (backdrop_kind == 1) {
         sky = colour_a;
     } else if (backdrop_kind == 2) {
-        sky = mix(colour_a, colour_b, pixel.y / max(image_size.y - 1.0, 1.0));
-    } else if (backdrop_kind == 3) {
-        vec2 d = (pixel - 0.5 * (image_size - 1.0)) / max(0.5 * image_size, vec2(1.0));
+        sky = mix(colour_a, colour_b, v_pixel.y / max(image_size.y - 1.0, 1.0));
+    } else {
+        vec2 d = (v_pixel - 0.5 * (image_size - 1.0)) / max(0.5 * image_size, vec2(1.0));
         sky = mix(colour_a, colour_b, clamp(length(d) / sqrt(2.0), 0.0, 1.0));
     }
     // ray parameter t is the camera z of the hit, since the camera-frame ray has z = 1
     float height = cam_pos_world.y - ground_y;
     float t = ray_world.y != 0.0 ? -height / ray_world.y : -1.0;
-    vec3 hit = cam_pos_world + max(t, 0.0) * ray_world;
-    vec3 albedo = textured ? texture(albedo_texture, (hit.xz - texture_origin) / tile_size).rgb : ground_colour;
-    bool inside = all(lessThanEqual(abs(hit.xz - ground_centre), vec2(ground_half_extent)));
+    vec2 hit_xz = cam_pos_world.xz + max(t, 0.0) * ray_world.xz;
+    vec3 albedo = ground_colour;
+    if (textured) {                           // uniform branch: texture derivatives stay defined
+        albedo = texture(albedo_texture, (hit_xz - texture_origin) / tile_size).rgb;
+    }
+    bool inside = all(lessThanEqual(abs(hit_xz - ground_centre), vec2(ground_half_extent)));
     if (has_ground && t > 0.0 && t < far_plane && inside) {
-        vec3 n_world = vec3(0.0, height >= 0.0 ? 1.0 : -1.0, 0.0);
-        float lambert = max(dot(n_world, light_world), 0.0);
-        out_rgb = vec4(clamp(albedo * (ambient + diffuse * lambert), 0.0, 1.0), 1.0);
+        out_rgb = vec4(clamp(albedo * ground_shade, 0.0, 1.0), 1.0);
         out_depth = t;
-        out_normal = vec4(transpose(R_world_cam) * n_world, 0.0);
+        out_normal = vec4(ground_normal_cam, 0.0);
         gl_FragDepth = t / far_plane;
     } else {
         out_rgb = vec4(sky, 1.0);
