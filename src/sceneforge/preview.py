@@ -1,7 +1,8 @@
 """preview.png of a reconstruction: input | reprojected object masks over it | two novel views.
 
-Rendering is a point-splat z-buffer of points sampled on the meshes (numpy only), enough to judge a
-reconstruction at a glance without an OpenGL context.
+Rendering uses the project's EGL rasteriser (:mod:`sceneforge.render`); where no OpenGL context can
+be made, a point-splat z-buffer of surface samples (numpy only) stands in, so a preview is always
+written.
 """
 
 from __future__ import annotations
@@ -140,8 +141,56 @@ def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0,
 
 def reprojected_ids(scene: Scene, camera: Camera) -> np.ndarray:
     """(H, W) int32 object ids of the reconstructed objects seen from ``camera`` (0 = none)."""
+    rendered = egl_render(scene, [camera], include_background=False)
+    if rendered is not None:
+        return rendered[0].ids
     pts, cols, ids = scene_points(scene, n_object=120000, include_background=False)
     return splat(camera, pts, cols, ids, radius=1).ids
+
+
+def novel_views(scene: Scene, cameras: list[Camera]) -> list[np.ndarray]:
+    """(H, W, 3) uint8 renders of the objects (id colours) and the background from ``cameras``."""
+    rendered = egl_render(scene, cameras, include_background=True)
+    if rendered is not None:
+        return [r.rgb for r in rendered]
+    pts, cols, pid = scene_points(scene)
+    return [splat(camera, pts, cols, pid, radius=1).rgb for camera in cameras]
+
+
+def egl_render(scene: Scene, cameras: list[Camera], include_background: bool) -> list[SplatRender] | None:
+    """Render with the EGL rasteriser: objects in their id colours (Lambert shaded), the background
+    mesh in its vertex colours, white behind. None when no OpenGL context can be created."""
+    from sceneforge.errors import SceneforgeError
+
+    try:
+        from sceneforge.render.rasterizer import shared_rasterizer
+
+        rasterizer = shared_rasterizer()
+    except (SceneforgeError, ImportError):
+        return None
+    from sceneforge.render.scene import Backdrop, RenderMesh, RenderScene
+
+    meshes, index_to_id = [], {}
+    for index, obj in enumerate(scene.objects, start=1):
+        if len(obj.mesh.faces) == 0:
+            continue
+        mesh = obj.mesh.copy()
+        mesh.visual = trimesh.visual.ColorVisuals(mesh, face_colors=np.append(id_colour(obj.id), 255))
+        meshes.append(RenderMesh(mesh, obj.pose.matrix, index))
+        index_to_id[index] = obj.id
+    background_index = len(scene.objects) + 1
+    if include_background and scene.background is not None and len(scene.background.faces):
+        meshes.append(RenderMesh(scene.background, np.eye(4), background_index))
+    if not meshes:
+        return None
+    lookup = np.zeros(background_index + 1, np.int32)
+    for index, object_id in index_to_id.items():
+        lookup[index] = object_id
+    lookup[background_index] = -1
+    white = Backdrop("solid", (1.0, 1.0, 1.0), (1.0, 1.0, 1.0))
+    outputs = rasterizer.render_views(RenderScene(tuple(meshes), environment=white), list(cameras))
+    return [SplatRender(o.rgb, lookup[o.instances.astype(np.int64)], np.where(o.depth > 0, o.depth, np.inf))
+            for o in outputs]
 
 
 def preview_image(image: np.ndarray, scene: Scene, panel_height: int = 320) -> np.ndarray:
@@ -156,8 +205,7 @@ def preview_image(image: np.ndarray, scene: Scene, panel_height: int = 320) -> n
         overlay[m] = (0.45 * overlay[m] + 0.55 * id_colour(int(object_id))).astype(np.uint8)
     centres = [obj.pose.t for obj in scene.objects]
     centre = np.mean(centres, axis=0) if centres else camera.T_world_cam[:3, 3] + camera.T_world_cam[:3, 2]
-    pts, cols, pid = scene_points(scene)
-    views = [splat(novel_camera(camera, centre, yaw), pts, cols, pid, radius=1).rgb for yaw in (-40.0, 40.0)]
+    views = novel_views(scene, [novel_camera(camera, centre, yaw) for yaw in (-40.0, 40.0)])
     panels = [np.asarray(image), overlay] + views
     scale = panel_height / camera.height
     size = (max(1, int(round(camera.width * scale))), panel_height)
