@@ -53,11 +53,13 @@ class ReconstructionResult:
     perception: PerceptionResult
     amodal: Mapping[int, AmodalResult] = field(default_factory=dict)
 
-    def save(self, out_dir: str | Path, formats: tuple[str, ...] = DEFAULT_FORMATS, preview: bool = True) -> Path:
-        """Write the scene output folder atomically: scene files, objects/, preview.png, report.json."""
+    def save(self, out_dir: str | Path, formats: tuple[str, ...] = DEFAULT_FORMATS, preview: bool = True,
+             extra: Mapping[str, bytes] | None = None) -> Path:
+        """Write the scene output folder atomically: scene files, objects/, preview.png, report.json
+        and ``extra`` (relative name -> bytes)."""
         from sceneforge.io.scenes import save_scene
 
-        extra = {"report.json": report_bytes(self.report)}
+        extra = {**(extra or {}), "report.json": report_bytes(self.report)}
         if preview:
             from sceneforge.preview import png_bytes, preview_image
 
