@@ -33,6 +33,7 @@ class FloorEstimate:
     offset_cam: float
     method: str
     warning: str | None = None
+    support: int = 0
 
 
 @register("perception", "depth")
@@ -45,11 +46,15 @@ class DepthPerception(Perception):
     min_points : an object with fewer kept points is skipped with a warning.
     hfov_deg : horizontal field of view of the default camera when none is given.
     background_stride : grid step of the background mesh (pixels).
+    max_floor_tilt_deg : a floor candidate's normal lies within this angle of the image-up direction.
+    upright_support_ratio : such a candidate is taken unless the largest background plane has more
+        than 1 / ratio times its support (then the largest plane is the floor).
     """
 
     def __init__(self, *, erode_px: int = 2, edge_ratio: float = 0.05, mad_k: float = 4.0,
                  min_points: int = 30, hfov_deg: float = 60.0, background_stride: int = 4,
-                 max_floor_tilt_deg: float = 50.0, seed: int = 0) -> None:
+                 max_floor_tilt_deg: float = 50.0, upright_support_ratio: float = 0.5, seed: int = 0) -> None:
+        self.upright_support_ratio = float(upright_support_ratio)
         self.erode_px = int(erode_px)
         self.edge_ratio = float(edge_ratio)
         self.mad_k = float(mad_k)
@@ -165,17 +170,30 @@ class DepthPerception(Perception):
                 return FloorEstimate(estimate.normal_cam, estimate.offset_cam, "fitted to the given floor mask")
         points = backproject_depth(camera, depth, background_mask)
         if len(points) >= 50:
-            estimate = self._ransac_floor(points, object_points, rng, require_up=True)
+            estimate = self._dominant_floor(points, object_points, rng)
             if estimate is not None:
                 return estimate
-            estimate = self._ransac_floor(points, object_points, rng, require_up=False)
-            if estimate is not None:
-                return FloorEstimate(estimate.normal_cam, estimate.offset_cam,
-                                     "largest background plane (none near the image-up direction; camera "
-                                     "assumed to look down)",
-                                     "floor normal is far from the image-up direction; the largest background "
-                                     "plane was taken as the floor")
         return self._fallback_floor(points, object_points)
+
+    def _dominant_floor(self, points: np.ndarray, object_points: np.ndarray,
+                        rng: np.random.Generator) -> FloorEstimate | None:
+        """The floor among the background planes: the largest plane near the image-up direction,
+        unless a plane at least twice its support exists (a camera looking down into a bin or at
+        a table top), then that one; None when no plane qualifies."""
+        upright = self._ransac_floor(points, object_points, rng, require_up=True)
+        largest = self._ransac_floor(points, object_points, rng, require_up=False)
+        if upright is not None and (largest is None or upright.support >= self.upright_support_ratio * largest.support):
+            return upright
+        if largest is None:
+            return None
+        tilt = float(np.degrees(np.arccos(np.clip(largest.normal_cam @ UP_CAM, -1.0, 1.0))))
+        warning = None
+        if tilt > self.max_floor_tilt_deg:
+            warning = (f"floor normal is {tilt:.0f} deg from the image-up direction (camera looking down); the "
+                       f"largest background plane was taken as the floor")
+        return FloorEstimate(largest.normal_cam, largest.offset_cam,
+                             f"largest background plane ({largest.method}), {tilt:.0f} deg from image-up",
+                             warning, largest.support)
 
     def _ransac_floor(self, points: np.ndarray, object_points: np.ndarray, rng: np.random.Generator,
                       require_up: bool) -> FloorEstimate | None:
@@ -202,7 +220,7 @@ class DepthPerception(Perception):
                     continue
             fit = refine_plane(points, normals[k], offsets[k], threshold)
             method = f"RANSAC + SVD on {fit.inlier_count} background points"
-            return FloorEstimate(fit.normal, fit.offset, method)
+            return FloorEstimate(fit.normal, fit.offset, method, support=fit.inlier_count)
         return None
 
     def _fallback_floor(self, points: np.ndarray, object_points: np.ndarray) -> FloorEstimate:

@@ -47,10 +47,14 @@ class LiftShape(ShapeBackend):
     max_violation : largest share of mirrored points allowed to contradict the depth.
     contact_m : an object whose lowest point is this close to the floor (or 15% of its height)
         is extended down to it.
+    max_mirror_elevation_deg : an object whose viewing ray descends more steeply than this is seen
+        from above; its horizontal extent is not mirrored (the hidden part is under the visible
+        top, which the floor contact and the carving already fill).
     """
 
     def __init__(self, *, resolution: int = 40, max_violation: float = 0.03, contact_m: float = 0.08,
-                 n_thickness: int = 10, use_amodal: bool = True) -> None:
+                 n_thickness: int = 10, use_amodal: bool = True, max_mirror_elevation_deg: float = 65.0) -> None:
+        self.max_mirror_elevation_deg = float(max_mirror_elevation_deg)
         self.resolution = int(resolution)
         self.max_violation = float(max_violation)
         self.contact_m = float(contact_m)
@@ -64,6 +68,7 @@ class LiftShape(ShapeBackend):
             raise ShapeError(f"only {len(points)} points")
         eye = perception.camera_centre_world()
         view = points.mean(axis=0) - eye
+        ray_elevation = float(np.degrees(np.arcsin(min(1.0, abs(view[1]) / max(np.linalg.norm(view), 1e-9)))))
         view[1] = 0.0
         view = view / max(np.linalg.norm(view), 1e-9) if np.linalg.norm(view) > 1e-6 else np.array([0.0, 0.0, -1.0])
         yaw = choose_yaw(points, view)
@@ -77,8 +82,11 @@ class LiftShape(ShapeBackend):
         t = sign * local[:, depth_axis]
         t_front, t_back = np.percentile(t, [1.0, 99.0])
         across = np.percentile(local[:, across_axis], [0.5, 99.5])
-        choice = self._thickness(points, t, t_front, t_back, float(across[1] - across[0]),
-                                 R[:, depth_axis] * sign, perception)
+        if ray_elevation > self.max_mirror_elevation_deg:  # seen from above: the hidden side is below, not behind
+            choice = ThicknessChoice(max(float(t_back - t_front), 0.01), 0.0, 0)
+        else:
+            choice = self._thickness(points, t, t_front, t_back, float(across[1] - across[0]),
+                                     R[:, depth_axis] * sign, perception)
         extra = self._amodal_points(context) @ R if self.use_amodal else np.zeros((0, 3))
 
         lo = np.percentile(local, 0.5, axis=0)
@@ -102,7 +110,7 @@ class LiftShape(ShapeBackend):
         confidence = float(np.clip((1.0 - choice.violation) * (1.0 - 0.5 * context.amodal.occluded_fraction), 0, 1))
         info = {"backend": "lift", "yaw_deg": float(np.degrees(yaw)), "thickness_m": choice.thickness,
                 "visible_depth_extent_m": float(t_back - t_front), "mirror_violation": choice.violation,
-                "floor_contact": bool(on_floor), "voxels": int(occupancy.sum()),
+                "floor_contact": bool(on_floor), "ray_elevation_deg": ray_elevation, "voxels": int(occupancy.sum()),
                 "watertight": bool(canonical.is_watertight)}
         return ShapeResult(canonical, pose, confidence, info)
 
