@@ -176,6 +176,8 @@ def evaluate(
     symmetric: list[str] = typer.Option([], help="LABEL=ORDER rotational symmetry about the object's up axis "
                                                  "(0 = continuous), repeatable, e.g. --symmetric table=2."),
     seed: int = typer.Option(0, help="Seed of surface sampling and subsampling."),
+    frame: str = typer.Option("world", help="world (scenes as given) or camera (each scene moved into the frame "
+                                            "of its own camera first; for reconstructions, whose world is their own)."),
 ) -> None:
     """Score predicted scenes against ground truth: Chamfer (both conventions), F-score, IoU-B and more."""
     from rich.progress import Progress
@@ -192,7 +194,7 @@ def evaluate(
         alignment = AlignmentConfig(icp=RobustICPConfig(up_axis=up_axis), scale=scale, source_range=pred_range)
         config = EvalConfig(points_per_object=points, taus=tuple(tau), align=align, alignment=alignment,
                             scene_normalisation=scene_normalisation, object_normalisation=object_normalisation,
-                            match=match, symmetry=symmetry, seed=seed)
+                            match=match, symmetry=symmetry, seed=seed, frame=frame)
         paper_columns(chamfer, config.taus[0])
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
