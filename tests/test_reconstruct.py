@@ -46,6 +46,13 @@ def test_config_round_trips_through_json():
     assert ScenePipeline().config["pose"] == "auto"
 
 
+def test_with_stages_replaces_only_the_given_stages():
+    pipeline = ScenePipeline(shape={"name": "lift", "config": {"resolution": 24}}, pose="initial")
+    changed = pipeline.with_stages(pose="optimise", shape=None)
+    assert changed.config["shape"] == pipeline.config["shape"]
+    assert changed.config["pose"]["name"] == "optimise"
+
+
 def test_config_errors_name_the_problem():
     with pytest.raises(InputError, match="unknown pipeline stages"):
         ScenePipeline.from_config({"relations": "none"})

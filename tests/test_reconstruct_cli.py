@@ -99,3 +99,20 @@ def test_demo_prints_scores(run_cli, tmp_path):
     assert scores["camera_frame_no_alignment"]["fscore_s@0.1"] >= 0.6
     assert (out / "engine" / "scene.json").is_file() and (out / "engine" / "views" / "0000" / "rgb.png").is_file()
     assert (out / "preview.png").is_file()
+
+
+def test_config_file_reruns_a_reports_pipeline(run_cli, engine_view, tmp_path):
+    first = tmp_path / "first"
+    code, _, stderr = run_cli("reconstruct", "--input", engine_view.input_dir, "--out", first, "--shape", "visible",
+                              "--pose", "initial")
+    assert code == 0, stderr
+    config = tmp_path / "pipeline.json"
+    config.write_text(json.dumps(json.loads((first / "report.json").read_text())["pipeline"]))
+    second = tmp_path / "second"
+    code, _, stderr = run_cli("reconstruct", "--input", engine_view.input_dir, "--out", second, "--config", config)
+    assert code == 0, stderr
+    report = json.loads((second / "report.json").read_text())
+    assert report["pipeline"]["shape"]["name"] == "visible" and report["pipeline"]["pose"]["requested"]["name"] == "initial"
+    code, _, stderr = run_cli("reconstruct", "--input", engine_view.input_dir, "--out", tmp_path / "x",
+                              "--config", tmp_path / "missing.json")
+    assert code == 2 and "pipeline config file not found" in stderr

@@ -215,10 +215,12 @@ def evaluate(
         console.print("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
-ShapeOption = typer.Option("lift", "--shape", help="Shape backend: lift (completed closed meshes) or visible "
-                                                   "(the visible-points baseline).")
-PoseOption = typer.Option("auto", "--pose", help="Pose stage: auto (optimise with depth, initial without), "
-                                                 "initial (the shape stage's poses) or optimise.")
+ShapeOption = typer.Option(None, "--shape", help="Shape backend: lift (completed closed meshes; default) or "
+                                                 "visible (the visible-points baseline).")
+PoseOption = typer.Option(None, "--pose", help="Pose stage: auto (default: optimise with depth, initial without), "
+                                               "initial (the shape stage's poses) or optimise.")
+ConfigOption = typer.Option(None, "--config", help="Pipeline JSON (stage names and settings, e.g. the 'pipeline' "
+                                                   "of a report.json); --shape/--pose override it.")
 FormatOption = typer.Option(["glb", "usda", "json"], "--format", help="Scene files to write (repeatable): "
                                                                       "glb, usda, usdc, json.")
 
@@ -259,6 +261,19 @@ def _print_reconstruction(report, out: Path) -> None:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
 
+def _pipeline(config: Path | None, shape: str | None, pose: str | None):
+    """The pipeline of a command: the --config file (or the default) with --shape/--pose applied."""
+    from sceneforge.errors import InputError
+    from sceneforge.pipeline import ScenePipeline
+
+    base = ScenePipeline()
+    if config is not None:
+        if not config.is_file():
+            raise InputError(config, "pipeline config file not found")
+        base = ScenePipeline.from_config(config.read_text())
+    return base.with_stages(shape=shape, pose=pose)
+
+
 @app.command()
 def reconstruct(
     input: Path | None = typer.Option(None, "--input", "-i", help="Scene input: a folder (scene input "
@@ -270,20 +285,21 @@ def reconstruct(
     labels: Path | None = LabelsOption,
     depth_encoding: str = DepthEncodingOption,
     out: Path = typer.Option(..., "--out", "-o", help="Scene output folder (replaced whole if it is one)."),
-    shape: str = ShapeOption,
-    pose: str = PoseOption,
+    shape: str | None = ShapeOption,
+    pose: str | None = PoseOption,
     formats: list[str] = FormatOption,
+    config: Path | None = ConfigOption,
 ) -> None:
     """Reconstruct an editable 3D scene from an image, instance masks and depth (the main job)."""
     from sceneforge.errors import InputError
     from sceneforge.io.inputs import load_input
-    from sceneforge.pipeline import STAGES, ScenePipeline
+    from sceneforge.pipeline import STAGES
 
     if (input is None) == (image is None):
         raise InputError(None, "give exactly one of --input (a folder, image or .npz) or --image with --seg")
     scene_input = load_input(input if input is not None else image, seg=seg, depth=depth, camera=camera,
                              labels=labels, depth_encoding=depth_encoding)
-    pipeline = ScenePipeline(shape=shape, pose=pose)
+    pipeline = _pipeline(config, shape, pose)
     with _progress() as progress:
         stages = _StageProgress(progress, STAGES + ("save",))
         result = pipeline.run(scene_input, progress=stages)
@@ -298,14 +314,14 @@ def demo(
     out: Path = typer.Option(Path("sceneforge_demo"), "--out", "-o", help="Scene output folder to write."),
     seed: int = typer.Option(0, help="Engine seed of the demo scene."),
     size: int = typer.Option(512, min=64, max=2048, help="Image width and height, pixels."),
-    shape: str = ShapeOption,
-    pose: str = PoseOption,
+    shape: str | None = ShapeOption,
+    pose: str | None = PoseOption,
 ) -> None:
     """Make one engine scene, reconstruct its view, write the output folder and score it against the truth."""
     from sceneforge.demo import run_demo, scores_text
-    from sceneforge.pipeline import STAGES, ScenePipeline
+    from sceneforge.pipeline import STAGES
 
-    pipeline = ScenePipeline(shape=shape, pose=pose)
+    pipeline = _pipeline(None, shape, pose)
     with _progress() as progress:
         stages = _StageProgress(progress, ("synth",) + STAGES + ("evaluate", "save"))
         result = run_demo(out, seed=seed, size=size, pipeline=pipeline, progress=stages)

@@ -104,7 +104,17 @@ class ScenePipeline:
         unknown = set(config) - set(STAGES)
         if unknown:
             raise InputError(None, f"unknown pipeline stages {sorted(unknown)}; stages are {', '.join(STAGES)}")
-        return cls(**dict(config))
+        stages = dict(config)
+        pose = stages.get("pose")
+        if isinstance(pose, Mapping) and "requested" in pose:  # a report.json's pipeline: rerun as requested
+            stages["pose"] = pose["requested"]
+        return cls(**stages)
+
+    def with_stages(self, **stages: str | Mapping[str, Any] | None) -> ScenePipeline:
+        """A copy with the given stages replaced (None keeps the current one)."""
+        config = self.config
+        config.update({name: value for name, value in stages.items() if value is not None})
+        return ScenePipeline.from_config(config)
 
     def pose_stage_for(self, scene_input: SceneInput) -> PoseStage:
         """The pose component this input runs with (``auto`` resolved by whether depth is given)."""
