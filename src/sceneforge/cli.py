@@ -330,7 +330,9 @@ def demo(
     console.print(f"scores against the engine's ground truth ({len(result.result.scene.objects)} of "
                   f"{result.camera_frame.n_gt} objects; F-scores in %, CD = l2_sum, tau = 0.1):", highlight=False)
     console.print(scores_text(result), highlight=False, soft_wrap=True)
-    console.print(f"wrote {out}/scores.json; the engine scene and its view are in {out}/engine", highlight=False)
+    console.print(f"wrote {out}/scores.json; the engine scene and its view are in {out}/engine; rescore with "
+                  f"sceneforge evaluate {out} {out}/ground_truth --frame camera --no-align", highlight=False,
+                  soft_wrap=True)
 
 
 def main() -> None:

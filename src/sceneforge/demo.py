@@ -4,8 +4,9 @@
 
 makes one scene with the synthetic engine (one 512x512 view, 3-5 objects), reconstructs that view
 with the default :class:`~sceneforge.pipeline.ScenePipeline`, writes the scene output folder
-(plus ``engine/``: the engine scene and its view, the reconstruction's input and ground truth, and
-``scores.json``) and scores the reconstruction against the ground truth with
+(plus ``engine/``: the engine scene and its view, the reconstruction's input; ``ground_truth/``: the
+objects visible in the view with the view's camera, so that ``sceneforge evaluate OUT
+OUT/ground_truth --frame camera --no-align`` reproduces the scores; and ``scores.json``) and scores the reconstruction against the ground truth with
 :mod:`sceneforge.eval` twice: in the input camera frame without alignment, and with the default
 robust-ICP alignment.
 """
@@ -22,6 +23,7 @@ from typing import Any
 from sceneforge.engine_views import write_engine_view
 from sceneforge.eval import EvalConfig, SceneEvaluation, evaluate_scene
 from sceneforge.io.inputs import load_input
+from sceneforge.io.scene_json import write_scene_json
 from sceneforge.pipeline import DEFAULT_FORMATS, ProgressCallback, ReconstructionResult, ScenePipeline, report_bytes
 
 DEMO_SIZE = 512
@@ -74,13 +76,20 @@ def run_demo(out_dir: str | Path, seed: int = 0, size: int = DEMO_SIZE, pipeline
 
         notify("save", "writing the scene output folder")
         t0 = time.perf_counter()
-        engine_files = {f"engine/{p.relative_to(view.scene_dir).as_posix()}": p.read_bytes()
-                        for p in sorted(view.scene_dir.rglob("*")) if p.is_file()}
+        engine_files = _folder_bytes(view.scene_dir, "engine")
+        truth_dir = Path(tmp) / "ground_truth"
+        write_scene_json(view.ground_truth, truth_dir)
         demo = DemoResult(Path(out_dir), result, camera_frame, aligned, seconds)
-        extra = {**engine_files, "scores.json": report_bytes(demo.scores())}
+        extra = {**engine_files, **_folder_bytes(truth_dir, "ground_truth"), "scores.json": report_bytes(demo.scores())}
         result.save(out_dir, formats=DEFAULT_FORMATS, extra=extra)
         seconds["save"] = time.perf_counter() - t0
     return demo
+
+
+def _folder_bytes(folder: Path, prefix: str) -> dict[str, bytes]:
+    """``prefix/relative path`` -> bytes of every file under ``folder``."""
+    return {f"{prefix}/{p.relative_to(folder).as_posix()}": p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
 
 
 def _row(evaluation: SceneEvaluation) -> dict[str, float]:
