@@ -176,6 +176,8 @@ def evaluate(
     symmetric: list[str] = typer.Option([], help="LABEL=ORDER rotational symmetry about the object's up axis "
                                                  "(0 = continuous), repeatable, e.g. --symmetric table=2."),
     seed: int = typer.Option(0, help="Seed of surface sampling and subsampling."),
+    frame: str = typer.Option("world", help="world (scenes as given) or camera (each scene moved into the frame "
+                                            "of its own camera first; for reconstructions, whose world is their own)."),
 ) -> None:
     """Score predicted scenes against ground truth: Chamfer (both conventions), F-score, IoU-B and more."""
     from rich.progress import Progress
@@ -192,7 +194,7 @@ def evaluate(
         alignment = AlignmentConfig(icp=RobustICPConfig(up_axis=up_axis), scale=scale, source_range=pred_range)
         config = EvalConfig(points_per_object=points, taus=tuple(tau), align=align, alignment=alignment,
                             scene_normalisation=scene_normalisation, object_normalisation=object_normalisation,
-                            match=match, symmetry=symmetry, seed=seed)
+                            match=match, symmetry=symmetry, seed=seed, frame=frame)
         paper_columns(chamfer, config.taus[0])
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
@@ -211,6 +213,126 @@ def evaluate(
     if out is not None:
         paths = write_reports(run, out, chamfer)
         console.print("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+ShapeOption = typer.Option(None, "--shape", help="Shape backend: lift (completed closed meshes; default) or "
+                                                 "visible (the visible-points baseline).")
+PoseOption = typer.Option(None, "--pose", help="Pose stage: auto (default: optimise with depth, initial without), "
+                                               "initial (the shape stage's poses) or optimise.")
+ConfigOption = typer.Option(None, "--config", help="Pipeline JSON (stage names and settings, e.g. the 'pipeline' "
+                                                   "of a report.json); --shape/--pose override it.")
+FormatOption = typer.Option(["glb", "usda", "json"], "--format", help="Scene files to write (repeatable): "
+                                                                      "glb, usda, usdc, json.")
+
+
+class _StageProgress:
+    """A rich progress line per pipeline stage: each call marks the previous stage done."""
+
+    def __init__(self, progress, stages: tuple[str, ...]) -> None:
+        self.progress = progress
+        self.task = progress.add_task("starting", total=len(stages))
+        self.started = False
+
+    def __call__(self, stage: str, message: str) -> None:
+        if self.started:
+            self.progress.advance(self.task)
+        self.started = True
+        self.progress.update(self.task, description=f"[bold]{stage}[/] {message}")
+
+    def finish(self) -> None:
+        self.progress.update(self.task, completed=self.progress.tasks[self.task].total, description="done")
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=err_console, transient=True)
+
+
+def _print_reconstruction(report, out: Path) -> None:
+    timings = ", ".join(f"{k} {v:.2f} s" for k, v in report["timings_s"].items())
+    n = len(report["objects"])
+    console.print(f"reconstructed {n} object{'' if n == 1 else 's'} -> {out}", highlight=False, soft_wrap=True)
+    console.print(f"time per stage: {timings}", highlight=False, soft_wrap=True)
+    for assumption in report["assumptions"]:
+        console.print(f"assumed: {assumption}", highlight=False, soft_wrap=True)
+    for warning in report["warnings"]:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+
+
+def _pipeline(config: Path | None, shape: str | None, pose: str | None):
+    """The pipeline of a command: the --config file (or the default) with --shape/--pose applied."""
+    from sceneforge.errors import InputError
+    from sceneforge.pipeline import ScenePipeline
+
+    base = ScenePipeline()
+    if config is not None:
+        if not config.is_file():
+            raise InputError(config, "pipeline config file not found")
+        base = ScenePipeline.from_config(config.read_text())
+    return base.with_stages(shape=shape, pose=pose)
+
+
+@app.command()
+def reconstruct(
+    input: Path | None = typer.Option(None, "--input", "-i", help="Scene input: a folder (scene input "
+                                      "convention), an image with its _seg/_depth siblings, or an .npz with masks."),
+    image: Path | None = typer.Option(None, "--image", help="Input image (use with --seg, instead of --input)."),
+    seg: Path | None = SegOption,
+    depth: Path | None = DepthOption,
+    camera: Path | None = CameraOption,
+    labels: Path | None = LabelsOption,
+    depth_encoding: str = DepthEncodingOption,
+    out: Path = typer.Option(..., "--out", "-o", help="Scene output folder (replaced whole if it is one)."),
+    shape: str | None = ShapeOption,
+    pose: str | None = PoseOption,
+    formats: list[str] = FormatOption,
+    config: Path | None = ConfigOption,
+) -> None:
+    """Reconstruct an editable 3D scene from an image, instance masks and depth (the main job)."""
+    from sceneforge.errors import InputError
+    from sceneforge.io.inputs import load_input
+    from sceneforge.pipeline import STAGES
+
+    if (input is None) == (image is None):
+        raise InputError(None, "give exactly one of --input (a folder, image or .npz) or --image with --seg")
+    scene_input = load_input(input if input is not None else image, seg=seg, depth=depth, camera=camera,
+                             labels=labels, depth_encoding=depth_encoding)
+    pipeline = _pipeline(config, shape, pose)
+    with _progress() as progress:
+        stages = _StageProgress(progress, STAGES + ("save",))
+        result = pipeline.run(scene_input, progress=stages)
+        stages("save", "writing scene files, preview.png, report.json")
+        result.save(out, formats=tuple(formats))
+        stages.finish()
+    _print_reconstruction(result.report, out)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("sceneforge_demo"), "--out", "-o", help="Scene output folder to write."),
+    seed: int = typer.Option(0, help="Engine seed of the demo scene."),
+    size: int = typer.Option(512, min=64, max=2048, help="Image width and height, pixels."),
+    shape: str | None = ShapeOption,
+    pose: str | None = PoseOption,
+) -> None:
+    """Make one engine scene, reconstruct its view, write the output folder and score it against the truth."""
+    from sceneforge.demo import run_demo, scores_text
+    from sceneforge.pipeline import STAGES
+
+    pipeline = _pipeline(None, shape, pose)
+    with _progress() as progress:
+        stages = _StageProgress(progress, ("synth",) + STAGES + ("evaluate", "save"))
+        result = run_demo(out, seed=seed, size=size, pipeline=pipeline, progress=stages)
+        stages.finish()
+    _print_reconstruction(result.result.report, out)
+    console.print(f"scores against the engine's ground truth ({len(result.result.scene.objects)} of "
+                  f"{result.camera_frame.n_gt} objects; F-scores in %, CD = l2_sum, tau = 0.1):", highlight=False)
+    console.print(scores_text(result), highlight=False, soft_wrap=True)
+    console.print(f"wrote {out}/scores.json; the engine scene and its view are in {out}/engine; rescore with "
+                  f"sceneforge evaluate {out} {out}/ground_truth --frame camera --no-align", highlight=False,
+                  soft_wrap=True)
 
 
 def main() -> None:

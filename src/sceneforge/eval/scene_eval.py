@@ -24,6 +24,7 @@ import numpy as np
 
 from sceneforge.errors import InputError
 from sceneforge.eval.boxes import aabb_iou, aabb_of_points, box_corners, oriented_box_iou
+from sceneforge.eval.frames import FRAMES, scene_in_camera_frame, up_in_camera_frame
 from sceneforge.eval.icp import AlignmentConfig, RegistrationResult, align_point_clouds
 from sceneforge.eval.matching import MatchMode, Matching, match_objects
 from sceneforge.eval.metrics import (
@@ -60,6 +61,10 @@ class EvalConfig:
         error (2 = 180 degrees, 4 = 90 degrees, 0 = continuous); ``default_symmetry`` for others.
     up : world up vector for the floating check when the ground truth has no floor plane.
     threads : nearest-neighbour query threads (-1: all cores; the runner uses 1 per worker process).
+    frame : "world" scores the scenes as given; "camera" first moves each scene into the frame of
+        its own camera (both need a camera with T_world_cam), for predictions whose world frame is
+        their own (a reconstruction's floor-aligned frame); ``up`` is then read in the ground
+        truth's camera frame.
     """
 
     points_per_object: int = DEFAULT_POINTS_PER_OBJECT
@@ -76,6 +81,7 @@ class EvalConfig:
     up: tuple[float, float, float] = (0.0, 1.0, 0.0)
     seed: int = 0
     threads: int = -1
+    frame: str = "world"
 
     def __post_init__(self) -> None:
         if self.points_per_object < 1:
@@ -88,6 +94,8 @@ class EvalConfig:
         if self.scene_normalisation not in SCENE_NORMALISATIONS:
             raise ValueError(f"scene_normalisation must be one of {', '.join(SCENE_NORMALISATIONS)}, "
                              f"got {self.scene_normalisation!r}")
+        if self.frame not in FRAMES:
+            raise ValueError(f"frame must be one of {', '.join(FRAMES)}, got {self.frame!r}")
         if self.default_symmetry < 0 or any(v < 0 for v in self.symmetry.values()):
             raise ValueError("symmetry orders must be 0 (continuous) or a positive integer")
 
@@ -313,6 +321,14 @@ def evaluate_scene(pred: Scene, gt: Scene, config: EvalConfig | None = None, nam
     config = config or EvalConfig()
     start = time.perf_counter()
     warnings: list[str] = []
+    up = np.asarray(config.up, dtype=np.float64)
+    if config.frame == "camera":
+        if gt.camera is None:
+            raise InputError(f"{name} (ground truth)", "scoring in the camera frame needs a camera (with its "
+                                                       "T_world_cam) in the scene")
+        up = up_in_camera_frame(gt, up)
+        gt = scene_in_camera_frame(gt, f"{name} (ground truth)")
+        pred = scene_in_camera_frame(pred, f"{name} (prediction)")
     gt_prep = [_prepare(o, config.points_per_object, config.seed) for o in sorted(gt.objects, key=lambda o: o.id)]
     gt_points, gt_normals = _union(gt_prep)
     if len(gt_points) == 0:
@@ -355,7 +371,7 @@ def evaluate_scene(pred: Scene, gt: Scene, config: EvalConfig | None = None, nam
     objects = tuple(_score_pair(pred_prep[pi], gt_prep[gi], R_align, config, scene_reference)
                     for pi, gi in matching.pairs)
     return _assemble(name, pred_prep, gt_prep, matching, objects, scene_scores, alignment, config, warnings,
-                     gt_points, gt, start)
+                     gt_points, gt, start, up)
 
 
 def _mean(values: list[float]) -> float:
@@ -366,7 +382,7 @@ def _mean(values: list[float]) -> float:
 def _assemble(name: str, pred_prep: list[_Prepared], gt_prep: list[_Prepared], matching: Matching,
               objects: tuple[ObjectScores, ...], scene_scores: PointCloudScores,
               alignment: RegistrationResult | None, config: EvalConfig, warnings: list[str],
-              gt_points: np.ndarray, gt: Scene, start: float) -> SceneEvaluation:
+              gt_points: np.ndarray, gt: Scene, start: float, up: np.ndarray) -> SceneEvaluation:
     missed = tuple(gt_prep[g].obj.id for g in matching.missed)
     extra = tuple(pred_prep[p].obj.id for p in matching.extra)
     if missed:
@@ -376,7 +392,7 @@ def _assemble(name: str, pred_prep: list[_Prepared], gt_prep: list[_Prepared], m
     ious = [o.iou_aabb for o in objects]
     plaus_pred = plaus_gt = None
     if config.plausibility:
-        up = np.asarray(config.up, dtype=np.float64) if gt.floor is None else gt.floor.normal
+        up = up if gt.floor is None else gt.floor.normal
         floor_height = None if gt.floor is None else -gt.floor.offset
         tolerance = 0.01 * _extent(gt_points)
         T_pred = None if alignment is None else alignment.T_target_source

@@ -1,0 +1,102 @@
+"""The pose stage's interface and its two built-in components.
+
+- ``initial``: keep the shape stage's initial poses (the reconstruction issue's baseline);
+- ``optimise``: 3D-RE-GEN's joint differentiable refinement (:class:`~sceneforge.pose.optimise.PoseOptimiser`).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sceneforge.amodal.base import AmodalResult
+from sceneforge.perception.base import PerceptionResult
+from sceneforge.pose.optimise import PoseOptimiser, floor_mask_from_depth
+from sceneforge.pose.problem import PoseProblem, PoseSettings, PoseTarget
+from sceneforge.registry import Component, register
+from sceneforge.types import SceneObject
+
+
+@dataclass(frozen=True, eq=False)
+class PoseStageResult:
+    """The objects with their refined poses, a JSON-ready report and the warnings to surface."""
+
+    objects: tuple[SceneObject, ...]
+    report: Mapping[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+
+class PoseStage(Component):
+    """Interface: objects with initial poses (+ what perception and amodal saw) -> refined poses."""
+
+    @abstractmethod
+    def refine(self, perception: PerceptionResult, objects: Sequence[SceneObject],
+               amodal: Mapping[int, AmodalResult]) -> PoseStageResult:
+        """Return the same objects (same order and ids) with new poses."""
+
+
+@register("pose", "initial")
+class InitialPoses(PoseStage):
+    """Keep the shape stage's poses."""
+
+    def __init__(self) -> None:
+        pass
+
+    def refine(self, perception: PerceptionResult, objects: Sequence[SceneObject],
+               amodal: Mapping[int, AmodalResult]) -> PoseStageResult:
+        return PoseStageResult(tuple(objects), {"name": "initial"})
+
+
+@register("pose", "optimise")
+class OptimisedPoses(PoseStage):
+    """Joint differentiable pose optimisation; keyword arguments are :class:`PoseSettings` fields
+    (e.g. ``iterations``, ``use_planar``, ``use_silhouette``, ``use_physical``, ``model``, ``seed``)."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = PoseSettings(**settings)
+
+    def refine(self, perception: PerceptionResult, objects: Sequence[SceneObject],
+               amodal: Mapping[int, AmodalResult]) -> PoseStageResult:
+        problem = build_problem(perception, objects, amodal)
+        result = PoseOptimiser(self.settings).optimise(problem)
+        poses = {r.id: r.pose for r in result.objects}
+        refined = tuple(SceneObject(o.id, o.label, o.mesh, poses.get(o.id, o.pose), o.confidence) for o in objects)
+        return PoseStageResult(refined, {"name": "optimise", **result.to_report()}, result.warnings)
+
+
+AUTO = "auto"
+
+
+def resolve_pose_stage(pose: str | Mapping[str, Any] | None, depth_given: bool) -> PoseStage:
+    """The pose component for a run: ``"auto"`` (or None) means ``optimise`` when the input has
+    depth (the optimisation needs its points and floor) and ``initial`` otherwise; any other name
+    or ``{"name", "config"}`` description is built from the registry."""
+    from sceneforge.registry import from_description
+
+    if pose is None or pose == AUTO:
+        return create_pose_stage("optimise" if depth_given else "initial")
+    return from_description("pose", pose)
+
+
+def create_pose_stage(name: str, **config: Any) -> PoseStage:
+    from sceneforge.registry import create
+
+    return create("pose", name, **config)
+
+
+def build_problem(perception: PerceptionResult, objects: Sequence[SceneObject],
+                  amodal: Mapping[int, AmodalResult]) -> PoseProblem:
+    """Assemble the optimisation problem from the pipeline's intermediate results: amodal masks as
+    targets (visible masks where none), observed points, floor mask from the cleaned depth."""
+    observations = {obs.id: obs for obs in perception.objects}
+    targets = []
+    for obj in objects:
+        obs = observations.get(obj.id)
+        visible = obs.mask if obs is not None else perception.instances == obj.id
+        target_mask = amodal[obj.id].mask if obj.id in amodal else visible
+        points = obs.points_world if obs is not None else None
+        targets.append(PoseTarget(obj.id, obj.mesh, obj.pose, target_mask, visible, points, obj.label))
+    floor_mask = floor_mask_from_depth(perception.camera, perception.depth, perception.floor, perception.instances)
+    return PoseProblem(perception.camera, perception.floor, tuple(targets), floor_mask, perception.background)

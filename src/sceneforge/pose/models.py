@@ -1,0 +1,191 @@
+"""Pose parameterisations in torch: planar 4-DoF, 5-DoF and 7-DoF similarity models.
+
+Every model holds its free parameters as deltas from an initial pose (zero = the initial pose,
+except for the planar model, which first puts the pivot on the floor) and returns the posed
+similarity ``x_world = s · R @ x_obj + t`` as tensors.
+
+- ``PlanarModel`` (4-DoF, 3D-RE-GEN's PlanarModel): translation of the pivot within the floor
+  plane (2), yaw about the floor normal (1), uniform scale about the pivot (1). The pivot is the
+  bottom centre of the canonical bounding box, so the object stands on the floor exactly.
+- ``FreeModel`` (5-DoF): 3D translation, yaw about the floor normal, uniform scale about the
+  object's centre.
+- ``FullModel`` (7-DoF): 3D translation, rotation (axis-angle delta), uniform scale.
+
+Translations are parameterised in units of the initial scale (the object's size), so one learning
+rate suits large and small objects alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sceneforge.types import Plane, Similarity
+
+MODEL_KINDS = ("planar", "5dof", "7dof")
+
+
+def skew(v: torch.Tensor) -> torch.Tensor:
+    """(3,) -> (3, 3) cross-product matrix."""
+    zero = torch.zeros((), dtype=v.dtype)
+    return torch.stack([torch.stack([zero, -v[2], v[1]]), torch.stack([v[2], zero, -v[0]]),
+                        torch.stack([-v[1], v[0], zero])])
+
+
+def rotation_about(axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """Rodrigues: unit (3,) axis, scalar angle (radians) -> (3, 3) rotation."""
+    Kx = skew(axis)
+    eye = torch.eye(3, dtype=axis.dtype)
+    return eye + torch.sin(angle) * Kx + (1.0 - torch.cos(angle)) * (Kx @ Kx)
+
+
+def rotation_from_rotvec(rotvec: torch.Tensor) -> torch.Tensor:
+    """(3,) axis-angle -> (3, 3), smooth at zero (series for small angles)."""
+    theta2 = (rotvec * rotvec).sum()
+    theta = torch.sqrt(theta2 + 1e-24)
+    small = theta2 < 1e-8
+    a = torch.where(small, 1.0 - theta2 / 6.0, torch.sin(theta) / theta)
+    b = torch.where(small, 0.5 - theta2 / 24.0, (1.0 - torch.cos(theta)) / (theta2 + 1e-24))
+    Kx = skew(rotvec)
+    return torch.eye(3, dtype=rotvec.dtype) + a * Kx + b * (Kx @ Kx)
+
+
+@dataclass(frozen=True)
+class PosedSimilarity:
+    """Torch similarity ``x_world = s · R @ x + t``: R (3, 3), t (3,), s scalar tensor."""
+
+    R: torch.Tensor
+    t: torch.Tensor
+    s: torch.Tensor
+
+    def apply(self, points: torch.Tensor) -> torch.Tensor:
+        """(N, 3) object-frame points -> (N, 3) world."""
+        return self.s * points @ self.R.T + self.t
+
+    def to_similarity(self) -> Similarity:
+        R = self.R.detach().double().numpy()
+        U, _, Vt = np.linalg.svd(R)
+        return Similarity(U @ Vt, self.t.detach().double().numpy(), float(self.s.detach()))
+
+
+def floor_basis(floor: Plane) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(origin on the plane, e1, e2, normal): an orthonormal frame of the floor, (3,) each."""
+    n = np.asarray(floor.normal, dtype=np.float64)
+    helper = np.array([1.0, 0.0, 0.0]) if abs(n[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
+    e1 = helper - (helper @ n) * n
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(n, e1)
+    return -floor.offset * n, e1, e2, n
+
+
+class PoseModel(torch.nn.Module):
+    """Base: ``forward()`` -> PosedSimilarity; ``yaw`` is a parameter of every model kind."""
+
+    kind = "base"
+
+    def __init__(self, initial: Similarity, up: np.ndarray, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        if not initial.is_uniform:
+            raise ValueError("pose models need an initial similarity with uniform scale")
+        self.dtype_ = dtype
+        self.register_buffer("R0", torch.tensor(initial.R, dtype=dtype))
+        self.register_buffer("t0", torch.tensor(initial.t, dtype=dtype))
+        self.register_buffer("up", torch.tensor(np.array(up), dtype=dtype))
+        self.s0 = float(initial.s)
+        self.log_scale = torch.nn.Parameter(torch.zeros((), dtype=dtype))
+
+    def set_yaw(self, yaw: float) -> None:
+        with torch.no_grad():
+            self.yaw.fill_(yaw)
+
+    def scale(self) -> torch.Tensor:
+        return self.s0 * torch.exp(self.log_scale)
+
+    def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
+        """Parameters by kind ("translation", "rotation", "scale") for per-kind learning rates."""
+        raise NotImplementedError
+
+
+class PlanarModel(PoseModel):
+    """4-DoF: pivot (bottom centre of the canonical box) on the floor plane, yaw, uniform scale."""
+
+    kind = "planar"
+
+    def __init__(self, initial: Similarity, floor: Plane, pivot_obj: np.ndarray,
+                 dtype: torch.dtype = torch.float32):
+        origin, e1, e2, n = floor_basis(floor)
+        super().__init__(initial, n, dtype)
+        pivot_world = initial.apply(np.asarray(pivot_obj, dtype=np.float64)[None])[0]
+        rel = pivot_world - origin
+        self.register_buffer("origin", torch.as_tensor(origin, dtype=dtype))
+        self.register_buffer("e1", torch.as_tensor(e1, dtype=dtype))
+        self.register_buffer("e2", torch.as_tensor(e2, dtype=dtype))
+        self.register_buffer("pivot_obj", torch.as_tensor(pivot_obj, dtype=dtype))
+        self.register_buffer("ab0", torch.as_tensor([rel @ e1, rel @ e2], dtype=dtype))
+        self.delta_ab = torch.nn.Parameter(torch.zeros(2, dtype=dtype))
+        self.yaw = torch.nn.Parameter(torch.zeros((), dtype=dtype))
+
+    def pivot_world(self) -> torch.Tensor:
+        ab = self.ab0 + self.s0 * self.delta_ab
+        return self.origin + ab[0] * self.e1 + ab[1] * self.e2
+
+    def forward(self) -> PosedSimilarity:
+        R = rotation_about(self.up, self.yaw) @ self.R0
+        s = self.scale()
+        t = self.pivot_world() - s * (R @ self.pivot_obj)
+        return PosedSimilarity(R, t, s)
+
+    def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
+        return {"translation": [self.delta_ab], "rotation": [self.yaw], "scale": [self.log_scale]}
+
+
+class FreeModel(PoseModel):
+    """5-DoF: 3D translation, yaw about the floor normal, uniform scale about the object centre."""
+
+    kind = "5dof"
+
+    def __init__(self, initial: Similarity, up: np.ndarray, dtype: torch.dtype = torch.float32):
+        super().__init__(initial, up, dtype)
+        self.delta_t = torch.nn.Parameter(torch.zeros(3, dtype=dtype))
+        self.yaw = torch.nn.Parameter(torch.zeros((), dtype=dtype))
+
+    def forward(self) -> PosedSimilarity:
+        R = rotation_about(self.up, self.yaw) @ self.R0
+        return PosedSimilarity(R, self.t0 + self.s0 * self.delta_t, self.scale())
+
+    def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
+        return {"translation": [self.delta_t], "rotation": [self.yaw], "scale": [self.log_scale]}
+
+
+class FullModel(PoseModel):
+    """7-DoF: 3D translation, full rotation (yaw about the up axis, then an axis-angle delta),
+    uniform scale about the object centre."""
+
+    kind = "7dof"
+
+    def __init__(self, initial: Similarity, up: np.ndarray, dtype: torch.dtype = torch.float32):
+        super().__init__(initial, up, dtype)
+        self.delta_t = torch.nn.Parameter(torch.zeros(3, dtype=dtype))
+        self.yaw = torch.nn.Parameter(torch.zeros((), dtype=dtype))
+        self.rotvec = torch.nn.Parameter(torch.zeros(3, dtype=dtype))
+
+    def forward(self) -> PosedSimilarity:
+        R = rotation_from_rotvec(self.rotvec) @ rotation_about(self.up, self.yaw) @ self.R0
+        return PosedSimilarity(R, self.t0 + self.s0 * self.delta_t, self.scale())
+
+    def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
+        return {"translation": [self.delta_t], "rotation": [self.yaw, self.rotvec], "scale": [self.log_scale]}
+
+
+def build_model(kind: str, initial: Similarity, floor: Plane, pivot_obj: np.ndarray,
+                dtype: torch.dtype = torch.float32) -> PoseModel:
+    """``kind`` in MODEL_KINDS; ``pivot_obj`` (3,) bottom centre of the canonical box (planar only)."""
+    if kind == "planar":
+        return PlanarModel(initial, floor, pivot_obj, dtype)
+    if kind == "5dof":
+        return FreeModel(initial, floor.normal, dtype)
+    if kind == "7dof":
+        return FullModel(initial, floor.normal, dtype)
+    raise ValueError(f"unknown pose model {kind!r}; expected one of {', '.join(MODEL_KINDS)}")

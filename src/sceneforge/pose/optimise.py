@@ -1,0 +1,462 @@
+"""Joint differentiable pose optimisation of a scene's objects (3D-RE-GEN's alignment loop, on CPU).
+
+Per object: a pose model (planar 4-DoF when its mask touches the floor, else 5-DoF; or 7-DoF),
+dense surface samples for the soft silhouette render in a square crop around the object, sparser
+samples for the 3D point loss and the physical terms, and an SDF grid of its canonical mesh. The
+yaw is initialised by a grid search over ``yaw_candidates`` angles (silhouette + point losses, each
+object alone); then all objects are refined together with Adam, the physical terms coupling them.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import trimesh
+
+from sceneforge.geometry import invert_transform
+from sceneforge.pose import losses as L
+from sceneforge.pose.models import PoseModel, PosedSimilarity, build_model
+from sceneforge.pose.problem import (ObjectPoseResult, PoseOptimisationResult, PoseProblem, PoseSettings,
+                                     PoseTarget)
+from sceneforge.pose.sdf import build_sdf_grid
+from sceneforge.render.soft_silhouette import (SoftSilhouetteSettings, crop_intrinsics,
+                                               render_soft_silhouettes, samples_for_radius)
+
+DTYPE = torch.float32
+TERMS = ("silhouette", "points", "penetration", "background", "floor", "support")
+
+
+@dataclass
+class _Object:
+    """Per-object state prepared before the loop (mutable on purpose: internal only)."""
+
+    target: PoseTarget
+    model: PoseModel
+    active: bool
+    status: str
+    warnings: list[str]
+    size: float
+    render_samples: torch.Tensor      # (Nr, 3) canonical
+    surface_samples: torch.Tensor     # (Ns, 3) canonical
+    surface_normals: torch.Tensor     # (Ns, 3) canonical unit normals
+    physical_samples: torch.Tensor    # (Np, 3) canonical
+    observed: torch.Tensor | None     # (M, 3) world
+    K_crop: torch.Tensor              # (3, 3)
+    target_crop: torch.Tensor         # (R, R)
+    weight_crop: torch.Tensor         # (R, R)
+    sdf: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
+    yaw_offset: float = 0.0
+    last_good: dict[str, torch.Tensor] | None = None
+
+
+def touches_floor(mask: np.ndarray, floor_mask: np.ndarray, dilation_px: int) -> bool:
+    """3D-RE-GEN's rule: the object's mask (dilated by ``dilation_px``) overlaps the floor mask."""
+    grown = np.asarray(mask, dtype=bool).copy()
+    for _ in range(max(0, dilation_px)):
+        g = grown.copy()
+        g[1:] |= grown[:-1]
+        g[:-1] |= grown[1:]
+        g[:, 1:] |= grown[:, :-1]
+        g[:, :-1] |= grown[:, 1:]
+        grown = g
+    return bool(np.any(grown & np.asarray(floor_mask, dtype=bool)))
+
+
+def floor_mask_from_depth(camera, depth: np.ndarray, floor, instances: np.ndarray | None = None,
+                          tolerance: float = 0.03) -> np.ndarray:
+    """(H, W) bool: pixels with depth whose world point lies within ``tolerance`` metres of the floor
+    plane, object pixels (instances > 0) excluded."""
+    from sceneforge.geometry import backproject_depth, transform_points
+
+    H, W = depth.shape
+    valid = depth > 0
+    points_cam = backproject_depth(camera, depth, valid)
+    points_world = transform_points(camera.T_world_cam, points_cam)
+    near = np.abs(floor.signed_distance(points_world)) < tolerance
+    out = np.zeros((H, W), dtype=bool)
+    out[valid] = near
+    if instances is not None:
+        out &= instances == 0
+    return out
+
+
+def background_depth_map(mesh: trimesh.Trimesh, camera, long_side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ray-cast the background mesh from the camera at reduced resolution.
+
+    Returns (depth (h, w) float32 metres along camera z, 0 = no hit; K (3, 3) of that map)."""
+    k = long_side / max(camera.width, camera.height)
+    w, h = max(1, round(camera.width * k)), max(1, round(camera.height * k))
+    ku, kv = w / camera.width, h / camera.height
+    K = np.array([[ku, 0.0, 0.5 * ku - 0.5], [0.0, kv, 0.5 * kv - 0.5], [0.0, 0.0, 1.0]]) @ camera.K
+    us, vs = np.meshgrid(np.arange(w) + 0.0, np.arange(h) + 0.0)
+    pix = np.stack([us.ravel(), vs.ravel(), np.ones(us.size)], axis=1)
+    dirs_cam = pix @ np.linalg.inv(K).T
+    T = np.asarray(camera.T_world_cam)
+    dirs_world = dirs_cam @ T[:3, :3].T
+    origins = np.repeat(T[:3, 3][None], len(dirs_world), axis=0)
+    locations, ray_index, _ = mesh.ray.intersects_location(origins, dirs_world, multiple_hits=False)
+    depth = np.zeros(w * h)
+    if len(ray_index):
+        loc_cam = (locations - T[:3, 3]) @ T[:3, :3]
+        depth[ray_index] = loc_cam[:, 2]
+    return depth.reshape(h, w).astype(np.float32), K
+
+
+class PoseOptimiser:
+    """Optimise the poses of all objects of a :class:`PoseProblem` jointly (see module docstring)."""
+
+    def __init__(self, settings: PoseSettings | None = None):
+        self.settings = settings or PoseSettings()
+
+    # ----- setup -------------------------------------------------------------------------------
+    def _model_kind(self, problem: PoseProblem, target: PoseTarget) -> str:
+        s = self.settings
+        if s.model != "auto":
+            return s.model if (s.model != "planar" or s.use_planar) else "5dof"
+        if not s.use_planar:
+            return "5dof"
+        bottom = _canonical_pivot(target.mesh)
+        height = float(problem.floor.signed_distance(target.initial_pose.apply(bottom[None]))[0])
+        near = abs(height) < max(s.floor_height_tolerance, 0.1 * float(target.initial_pose.s))
+        if problem.floor_mask is None or s.floor_rule == "height":
+            return "planar" if near else "5dof"
+        touch = touches_floor(target.mask, problem.floor_mask, s.floor_touch_px)
+        if s.floor_rule == "mask_and_height":
+            touch = touch and near
+        return "planar" if touch else "5dof"
+
+    def _prepare(self, problem: PoseProblem, generator: np.random.Generator) -> list[_Object]:
+        s = self.settings
+        objects = []
+        H, W = problem.camera.height, problem.camera.width
+        T_cam_world = invert_transform(problem.camera.T_world_cam)
+        for target in problem.targets:
+            if target.mask.shape != (H, W):
+                raise ValueError(f"object {target.id}: mask is {target.mask.shape[::-1]} but the camera is {W}x{H}")
+            warnings: list[str] = []
+            active = True
+            n_pixels = int(np.count_nonzero(target.mask))
+            n_points = 0 if target.points_world is None else int(len(target.points_world))
+            if s.use_silhouette and n_pixels < s.min_pixels:
+                warnings.append(f"only {n_pixels} mask pixels (< {s.min_pixels}): initial pose kept")
+                active = False
+            if s.use_points and target.points_world is not None and n_points < s.min_points:
+                warnings.append(f"only {n_points} valid depth points (< {s.min_points}): initial pose kept")
+                active = False
+            if not s.use_silhouette and n_points < s.min_points:
+                warnings.append(f"only {n_points} valid depth points and no silhouette loss: initial pose kept")
+                active = False
+            kind = self._model_kind(problem, target)
+            model = build_model(kind, target.initial_pose, problem.floor, _canonical_pivot(target.mesh), DTYPE)
+            seed = int(generator.integers(2**31))
+            dense, faces = trimesh.sample.sample_surface(target.mesh, s.max_render_samples, seed=seed)
+            dense = dense.astype(np.float32)
+            normals = np.asarray(target.mesh.face_normals, dtype=np.float32)[faces]
+            box, K_crop = _crop_box(problem, target, dense, T_cam_world, s.resolution)
+            target_crop, weight_crop = _crop_masks(problem, target, box, s.resolution)
+            area = float(target_crop.sum()) + 1.0
+            n_render = samples_for_radius(area, s.radius_px, maximum=s.max_render_samples)
+            observed = None
+            if target.points_world is not None and n_points > 0:
+                pts = np.asarray(target.points_world, dtype=np.float32)
+                if len(pts) > s.point_samples:
+                    pts = pts[generator.choice(len(pts), s.point_samples, replace=False)]
+                observed = torch.as_tensor(pts)
+            sdf = None
+            if s.use_physical:
+                grid = build_sdf_grid(target.mesh, s.sdf_resolution, seed=seed)
+                sdf = (torch.as_tensor(grid.values), torch.as_tensor(grid.lo, dtype=DTYPE),
+                       torch.as_tensor(grid.hi, dtype=DTYPE))
+            objects.append(_Object(
+                target=target, model=model, active=active, status="optimised" if active else "kept_initial",
+                warnings=warnings, size=float(target.initial_pose.s),
+                render_samples=torch.as_tensor(dense[:n_render]),
+                surface_samples=torch.as_tensor(dense[:s.surface_samples]),
+                surface_normals=torch.as_tensor(normals[:s.surface_samples]),
+                physical_samples=torch.as_tensor(dense[:s.physical_samples]),
+                observed=observed, K_crop=torch.as_tensor(K_crop, dtype=DTYPE),
+                target_crop=torch.as_tensor(target_crop, dtype=DTYPE),
+                weight_crop=torch.as_tensor(weight_crop, dtype=DTYPE), sdf=sdf))
+        return objects
+
+    # ----- losses ------------------------------------------------------------------------------
+    def _losses(self, problem: PoseProblem, objects: list[_Object], poses: list[PosedSimilarity],
+                context: dict, physical: bool) -> torch.Tensor:
+        """(B, len(TERMS)) unweighted per-object loss terms (zeros for disabled terms)."""
+        s = self.settings
+        B = len(objects)
+        rows = [[torch.zeros((), dtype=DTYPE) for _ in TERMS] for _ in range(B)]
+        R_cw, t_cw = context["R_cam_world"], context["t_cam_world"]
+        if s.use_silhouette:
+            counts = [len(o.render_samples) for o in objects]
+            n_max = max(counts)
+            pts = torch.zeros(B, n_max, 3, dtype=DTYPE)
+            wts = torch.zeros(B, n_max, dtype=DTYPE)
+            padded = []
+            for i, (o, pose) in enumerate(zip(objects, poses)):
+                cam = pose.apply(o.render_samples) @ R_cw.T + t_cw
+                padded.append(torch.cat([cam, torch.ones(n_max - len(cam), 3, dtype=DTYPE)], 0))
+                wts[i, :len(cam)] = 1.0
+            pts = torch.stack(padded)
+            K = torch.stack([o.K_crop for o in objects])
+            sil = render_soft_silhouettes(pts, K, s.resolution, s.resolution, context["render"], wts)
+            target = torch.stack([o.target_crop for o in objects])
+            weight = torch.stack([o.weight_crop for o in objects])
+            sil_loss = L.silhouette_loss(sil, target, weight)
+            for i in range(B):
+                rows[i][0] = sil_loss[i]
+        world_phys = [pose.apply(o.physical_samples) for o, pose in zip(objects, poses)]
+        for i, (o, pose) in enumerate(zip(objects, poses)):
+            if s.use_points and o.observed is not None:
+                surface = pose.apply(o.surface_samples)
+                rows[i][1] = L.point_to_surface_loss(o.observed, surface, o.surface_normals @ pose.R.T, o.size)
+        if physical:
+            normal, offset = context["normal"], context["offset"]
+            boxes = [(w.detach().amin(0), w.detach().amax(0)) for w in world_phys]
+            for i, (o, pose) in enumerate(zip(objects, poses)):
+                X = world_phys[i]
+                pen = torch.zeros((), dtype=DTYPE)
+                support_candidates = [X @ normal + offset]
+                for j, (oj, pj) in enumerate(zip(objects, poses)):
+                    if j == i or oj.sdf is None:
+                        continue
+                    if not _boxes_overlap(boxes[i], boxes[j], 0.1 * o.size + s.contact_tolerance * 4):
+                        continue
+                    sd = L.signed_distance_to_objects(X, *oj.sdf, pj.R, pj.t, pj.s)
+                    pen = pen + torch.relu(-sd).mean()
+                    support_candidates.append(torch.relu(sd))
+                rows[i][2] = pen / o.size
+                if context["bg_depth"] is not None:
+                    X_cam = X @ R_cw.T + t_cw
+                    behind, gap = L.behind_background(X_cam, context["bg_K"], context["bg_depth"],
+                                                      s.background_margin)
+                    rows[i][3] = behind.mean() / o.size
+                    support_candidates.append(gap)
+                rows[i][4] = L.below_floor(X, normal, offset).mean() / o.size
+                if o.model.kind != "planar":
+                    nearest = torch.stack(support_candidates).amin(dim=0)
+                    rows[i][5] = torch.relu(nearest.amin() - s.contact_tolerance) / o.size
+        return torch.stack([torch.stack(r) for r in rows])
+
+    def _weights(self) -> torch.Tensor:
+        s = self.settings
+        return torch.tensor([s.weight_silhouette, s.weight_points, s.weight_penetration,
+                             s.weight_background, s.weight_floor, s.weight_support], dtype=DTYPE)
+
+    # ----- main entry --------------------------------------------------------------------------
+    def optimise(self, problem: PoseProblem) -> PoseOptimisationResult:
+        """Run the optimisation; never raises on a bad object (it keeps its initial pose)."""
+        start = time.perf_counter()
+        s = self.settings
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(max(1, min(s.num_threads, previous_threads)))
+        try:
+            torch.manual_seed(s.seed)
+            generator = np.random.default_rng(s.seed)
+            objects = self._prepare(problem, generator)
+            context = self._context(problem)
+            history: list[float] = []
+            iterations = 0
+            if objects:
+                self._yaw_search(problem, objects, context)
+                iterations = self._refine(problem, objects, context, history)
+            results = tuple(self._result(problem, o, context) for o in objects)
+        finally:
+            torch.set_num_threads(previous_threads)
+        warnings = tuple(f"object {r.id}: {w}" for r in results for w in r.warnings)
+        return PoseOptimisationResult(results, tuple(history), iterations, time.perf_counter() - start, warnings)
+
+    def _context(self, problem: PoseProblem) -> dict:
+        s = self.settings
+        T_cam_world = invert_transform(problem.camera.T_world_cam)
+        context = {"R_cam_world": torch.as_tensor(T_cam_world[:3, :3], dtype=DTYPE),
+                   "t_cam_world": torch.as_tensor(T_cam_world[:3, 3], dtype=DTYPE),
+                   "normal": torch.tensor(np.array(problem.floor.normal), dtype=DTYPE),
+                   "offset": float(problem.floor.offset),
+                   "render": SoftSilhouetteSettings(radius_px=s.radius_px),
+                   "bg_depth": None, "bg_K": None}
+        if s.use_physical and problem.background is not None and len(problem.background.faces):
+            depth, K = background_depth_map(problem.background, problem.camera, s.background_resolution)
+            context["bg_depth"] = torch.as_tensor(depth)
+            context["bg_K"] = torch.as_tensor(K, dtype=DTYPE)
+        return context
+
+    def _yaw_search(self, problem: PoseProblem, objects: list[_Object], context: dict) -> None:
+        """Per object, pick the best of ``yaw_candidates`` yaw offsets (0 included) by silhouette +
+        point losses; an offset other than 0 must beat 0 by 2 % to be taken."""
+        s = self.settings
+        n = s.yaw_candidates
+        if n <= 1 or not (s.use_silhouette or s.use_points):
+            return
+        weights = self._weights()[:2]
+        scores = []
+        with torch.no_grad():
+            for k in range(n):
+                for o in objects:
+                    o.model.set_yaw(2.0 * math.pi * k / n)
+                poses = [o.model() for o in objects]
+                terms = self._losses(problem, objects, poses, context, physical=False)
+                scores.append((terms[:, :2] * weights).sum(dim=1))
+        scores_t = torch.stack(scores)  # (n, B)
+        for i, o in enumerate(objects):
+            best = int(torch.argmin(scores_t[:, i]))
+            if not scores_t[best, i] < 0.98 * scores_t[0, i]:
+                best = 0
+            o.yaw_offset = 2.0 * math.pi * best / n if o.active else 0.0
+            o.model.set_yaw(o.yaw_offset)
+
+    def _refine(self, problem: PoseProblem, objects: list[_Object], context: dict, history: list[float]) -> int:
+        s = self.settings
+        groups = []
+        lrs = {"translation": s.lr_translation, "rotation": s.lr_rotation, "scale": s.lr_scale}
+        for o in objects:
+            for kind, params in o.model.parameter_groups().items():
+                for p in params:
+                    p.requires_grad_(o.active)
+                if o.active:
+                    groups.append({"params": params, "lr": lrs[kind], "base_lr": lrs[kind]})
+        for o in objects:
+            o.last_good = _snapshot(o.model)
+        if not groups or s.iterations == 0:
+            return 0
+        optimiser = torch.optim.Adam(groups)
+        weights = self._weights()
+        best_loss, best_state, since_best = math.inf, None, 0
+        iteration = 0
+        for iteration in range(1, s.iterations + 1):
+            fraction = s.final_lr_fraction + (1 - s.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * (iteration - 1) / s.iterations))
+            for g in optimiser.param_groups:
+                g["lr"] = g["base_lr"] * fraction
+            optimiser.zero_grad(set_to_none=True)
+            poses = [o.model() for o in objects]
+            terms = self._losses(problem, objects, poses, context, physical=s.use_physical)
+            per_object = (terms * weights).sum(dim=1)
+            bad = [i for i, o in enumerate(objects) if o.active and not torch.isfinite(per_object[i])]
+            if bad:
+                for i in bad:
+                    self._stop_object(objects[i], iteration)
+                best_loss, best_state, since_best = math.inf, None, 0
+                if not any(o.active for o in objects):
+                    break
+                continue
+            active = [i for i, o in enumerate(objects) if o.active]
+            total = per_object[active].sum()
+            value = float(total.detach())
+            history.append(value)
+            for i in active:
+                objects[i].last_good = _snapshot(objects[i].model)
+            if value < best_loss * (1 - s.min_improvement) or best_state is None:
+                best_loss, since_best = value, 0
+                best_state = {i: _snapshot(objects[i].model) for i in active}
+            else:
+                since_best += 1
+                if value < best_loss:
+                    best_loss = value
+                    best_state = {i: _snapshot(objects[i].model) for i in active}
+                if since_best >= s.patience:
+                    break
+            total.backward()
+            optimiser.step()
+        if best_state is not None:
+            for i, state in best_state.items():
+                if objects[i].active:
+                    _restore(objects[i].model, state)
+        return iteration
+
+    def _stop_object(self, o: _Object, iteration: int) -> None:
+        """A non-finite loss: restore the last pose with a finite loss and freeze the object."""
+        if o.last_good is not None:
+            _restore(o.model, o.last_good)
+        for p in o.model.parameters():
+            p.requires_grad_(False)
+            p.grad = None
+        o.active = False
+        o.status = "nan_stopped"
+        o.warnings.append(f"loss became non-finite at iteration {iteration}: last good pose kept")
+
+    def _result(self, problem: PoseProblem, o: _Object, context: dict) -> ObjectPoseResult:
+        if o.status == "kept_initial":
+            pose = o.target.initial_pose
+        else:
+            with torch.no_grad():
+                pose = o.model().to_similarity()
+        return ObjectPoseResult(id=o.target.id, pose=pose, initial_pose=o.target.initial_pose,
+                                model=o.model.kind, status=o.status, warnings=tuple(o.warnings),
+                                yaw_offset_deg=math.degrees(o.yaw_offset))
+
+
+def _snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+def _restore(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    with torch.no_grad():
+        for k, v in model.named_parameters():
+            v.copy_(state[k])
+
+
+def _boxes_overlap(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor], margin: float) -> bool:
+    return bool(torch.all(a[0] - margin <= b[1]) and torch.all(b[0] - margin <= a[1]))
+
+
+def _canonical_pivot(mesh: trimesh.Trimesh) -> np.ndarray:
+    """(3,) bottom centre of the canonical bounding box (y up)."""
+    lo, hi = np.asarray(mesh.bounds, dtype=np.float64)
+    return np.array([0.5 * (lo[0] + hi[0]), lo[1], 0.5 * (lo[2] + hi[2])])
+
+
+def _crop_box(problem: PoseProblem, target: PoseTarget, samples: np.ndarray, T_cam_world: np.ndarray,
+              resolution: int, padding: float = 0.25) -> tuple[tuple[float, float, float, float], np.ndarray]:
+    """Square crop around the target mask and the initially projected object, padded."""
+    cam = problem.camera
+    world = target.initial_pose.apply(samples.astype(np.float64))
+    pc = world @ T_cam_world[:3, :3].T + T_cam_world[:3, 3]
+    pc = pc[pc[:, 2] > 1e-3]
+    us, vs = [], []
+    if len(pc):
+        uv = pc @ cam.K.T
+        us.append(uv[:, 0] / uv[:, 2])
+        vs.append(uv[:, 1] / uv[:, 2])
+    mv, mu = np.nonzero(target.mask)
+    if len(mu):
+        us.append(mu.astype(np.float64))
+        vs.append(mv.astype(np.float64))
+    u = np.clip(np.concatenate(us), -cam.width, 2 * cam.width)
+    v = np.clip(np.concatenate(vs), -cam.height, 2 * cam.height)
+    cu, cv = 0.5 * (u.min() + u.max()), 0.5 * (v.min() + v.max())
+    side = max(u.max() - u.min(), v.max() - v.min(), 8.0) * (1 + 2 * padding)
+    box = (cu - side / 2, cv - side / 2, side, side)
+    return box, crop_intrinsics(cam.K, box, resolution)
+
+
+def _crop_masks(problem: PoseProblem, target: PoseTarget, box: tuple[float, float, float, float],
+                resolution: int, supersample: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Area-averaged target mask and pixel weights in the crop. Weight 0: outside the image, or
+    visible pixels of other objects outside this object's mask (they may hide it)."""
+    H, W = target.mask.shape
+    u0, v0, side, _ = box
+    step = side / (resolution * supersample)
+    offs = (np.arange(resolution * supersample) + 0.5) * step
+    uu = np.floor(u0 + offs + 0.5).astype(np.int64)
+    vv = np.floor(v0 + offs + 0.5).astype(np.int64)
+    inside_u = (uu >= 0) & (uu < W)
+    inside_v = (vv >= 0) & (vv < H)
+    uc, vc = np.clip(uu, 0, W - 1), np.clip(vv, 0, H - 1)
+    inside = inside_v[:, None] & inside_u[None, :]
+    mask = target.mask[np.ix_(vc, uc)] & inside
+    occluders = np.zeros((H, W), dtype=bool)
+    for other in problem.targets:
+        if other.id != target.id:
+            occluders |= other.visible_mask if other.visible_mask is not None else other.mask
+    hidden = occluders[np.ix_(vc, uc)] & ~mask
+    weight = inside & ~hidden
+
+    def pool(a: np.ndarray) -> np.ndarray:
+        return a.reshape(resolution, supersample, resolution, supersample).mean(axis=(1, 3))
+
+    return pool(mask.astype(np.float32)), pool(weight.astype(np.float32))

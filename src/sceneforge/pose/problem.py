@@ -1,0 +1,157 @@
+"""Inputs, settings and typed results of the pose optimisation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import trimesh
+
+from sceneforge.types import Camera, Plane, Similarity
+
+OBJECT_STATUSES = ("optimised", "kept_initial", "nan_stopped")
+
+
+@dataclass(frozen=True, eq=False)
+class PoseTarget:
+    """One object to place.
+
+    mesh : canonical mesh (bounding box centred at the origin, y up), object units.
+    initial_pose : Similarity T_world_obj (uniform scale).
+    mask : (H, W) bool target silhouette, the amodal mask when one is known.
+    visible_mask : (H, W) bool visible mask, or None (= ``mask``); other objects' visible pixels
+        are not counted against this object's render (they may hide it).
+    points_world : (N, 3) float metres, the object's back-projected depth points, or None.
+    """
+
+    id: int
+    mesh: trimesh.Trimesh
+    initial_pose: Similarity
+    mask: np.ndarray
+    visible_mask: np.ndarray | None = None
+    points_world: np.ndarray | None = None
+    label: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class PoseProblem:
+    """A scene's objects with what couples them.
+
+    camera : Camera with T_world_cam (world frame y-up by convention, floor plane in world).
+    floor : Plane in world coordinates, normal pointing up.
+    floor_mask : (H, W) bool pixels of visible floor, or None (then the 3D rule of
+        ``PoseSettings.floor_rule`` decides the planar objects).
+    background : background mesh in world coordinates (free-space test), or None.
+    """
+
+    camera: Camera
+    floor: Plane
+    targets: tuple[PoseTarget, ...]
+    floor_mask: np.ndarray | None = None
+    background: trimesh.Trimesh | None = None
+
+
+@dataclass(frozen=True)
+class PoseSettings:
+    """Schedule, weights and switches of :class:`~sceneforge.pose.optimise.PoseOptimiser`.
+
+    Schedule: Adam with per-kind learning rates (translation in units of the object's initial size
+    per step, rotation in radians, log-scale), cosine decay from the given rates to
+    ``final_lr_fraction`` of them over ``iterations``; early stop when the total loss has not
+    improved by ``min_improvement`` (relative) for ``patience`` iterations. The pose returned is
+    the one of the lowest total loss.
+    """
+
+    iterations: int = 120
+    lr_translation: float = 0.02
+    lr_rotation: float = 0.04
+    lr_scale: float = 0.02
+    final_lr_fraction: float = 0.1
+    patience: int = 20
+    min_improvement: float = 1e-3
+    resolution: int = 64
+    radius_px: float = 2.0
+    max_render_samples: int = 4000
+    point_samples: int = 384
+    surface_samples: int = 1024
+    physical_samples: int = 256
+    sdf_resolution: int = 24
+    background_resolution: int = 128
+    weight_silhouette: float = 1.0
+    weight_points: float = 1.0
+    weight_penetration: float = 20.0
+    weight_background: float = 20.0
+    weight_floor: float = 20.0
+    weight_support: float = 2.0
+    contact_tolerance: float = 0.01
+    background_margin: float = 0.03
+    use_planar: bool = True
+    use_silhouette: bool = True
+    use_points: bool = True
+    use_physical: bool = True
+    model: str = "auto"
+    floor_rule: str = "mask_and_height"
+    floor_touch_px: int = 3
+    floor_height_tolerance: float = 0.05
+    yaw_candidates: int = 8
+    min_pixels: int = 64
+    min_points: int = 32
+    seed: int = 0
+    num_threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.model not in ("auto", "planar", "5dof", "7dof"):
+            raise ValueError(f"model must be auto, planar, 5dof or 7dof, got {self.model!r}")
+        if self.floor_rule not in ("mask", "mask_and_height", "height"):
+            raise ValueError(f"floor_rule must be mask, mask_and_height or height, got {self.floor_rule!r}")
+        if self.iterations < 0:
+            raise ValueError(f"iterations must be >= 0, got {self.iterations}")
+        if self.yaw_candidates < 1:
+            raise ValueError(f"yaw_candidates must be >= 1, got {self.yaw_candidates}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectPoseResult:
+    """One object's outcome. status in OBJECT_STATUSES; losses : final value of each term."""
+
+    id: int
+    pose: Similarity
+    initial_pose: Similarity
+    model: str
+    status: str
+    warnings: tuple[str, ...] = ()
+    losses: Mapping[str, float] = field(default_factory=dict)
+    yaw_offset_deg: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "model": self.model, "status": self.status, "warnings": list(self.warnings),
+                "losses": dict(self.losses), "yaw_offset_deg": self.yaw_offset_deg,
+                "pose": self.pose.matrix.tolist(), "initial_pose": self.initial_pose.matrix.tolist()}
+
+
+@dataclass(frozen=True, eq=False)
+class PoseOptimisationResult:
+    """All objects' outcomes, the total-loss history and timing."""
+
+    objects: tuple[ObjectPoseResult, ...]
+    loss_history: tuple[float, ...]
+    iterations: int
+    seconds: float
+    warnings: tuple[str, ...] = ()
+
+    def object(self, object_id: int) -> ObjectPoseResult:
+        for o in self.objects:
+            if o.id == object_id:
+                return o
+        raise KeyError(f"no object with id {object_id}")
+
+    def to_report(self) -> dict[str, Any]:
+        """JSON-serialisable summary for report.json."""
+        return {"iterations": self.iterations, "seconds": round(self.seconds, 3),
+                "final_loss": self.loss_history[-1] if self.loss_history else None,
+                "warnings": list(self.warnings), "objects": [o.to_dict() for o in self.objects]}

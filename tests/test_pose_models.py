@@ -1,0 +1,107 @@
+"""Pose parameterisations and SDF grids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from sceneforge.geometry import rotation_y
+from sceneforge.pose.models import build_model, rotation_from_rotvec
+from sceneforge.pose.sdf import build_sdf_grid, sample_sdf, winding_numbers
+from sceneforge.types import Plane, Similarity
+
+PIVOT = np.array([0.0, -0.4, 0.0])  # bottom centre of a canonical box of height 0.8
+
+
+def _tilted_floor() -> Plane:
+    n = np.array([0.1, 1.0, -0.2])
+    return Plane.from_point_normal(np.array([0.3, -0.5, 1.0]), n)
+
+
+@pytest.mark.parametrize("floor", [Plane(np.array([0.0, 1.0, 0.0]), 0.0), _tilted_floor()])
+def test_planar_model_keeps_the_pivot_on_the_floor(floor):
+    initial = Similarity(rotation_y(0.4), np.array([0.5, 0.7, 2.0]), 1.3)
+    model = build_model("planar", initial, floor, PIVOT, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64))
+        pose = model()
+        pivot_world = pose.apply(torch.tensor(PIVOT)[None])[0].detach().numpy()
+        assert floor.signed_distance(pivot_world[None])[0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_planar_model_has_four_degrees_of_freedom_and_yaws_about_the_normal():
+    floor = _tilted_floor()
+    model = build_model("planar", Similarity(t=np.array([0.0, 1.0, 0.0])), floor, PIVOT, dtype=torch.float64)
+    assert sum(p.numel() for p in model.parameters()) == 4
+    with torch.no_grad():
+        model.yaw.fill_(0.7)
+    R = model().R.detach().numpy()
+    assert R @ floor.normal == pytest.approx(floor.normal)  # rotation axis = floor normal
+
+
+@pytest.mark.parametrize("kind, dof", [("5dof", 5), ("7dof", 8)])
+def test_free_models_start_at_the_initial_pose(kind, dof):
+    floor = Plane(np.array([0.0, 1.0, 0.0]), 0.0)
+    initial = Similarity(rotation_y(-1.1), np.array([0.2, 1.5, 3.0]), 0.7)
+    model = build_model(kind, initial, floor, PIVOT, dtype=torch.float64)
+    assert sum(p.numel() for p in model.parameters()) == dof  # 7-DoF: yaw + rotvec overlap by design
+    pose = model().to_similarity()
+    assert pose.matrix == pytest.approx(initial.matrix)
+
+
+def test_scale_is_uniform_and_about_the_pivot_for_planar():
+    floor = Plane(np.array([0.0, 1.0, 0.0]), 0.0)
+    model = build_model("planar", Similarity(t=np.array([0.0, 0.4, 0.0])), floor, PIVOT, dtype=torch.float64)
+    with torch.no_grad():
+        model.log_scale.fill_(np.log(2.0))
+    pose = model()
+    assert float(pose.s.detach()) == pytest.approx(2.0)
+    top = pose.apply(torch.tensor([[0.0, 0.4, 0.0]], dtype=torch.float64))[0].detach().numpy()
+    assert top == pytest.approx([0.0, 1.6, 0.0])
+
+
+def test_rotvec_is_smooth_at_zero_and_matches_rodrigues():
+    v = torch.tensor([0.3, -0.2, 0.5], dtype=torch.float64)
+    R = rotation_from_rotvec(v).numpy()
+    from scipy.spatial.transform import Rotation
+
+    assert R == pytest.approx(Rotation.from_rotvec(v.numpy()).as_matrix())
+    zero = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    rotation_from_rotvec(zero).sum().backward()
+    assert torch.all(torch.isfinite(zero.grad))
+
+
+def test_unknown_model_kind_is_rejected():
+    with pytest.raises(ValueError, match="unknown pose model 'six'"):
+        build_model("six", Similarity(), Plane(np.array([0.0, 1.0, 0.0]), 0.0), PIVOT)
+
+
+def test_winding_numbers_and_sdf_of_a_box():
+    box = trimesh.creation.box((1.0, 0.8, 0.6))
+    w = winding_numbers(box, np.array([[0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.45, 0.35, 0.25]]))
+    assert w == pytest.approx([1.0, 0.0, 1.0], abs=1e-6)
+    grid = build_sdf_grid(box, resolution=24)
+    query = np.array([[0.0, 0.0, 0.0], [0.0, 0.6, 0.0], [1.5, 0.0, 0.0], [0.3, 0.1, 0.1]])
+    sdf = sample_sdf(torch.tensor(grid.values), torch.tensor(grid.lo, dtype=torch.float32),
+                     torch.tensor(grid.hi, dtype=torch.float32), torch.tensor(query, dtype=torch.float32)).numpy()
+    exact = [-0.3, 0.2, 1.0, -0.2]
+    assert sdf == pytest.approx(exact, abs=0.04)
+
+
+def test_sdf_without_open3d_uses_winding_numbers(monkeypatch):
+    from sceneforge.pose import sdf as sdf_module
+
+    def no_open3d(*args, **kwargs):
+        raise ImportError("open3d")
+
+    box = trimesh.creation.box((1.0, 0.8, 0.6))
+    with_open3d = build_sdf_grid(box, resolution=12)
+    monkeypatch.setattr(sdf_module, "_open3d_sdf", no_open3d)
+    fallback = build_sdf_grid(box, resolution=12)
+    assert np.array_equal(np.sign(fallback.values), np.sign(with_open3d.values))
+    assert np.abs(fallback.values - with_open3d.values).max() < 0.03
