@@ -221,23 +221,27 @@ def _read_log(out: Path, up_to_step: int) -> list[dict[str, float]]:
 
 
 def train_pose_model(data_root: str | Path, out: str | Path, config: RunConfig | None = None, resume: bool = True,
-                     on_log: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
+                     on_log: Callable[[dict[str, float]], None] | None = None,
+                     until_step: int | None = None) -> TrainResult:
     """Train (or resume) the pose model on an engine dataset; checkpoints go to ``out``.
 
     Under torchrun (``WORLD_SIZE`` > 1) each process trains on its slice of every global batch with
     DDP over gloo; only rank 0 writes. An existing checkpoint in ``out`` is resumed when ``resume``
-    (its model and data settings must match ``config``), else refused.
+    (its model and data settings must match ``config``), else refused. ``until_step`` stops the run
+    (with a checkpoint) after that step while keeping the schedule of ``train.steps``: a long
+    recipe can be run in pieces.
     """
     config = config or RunConfig()
     cfg = config.train
     out = Path(out)
     torch.set_num_threads(cfg.threads)
     dist = _distributed()
+    torch.manual_seed(cfg.seed)
     model = PoseModel(config.model)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start_step = _maybe_resume(model, optimizer, config, out, resume)
     dataset = EngineViewDataset(data_root, config.data, split="train", val_scenes=cfg.val_scenes, seed=cfg.seed)
+    start_step = _maybe_resume(model, optimizer, config, out, resume)
     sampler = StepBatchSampler(len(dataset), cfg.batch_size, cfg.seed, start_step, dist)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_samples,
                                          num_workers=cfg.workers, persistent_workers=False,
@@ -250,9 +254,10 @@ def train_pose_model(data_root: str | Path, out: str | Path, config: RunConfig |
     log = _read_log(out, start_step) if dist.is_main else []
     began = time.perf_counter()
     step, last = start_step, float("nan")
+    end = cfg.steps if until_step is None else max(start_step, min(cfg.steps, until_step))
     model.train()
     batches = iter(loader)
-    for step in range(start_step, cfg.steps):
+    for step in range(start_step, end):
         batch = next(batches)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, cfg)
@@ -271,14 +276,14 @@ def train_pose_model(data_root: str | Path, out: str | Path, config: RunConfig |
             log.append(row)
             if on_log is not None:
                 on_log(row)
-        if dist.is_main and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+        if dist.is_main and (done % cfg.checkpoint_every == 0 or done == end):
             _write_checkpoint(model, optimizer, config, out, done, log)
     del batches
     if dist.world > 1:
         import torch.distributed as tdist
 
         tdist.barrier()
-    return TrainResult(out, max(step + 1, start_step), start_step, last, time.perf_counter() - began)
+    return TrainResult(out, end, start_step, last, time.perf_counter() - began)
 
 
 def _worker_init(_worker_id: int) -> None:
