@@ -457,3 +457,31 @@ def test_ddp_two_gloo_processes(engine_data, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads((tmp_path / "ck" / "config.json").read_text())["step"] == 2
     assert proc.stdout.count("trained steps 0..2") == 1   # only rank 0 reports and writes
+
+
+def test_pose_errors_are_zero_for_the_true_poses(engine_data, tmp_path, monkeypatch):
+    from sceneforge.models import validate
+    from sceneforge.models.predict import ObjectPosePrediction, PosePrediction
+    from sceneforge.types import Similarity
+
+    ds = EngineViewDataset(engine_data, TINY_DATA)
+    real_predict = validate.predict_poses
+
+    def truth_predict(loaded, scene_input, meshes, samples, steps, seed):
+        view = next(v for v in ds.views if str(v) == scene_input.source or v.samefile(scene_input.source))
+        doc = json.loads((view / "view.json").read_text())
+        pred = real_predict(loaded, scene_input, meshes, samples=1, steps=1, seed=seed)
+        objects = tuple(ObjectPosePrediction(o.object_id, Similarity.from_matrix(
+            np.asarray(next(d for d in doc["objects"] if d["id"] == o.object_id)["T_cam_obj"])))
+            for o in pred.objects)
+        return PosePrediction(objects, pred.normalisation, pred.scores, pred.chosen)
+
+    train_pose_model(engine_data, tmp_path / "ck", tiny_run(1))
+    loaded = load_model(tmp_path / "ck")
+    monkeypatch.setattr(validate, "predict_poses", truth_predict)
+    errors = validate.pose_errors(loaded, ds, max_views=2)
+    assert errors.views == 2 and errors.objects >= 2
+    assert errors.rotation_deg_mean < 0.01 and errors.translation_mean < 1e-6 and errors.log_scale_mean < 1e-6
+    monkeypatch.setattr(validate, "predict_poses", real_predict)
+    untrained = validate.pose_errors(loaded, ds, max_views=2, samples=2, steps=2)
+    assert untrained.rotation_deg_median > 1.0

@@ -48,7 +48,7 @@ class PoseDataConfig:
     """Sizes of the tensors built per view (saved in the checkpoint's config.json)."""
 
     image_height: int = 96
-    image_width: int = 128
+    image_width: int = 96
     crop_size: int = 48
     crop_margin: float = 0.15
     object_points: int = 256
