@@ -18,8 +18,8 @@ from sceneforge.io.inputs import load_input
 from sceneforge.io.scene_json import read_scene_json
 from sceneforge.models.checkpoint import LoadedPoseModel
 from sceneforge.models.data import EngineViewDataset, collate_samples
-from sceneforge.models.predict import predict_poses
 from sceneforge.models.pose_model import PoseModel
+from sceneforge.models.predict import predict_poses
 from sceneforge.models.train import RunConfig, flow_loss, step_generator
 
 

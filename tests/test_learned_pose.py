@@ -17,12 +17,12 @@ import torch
 roma = pytest.importorskip("roma", reason="roma is needed for 6D rotations: pip install -e .[learn]")
 pytest.importorskip("safetensors", reason="safetensors is needed for checkpoints: pip install -e .[learn]")
 
-from sceneforge.errors import InputError  # noqa: E402
-from sceneforge.geometry.camera import backproject_depth  # noqa: E402
-from sceneforge.io.inputs import load_input  # noqa: E402
-from sceneforge.io.scene_json import read_scene_json  # noqa: E402
-from sceneforge.models.checkpoint import load_model, save_model  # noqa: E402
-from sceneforge.models.data import (  # noqa: E402
+from sceneforge.errors import InputError
+from sceneforge.geometry.camera import backproject_depth
+from sceneforge.io.inputs import load_input
+from sceneforge.io.scene_json import read_scene_json
+from sceneforge.models.checkpoint import load_model, save_model
+from sceneforge.models.data import (
     EngineViewDataset,
     PoseDataConfig,
     UnitMesh,
@@ -32,16 +32,16 @@ from sceneforge.models.data import (  # noqa: E402
     target_pose,
     vectors_to_poses,
 )
-from sceneforge.models.flow import euler_sample, flow_training_sample, interpolate, velocity_target  # noqa: E402
-from sceneforge.models.plot import _draw_with_pil  # noqa: E402
-from sceneforge.models.pose_model import OBSERVATION_DIM, PoseConditions, PoseModel, PoseModelConfig  # noqa: E402
-from sceneforge.models.predict import consistency_scores, predict_poses  # noqa: E402
-from sceneforge.models.rotations import matrix_to_6d, sixd_to_matrix  # noqa: E402
-from sceneforge.models.train import (  # noqa: E402
+from sceneforge.models.flow import euler_sample, flow_training_sample, interpolate, velocity_target
+from sceneforge.models.plot import _draw_with_pil
+from sceneforge.models.pose_model import OBSERVATION_DIM, PoseConditions, PoseModel, PoseModelConfig
+from sceneforge.models.predict import consistency_scores, predict_poses
+from sceneforge.models.rotations import matrix_to_6d, sixd_to_matrix
+from sceneforge.models.train import (
+    Distributed,
     RunConfig,
     StepBatchSampler,
     TrainConfig,
-    Distributed,
     flow_loss,
     step_generator,
     train_pose_model,
@@ -453,7 +453,7 @@ def test_ddp_two_gloo_processes(engine_data, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29561",
            "-m", "sceneforge.cli", "train", "pose", "--data", str(engine_data), "--out", str(tmp_path / "ck"),
            "--config", str(config)]
-    proc = subprocess.run(cmd, env=_cli_env(), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, check=False, env=_cli_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads((tmp_path / "ck" / "config.json").read_text())["step"] == 2
     assert proc.stdout.count("trained steps 0..2") == 1   # only rank 0 reports and writes

@@ -32,9 +32,9 @@ from sceneforge.errors import InputError
 from sceneforge.geometry.camera import backproject_depth
 from sceneforge.io.inputs import load_input
 from sceneforge.io.meshes import load_mesh
-from sceneforge.models.pose_model import OBSERVATION_DIM, POSE_DIM, PoseConditions
+from sceneforge.models.pose_model import PoseConditions
 from sceneforge.models.rotations import matrix_to_6d, sixd_to_matrix
-from sceneforge.types import Camera, Normalisation, SceneInput
+from sceneforge.types import Normalisation, SceneInput
 
 OBSERVED_FRAME = "camera_observed"
 # pose vector x = [r6, (T - 0) * T_GAIN, (log S - LOG_S_MEAN) / LOG_S_STD]: unit-order spread for the flow

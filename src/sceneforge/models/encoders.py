@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from sceneforge.errors import InputError, MissingDependencyError
 def mlp(widths: list[int], final_activation: bool = False) -> nn.Sequential:
     """Linear + GELU stack over the last dimension."""
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(widths)):
         layers.append(nn.Linear(a, b))
         if i < len(widths) - 2 or final_activation:
             layers.append(nn.GELU())
@@ -115,7 +116,7 @@ class ImageEncoder(nn.Module):
         if images.shape[-1] % 8 or images.shape[-2] % 8:
             raise ValueError(f"image size must be a multiple of 8, got {tuple(images.shape[-2:])}")
         feats = self.net(images)
-        B, D, h, w = feats.shape
+        _, D, h, w = feats.shape
         return feats.flatten(2).transpose(1, 2) + sincos_2d(h, w, D, images.device)
 
 

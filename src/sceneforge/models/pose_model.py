@@ -202,7 +202,7 @@ class PoseBlock(nn.Module):
         return x + gate * self.mlp(_modulate(self.mlp_norm(x), shift, scale))
 
     def _cross_attention(self, x: torch.Tensor, mods: tuple[torch.Tensor, ...], cond: EncodedConditions) -> torch.Tensor:
-        B, N, Q, D = x.shape
+        B, N, _, D = x.shape
         rot, rest = x[:, :, :1], x[:, :, 1:3]
         scene_m = [v.squeeze(1) for v in mods[3:6]]                           # (B, 1, D)
         if self.local_ca is not None:
