@@ -441,6 +441,15 @@ def test_cli_train_pose_and_errors(engine_data, tmp_path, run_cli):
     assert code == 0, out + err
     assert "trained steps 0..2" in out
     assert json.loads((tmp_path / "ck" / "config.json").read_text())["step"] == 2
+    run = json.loads(config.read_text())
+    run["train"].update(steps=3, val_scenes=1, val_every=3, val_views=1, val_samples=1, val_flow_steps=1)
+    config.write_text(json.dumps(run))
+    code, out, err = run_cli("train", "pose", "--data", engine_data, "--out", tmp_path / "ck", "--config", config)
+    assert code == 0, out + err
+    assert "held-out (1 views" in out
+    rows = [json.loads(line) for line in (tmp_path / "ck" / "validation.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [3] and rows[0]["objects"] >= 1
+    assert json.loads((tmp_path / "ck" / "config.json").read_text())["step"] == 3
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"train": {"stepz": 3}}))
     code, out, err = run_cli("train", "pose", "--data", engine_data, "--out", tmp_path / "x", "--config", bad)

@@ -246,7 +246,11 @@ def train_pose(
     main_process = os.environ.get("RANK", "0") == "0"
 
     def on_log(row: dict) -> None:
-        if main_process:
+        if main_process and "validation" in row:
+            console.print(f"step {row['step']:>6}  held-out ({row['views']} views, {row['objects']} objects): "
+                          f"rotation {row['rotation_deg_median']:.1f} deg, translation {row['translation_median']:.3f}, "
+                          f"|log scale| {row['log_scale_median']:.3f} (medians)", highlight=False)
+        elif main_process:
             console.print(f"step {row['step']:>6}  loss {row['loss']:.4f}  (R {row['rotation']:.4f}  "
                           f"T {row['translation']:.4f}  S {row['scale']:.4f})  lr {row['lr']:.2e}  "
                           f"{row['seconds']:.0f} s", highlight=False)

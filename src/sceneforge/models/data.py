@@ -41,6 +41,7 @@ OBSERVED_FRAME = "camera_observed"
 T_GAIN = 2.0
 LOG_S_MEAN = -0.5
 LOG_S_STD = 0.5
+MESH_CACHE_SCENES = 256
 
 
 @dataclass(frozen=True)
@@ -349,10 +350,15 @@ class EngineViewDataset(torch.utils.data.Dataset):
         return len(self.views)
 
     def _unit_meshes(self, scene_dir: Path) -> dict[int, UnitMesh]:
-        if scene_dir not in self._meshes:
+        """The scene's canonical meshes, kept for the last ``MESH_CACHE_SCENES`` scenes used."""
+        if scene_dir in self._meshes:
+            self._meshes[scene_dir] = self._meshes.pop(scene_dir)
+        else:
             doc = json.loads((scene_dir / "scene.json").read_text(encoding="utf-8"))
-            self._meshes = {scene_dir: {int(o["id"]): UnitMesh.of(load_mesh(scene_dir / o["mesh"]))
-                                        for o in doc["objects"]}}  # keep one scene: views are sorted by scene
+            self._meshes[scene_dir] = {int(o["id"]): UnitMesh.of(load_mesh(scene_dir / o["mesh"]))
+                                       for o in doc["objects"]}
+            while len(self._meshes) > MESH_CACHE_SCENES:
+                self._meshes.pop(next(iter(self._meshes)))
         return self._meshes[scene_dir]
 
     def __getitem__(self, item: int | tuple[int, int]) -> PoseSample:

@@ -38,6 +38,7 @@ from sceneforge.models.pose_model import ROTATION_SLICE, SCALE_SLICE, TRANSLATIO
 
 LOSS_LOG = "losses.jsonl"
 LOSS_PNG = "loss_curve.png"
+VALIDATION_LOG = "validation.jsonl"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,10 @@ class TrainConfig:
     log_every: int = 10
     checkpoint_every: int = 200
     val_scenes: int = 0
+    val_every: int = 0
+    val_views: int = 16
+    val_samples: int = 4
+    val_flow_steps: int = 10
     threads: int = 1
 
     def __post_init__(self) -> None:
@@ -70,6 +75,8 @@ class TrainConfig:
             raise ValueError(f"time_sampling must be one of {', '.join(TIME_SAMPLINGS)}, got {self.time_sampling!r}")
         if self.log_every < 1 or self.checkpoint_every < 1:
             raise ValueError("log_every and checkpoint_every must be >= 1")
+        if self.val_every < 0 or (self.val_every and self.val_scenes < 1):
+            raise ValueError("val_every must be >= 0, and > 0 only with val_scenes >= 1 held-out scenes")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -278,12 +285,35 @@ def train_pose_model(data_root: str | Path, out: str | Path, config: RunConfig |
                 on_log(row)
         if dist.is_main and (done % cfg.checkpoint_every == 0 or done == end):
             _write_checkpoint(model, optimizer, config, out, done, log)
+        if dist.is_main and cfg.val_every and done % cfg.val_every == 0:
+            _validate(model, data_root, config, out, done, on_log)
+            model.train()
     del batches
     if dist.world > 1:
         import torch.distributed as tdist
 
         tdist.barrier()
     return TrainResult(out, end, start_step, last, time.perf_counter() - began)
+
+
+def _validate(model: PoseModel, data_root: str | Path, config: RunConfig, out: Path, step: int,
+              on_log: Callable[[dict[str, float]], None] | None) -> None:
+    """Pose errors on the first ``val_views`` held-out views, appended to validation.jsonl."""
+    from sceneforge.models.checkpoint import LoadedPoseModel
+    from sceneforge.models.validate import pose_errors
+
+    cfg = config.train
+    model.eval()
+    val = EngineViewDataset(data_root, config.data, split="val", val_scenes=cfg.val_scenes, seed=cfg.seed)
+    errors = pose_errors(LoadedPoseModel(model, config.data, step, {}), val, max_views=cfg.val_views,
+                         samples=cfg.val_samples, steps=cfg.val_flow_steps, seed=cfg.seed)
+    row = {"step": step, **asdict(errors)}
+    path = out / VALIDATION_LOG
+    previous = [] if not path.is_file() else [
+        line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and json.loads(line)["step"] < step]
+    write_text_atomic(path, "".join(line + "\n" for line in previous) + json.dumps(row) + "\n")
+    if on_log is not None:
+        on_log({"validation": 1.0, **row})
 
 
 def _worker_init(_worker_id: int) -> None:
