@@ -80,7 +80,14 @@ class GeometryEncoder(nn.Module):
         self.pool = mlp([2 * dim, dim, dim])
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:
-        tokens, _ = self.tokens(points)
+        return self.pool_tokens(self.local_tokens(points))
+
+    def local_tokens(self, points: torch.Tensor) -> torch.Tensor:
+        """(B, M, 3) -> (B, centres, dim) local shape tokens (before pooling)."""
+        return self.tokens(points)[0]
+
+    def pool_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, centres, dim) -> (B, dim) one geometry embedding (max and mean pooled, then an MLP)."""
         return self.pool(torch.cat([tokens.amax(dim=1), tokens.mean(dim=1)], dim=-1))
 
 

@@ -5,8 +5,9 @@ Each object is four tokens: rotation (R), translation (T), scale (S) and geometr
 1. local self-attention inside each object's quadruple (switch ``local_self_attention``);
 2. global self-attention over all tokens of all objects of the scene (``global_self_attention``);
    padded objects are masked out as keys;
-3. decoupled cross-attention: R tokens attend to the object's own *local* context (its crop tokens
-   and its normalised observed points), T and S tokens to the *scene* context (whole-image tokens
+3. decoupled cross-attention: R tokens attend to the object's own *local* context (its crop tokens,
+   its normalised observed points and, with ``rotation_sees_geometry``, the local tokens of its
+   canonical mesh, so rotation can be read by matching the two), T and S tokens to the *scene* context (whole-image tokens
    and scene point tokens). With ``local_cross_attention=False`` (the "w/o LCA" ablation) R tokens
    attend to the scene context like T and S. G tokens take no cross-attention;
 4. an MLP;
@@ -47,6 +48,7 @@ class PoseModelConfig:
     local_self_attention: bool = True
     global_self_attention: bool = True
     local_cross_attention: bool = True
+    rotation_sees_geometry: bool = True
     image_encoder: str = "cnn"
     dinov2_dir: str | None = None
     image_channels: int = 4
@@ -235,7 +237,8 @@ class PoseModel(nn.Module):
         self.object_point_encoder = PointTokenEncoder(D, centres=config.object_point_centres)
         self.geometry_encoder = GeometryEncoder(D, centres=config.geometry_point_centres)
         self.observation_encoder = mlp([OBSERVATION_DIM, D, D])
-        self.modality = nn.Parameter(torch.zeros(4, D))          # scene image, scene points, crop, object points
+        # scene image, scene points, crop, object points, canonical-mesh tokens
+        self.modality = nn.Parameter(torch.zeros(5, D))
         self.token_type = nn.Parameter(torch.zeros(4, D))        # R, T, S, G
         nn.init.normal_(self.modality, std=0.02)
         nn.init.normal_(self.token_type, std=0.02)
@@ -264,10 +267,14 @@ class PoseModel(nn.Module):
         crops = cond.crops.flatten(0, 1)
         crop_tokens = self.crop_encoder(crops) + self.modality[2]
         obj_tokens, obj_valid = self.object_point_encoder(cond.object_points.flatten(0, 1))
-        local_tokens = torch.cat([crop_tokens, obj_tokens + self.modality[3]], dim=1)
-        local_valid = torch.cat([torch.ones(crop_tokens.shape[:2], dtype=torch.bool, device=crops.device),
-                                 obj_valid], dim=1)
-        geometry = self.geometry_encoder(cond.mesh_points.flatten(0, 1)).reshape(B, N, -1)
+        mesh_tokens = self.geometry_encoder.local_tokens(cond.mesh_points.flatten(0, 1))
+        parts = [crop_tokens, obj_tokens + self.modality[3]]
+        valid = [torch.ones(crop_tokens.shape[:2], dtype=torch.bool, device=crops.device), obj_valid]
+        if self.config.rotation_sees_geometry:
+            parts.append(mesh_tokens + self.modality[4])
+            valid.append(torch.ones(mesh_tokens.shape[:2], dtype=torch.bool, device=crops.device))
+        local_tokens, local_valid = torch.cat(parts, dim=1), torch.cat(valid, dim=1)
+        geometry = self.geometry_encoder.pool_tokens(mesh_tokens).reshape(B, N, -1)
         observation = self.observation_encoder(cond.observations)
         return EncodedConditions(scene_tokens, scene_valid, local_tokens, local_valid, geometry, observation,
                                  cond.object_mask)
