@@ -208,6 +208,19 @@ def _crop_sensitivity(config: PoseModelConfig) -> tuple[float, float]:
     return float(diff[0]), float(diff[1])
 
 
+@pytest.mark.parametrize("switch", [None, "local_self_attention", "global_self_attention", "local_cross_attention",
+                                    "rotation_sees_geometry"])
+def test_every_parameter_learns_in_each_ablation(switch):
+    """DDP needs every parameter in the loss; an ablation must not leave unused weights behind."""
+    config = TINY_MODEL if switch is None else dataclasses.replace(TINY_MODEL, **{switch: False})
+    model = trained_like(PoseModel(config)).train()
+    out = model(torch.randn(2, 3, 10), torch.rand(2), random_conditions(2, 3, seed=8))
+    out.pow(2).sum().backward()
+    unused = [name for name, p in model.named_parameters() if p.requires_grad and
+              (p.grad is None or not torch.any(p.grad != 0))]
+    assert unused == []
+
+
 def test_attention_routing_of_the_three_ablations():
     own, other = _crop_sensitivity(TINY_MODEL)
     assert own > 1e-3 and other > 1e-5             # global self-attention spreads it to the other object

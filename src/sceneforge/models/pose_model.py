@@ -227,14 +227,18 @@ class PoseModel(nn.Module):
         super().__init__()
         self.config = config = config or PoseModelConfig()
         D = config.dim
+        # without local cross-attention nothing reads the crops or the normalised object points, so
+        # their encoders are not built (every parameter then takes part in the loss, as DDP requires)
+        local = config.local_cross_attention
+        self.crop_encoder: nn.Module | None
         if config.image_encoder == "dinov2":
             self.image_encoder: nn.Module = Dinov2Adapter(config.dinov2_dir, D)
-            self.crop_encoder: nn.Module = self.image_encoder
+            self.crop_encoder = self.image_encoder if local else None
         else:
             self.image_encoder = ImageEncoder(config.image_channels, D, config.cnn_width)
-            self.crop_encoder = ImageEncoder(config.crop_channels, D, config.cnn_width)
+            self.crop_encoder = ImageEncoder(config.crop_channels, D, config.cnn_width) if local else None
         self.scene_point_encoder = PointTokenEncoder(D, centres=config.scene_point_centres)
-        self.object_point_encoder = PointTokenEncoder(D, centres=config.object_point_centres)
+        self.object_point_encoder = PointTokenEncoder(D, centres=config.object_point_centres) if local else None
         self.geometry_encoder = GeometryEncoder(D, centres=config.geometry_point_centres)
         self.observation_encoder = mlp([OBSERVATION_DIM, D, D])
         # scene image, scene points, crop, object points, canonical-mesh tokens
@@ -264,15 +268,18 @@ class PoseModel(nn.Module):
         scene_tokens = torch.cat([image_tokens, point_tokens + self.modality[1]], dim=1)
         scene_valid = torch.cat([torch.ones(image_tokens.shape[:2], dtype=torch.bool, device=image_tokens.device),
                                  point_valid], dim=1)
-        crops = cond.crops.flatten(0, 1)
-        crop_tokens = self.crop_encoder(crops) + self.modality[2]
-        obj_tokens, obj_valid = self.object_point_encoder(cond.object_points.flatten(0, 1))
         mesh_tokens = self.geometry_encoder.local_tokens(cond.mesh_points.flatten(0, 1))
-        parts = [crop_tokens, obj_tokens + self.modality[3]]
-        valid = [torch.ones(crop_tokens.shape[:2], dtype=torch.bool, device=crops.device), obj_valid]
-        if self.config.rotation_sees_geometry:
-            parts.append(mesh_tokens + self.modality[4])
-            valid.append(torch.ones(mesh_tokens.shape[:2], dtype=torch.bool, device=crops.device))
+        device = mesh_tokens.device
+        parts = [mesh_tokens[:, :0]]
+        valid = [torch.ones(B * N, 0, dtype=torch.bool, device=device)]
+        if self.crop_encoder is not None and self.object_point_encoder is not None:
+            crop_tokens = self.crop_encoder(cond.crops.flatten(0, 1)) + self.modality[2]
+            obj_tokens, obj_valid = self.object_point_encoder(cond.object_points.flatten(0, 1))
+            parts += [crop_tokens, obj_tokens + self.modality[3]]
+            valid += [torch.ones(crop_tokens.shape[:2], dtype=torch.bool, device=device), obj_valid]
+            if self.config.rotation_sees_geometry:
+                parts.append(mesh_tokens + self.modality[4])
+                valid.append(torch.ones(mesh_tokens.shape[:2], dtype=torch.bool, device=device))
         local_tokens, local_valid = torch.cat(parts, dim=1), torch.cat(valid, dim=1)
         geometry = self.geometry_encoder.pool_tokens(mesh_tokens).reshape(B, N, -1)
         observation = self.observation_encoder(cond.observations)
