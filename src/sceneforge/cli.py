@@ -214,6 +214,53 @@ def evaluate(
         paths = write_reports(run, out, chamfer)
         console.print("wrote " + ", ".join(str(p) for p in paths.values()))
 
+train_app = typer.Typer(help="Train the learned models on engine datasets.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("pose")
+def train_pose(
+    data: Path = typer.Option(..., "--data", help="Engine dataset folder (sceneforge synth --out)."),
+    out: Path = typer.Option(..., "--out", help="Checkpoint folder (model.safetensors + config.json); an "
+                                                "existing one is resumed."),
+    config: Path | None = typer.Option(None, "--config", help="JSON with sections model, data, train "
+                                                               "(docs/learned_pose.md); defaults otherwise."),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="Override train.steps."),
+    workers: int | None = typer.Option(None, "--workers", min=0, help="Override train.workers (data loading)."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Resume a checkpoint found in --out."),
+    until_step: int | None = typer.Option(None, "--until-step", min=1, help="Stop (with a checkpoint) after "
+                                                                           "this step; resume later."),
+) -> None:
+    """Train the pose model (flow-matching transformer); under torchrun, DDP over gloo."""
+    import dataclasses
+    import os
+
+    from sceneforge.errors import InputError
+    from sceneforge.models.train import RunConfig, train_pose_model
+
+    run = RunConfig.from_file(config)
+    overrides = {k: v for k, v in (("steps", steps), ("workers", workers)) if v is not None}
+    if overrides:
+        try:
+            run = dataclasses.replace(run, train=dataclasses.replace(run.train, **overrides))
+        except ValueError as exc:
+            raise InputError(config, str(exc)) from exc
+    main_process = os.environ.get("RANK", "0") == "0"
+
+    def on_log(row: dict) -> None:
+        if main_process and "validation" in row:
+            console.print(f"step {row['step']:>6}  held-out ({row['views']} views, {row['objects']} objects): "
+                          f"rotation {row['rotation_deg_median']:.1f} deg, translation {row['translation_median']:.3f}, "
+                          f"|log scale| {row['log_scale_median']:.3f} (medians)", highlight=False)
+        elif main_process:
+            console.print(f"step {row['step']:>6}  loss {row['loss']:.4f}  (R {row['rotation']:.4f}  "
+                          f"T {row['translation']:.4f}  S {row['scale']:.4f})  lr {row['lr']:.2e}  "
+                          f"{row['seconds']:.0f} s", highlight=False)
+
+    result = train_pose_model(data, out, run, resume=resume, on_log=on_log, until_step=until_step)
+    if main_process:
+        console.print(f"trained steps {result.start_step}..{result.step} in {result.seconds:.1f} s -> {result.out}")
+
 
 ShapeOption = typer.Option(None, "--shape", help="Shape backend: lift (completed closed meshes; default) or "
                                                  "visible (the visible-points baseline).")

@@ -1,0 +1,144 @@
+"""Inference: K flow samples per scene, the one most consistent with the masks and depth kept.
+
+Consistency of a sample (lower is better), averaged over its objects, in normalised units:
+
+- ``fit``: mean distance from each observed object point to the nearest point of the posed mesh
+  samples (the visible surface must lie on the object);
+- ``free_space``: share of posed mesh samples that project onto a pixel whose observed depth is
+  farther by more than ``tolerance`` but lies outside the object's mask grown by ``mask_margin``
+  pixels (the camera would have seen the object there); weighted by ``free_space_weight``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import trimesh
+
+from sceneforge.geometry.camera import backproject_depth
+from sceneforge.models.checkpoint import LoadedPoseModel
+from sceneforge.models.data import (
+    NormalisedPoses,
+    PoseSample,
+    UnitMesh,
+    build_conditions,
+    camera_pose,
+    collate_samples,
+    vectors_to_poses,
+)
+from sceneforge.models.flow import euler_sample
+from sceneforge.models.pose_model import POSE_DIM, PoseConditions, PoseModel
+from sceneforge.types import Normalisation, SceneInput, Similarity
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """Weights of the consistency score; tolerance in normalised units, mask_margin in pixels."""
+
+    free_space_weight: float = 1.0
+    tolerance: float = 0.02
+    mask_margin: int = 2
+    fit_points: int = 256
+
+
+def _dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """(H, W) bool mask grown by ``pixels`` (square structuring element)."""
+    if pixels <= 0:
+        return mask
+    import cv2
+
+    kernel = np.ones((2 * pixels + 1, 2 * pixels + 1), np.uint8)
+    return cv2.dilate(mask.astype(np.uint8), kernel) > 0
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectPosePrediction:
+    """One object's predicted pose: ``T_cam_obj`` = similarity (uniform scale) of its canonical mesh."""
+
+    object_id: int
+    T_cam_obj: Similarity
+
+
+@dataclass(frozen=True, eq=False)
+class PosePrediction:
+    """The kept sample of one scene, with every sample's score (index ``chosen`` is the kept one)."""
+
+    objects: tuple[ObjectPosePrediction, ...]
+    normalisation: Normalisation
+    scores: tuple[float, ...]
+    chosen: int
+
+
+@torch.no_grad()
+def sample_pose_vectors(model: PoseModel, conditions: PoseConditions, samples: int, steps: int,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B, N, POSE_DIM) conditions -> (B, samples, N, POSE_DIM) Euler samples of the flow."""
+    B, N = conditions.object_mask.shape
+    encoded = model.encode(conditions).repeat(samples)
+    x0 = torch.randn(B * samples, N, POSE_DIM, generator=generator)
+    x1 = euler_sample(lambda x, t: model.velocity(x, t, encoded), x0, steps)
+    return x1.reshape(B, samples, N, POSE_DIM)
+
+
+def consistency_scores(poses: NormalisedPoses, mesh_points: torch.Tensor, observed: list[torch.Tensor],
+                       scene_input: SceneInput, object_ids: tuple[int, ...], norm: Normalisation,
+                       config: ScoringConfig = ScoringConfig()) -> torch.Tensor:
+    """Scores of K samples of one scene (lower = more consistent).
+
+    poses : R (K, N, 3, 3), T (K, N, 3), S (K, N).  mesh_points : (N, M, 3) unit-mesh samples.
+    observed : per object (P_i, 3) observed points in the normalised frame.
+    """
+    K, N = poses.T.shape[:2]
+    posed = poses.S[..., None, None] * torch.einsum("knij,nmj->knmi", poses.R, mesh_points) + poses.T[:, :, None]
+    fit = torch.stack([torch.cdist(observed[n][None].expand(K, -1, -1), posed[:, n]).amin(-1).mean(-1)
+                       for n in range(N)], dim=1)                                   # (K, N)
+    cam = posed.double() * norm.scale + torch.tensor(norm.centre)               # (K, N, M, 3) metres
+    K_mat = scene_input.camera.K
+    z = cam[..., 2]
+    u = np.rint((K_mat[0, 0] * cam[..., 0] / z.clamp(min=1e-6) + K_mat[0, 2]).numpy()).astype(np.int64)
+    v = np.rint((K_mat[1, 1] * cam[..., 1] / z.clamp(min=1e-6) + K_mat[1, 2]).numpy()).astype(np.int64)
+    H, W = scene_input.height, scene_input.width
+    inside = (u >= 0) & (u < W) & (v >= 0) & (v < H) & (z.numpy() > 0)
+    uc, vc = np.clip(u, 0, W - 1), np.clip(v, 0, H - 1)
+    depth = scene_input.depth[vc, uc]
+    own_masks = np.stack([_dilate(scene_input.instances == i, config.mask_margin) for i in object_ids])
+    on_own = own_masks[np.arange(N)[None, :, None], vc, uc]
+    seen_behind = (depth > 0) & (depth > z.numpy() + config.tolerance * norm.scale)
+    violation = inside & seen_behind & ~on_own
+    free = torch.from_numpy(violation.mean(axis=-1))                                 # (K, N)
+    return (fit + config.free_space_weight * free.to(fit.dtype)).mean(dim=1)
+
+
+def predict_poses(loaded: LoadedPoseModel, scene_input: SceneInput, meshes: Mapping[int, trimesh.Trimesh],
+                  samples: int = 8, steps: int = 20, seed: int = 0,
+                  scoring: ScoringConfig = ScoringConfig()) -> PosePrediction:
+    """Poses of the objects of ``meshes`` (object id -> canonical mesh) seen in ``scene_input``.
+
+    Objects with too few depth pixels are left out of the prediction.
+    """
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    rng = np.random.default_rng(seed)
+    units = {int(i): UnitMesh.of(m) for i, m in meshes.items()}
+    arrays, ids, norm = build_conditions(scene_input, sorted(units), units, loaded.data, rng)
+    batch = collate_samples([PoseSample(**arrays, target=None, object_ids=tuple(ids), normalisation=norm,
+                                        source=scene_input.source)])
+    generator = torch.Generator().manual_seed(seed)
+    vectors = sample_pose_vectors(loaded.model, batch.conditions, samples, steps, generator)[0]   # (K, N, D)
+    poses = vectors_to_poses(vectors)
+    observed = []
+    for object_id in ids:
+        points = norm.apply(backproject_depth(scene_input.camera, scene_input.depth, scene_input.instances == object_id))
+        observed.append(torch.from_numpy(points[rng.permutation(len(points))[:scoring.fit_points]]).float())
+    mesh_points = torch.from_numpy(np.stack([units[i].sample(loaded.data.mesh_points, rng) for i in ids]))
+    scores = consistency_scores(poses, mesh_points, observed, scene_input, tuple(ids), norm, scoring)
+    best = int(torch.argmin(scores))
+    objects = []
+    for n, object_id in enumerate(ids):
+        T = camera_pose(poses.R[best, n].double().numpy(), poses.T[best, n].double().numpy(),
+                        float(poses.S[best, n]), units[object_id], norm)
+        objects.append(ObjectPosePrediction(object_id, Similarity.from_matrix(T)))
+    return PosePrediction(tuple(objects), norm, tuple(float(s) for s in scores), best)

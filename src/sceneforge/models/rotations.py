@@ -1,0 +1,35 @@
+"""Rotations in the continuous 6D representation (Zhou et al. 2019) through roma.
+
+The 6D vector of a rotation matrix is its first two columns, ``[R[:, 0], R[:, 1]]`` (6,), and a 6D
+vector is mapped back with Gram-Schmidt (``roma.special_gramschmidt``), so any 6D vector with two
+independent halves gives a proper rotation.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _roma():
+    try:
+        import roma
+    except ImportError as exc:
+        from sceneforge.errors import MissingDependencyError
+        raise MissingDependencyError("roma", extra="learn", purpose="6D rotations") from exc
+    return roma
+
+
+def matrix_to_6d(R: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3) rotation matrices -> (..., 6): first column then second column."""
+    return R[..., :, :2].transpose(-1, -2).reshape(*R.shape[:-2], 6)
+
+
+def sixd_to_matrix(r6: torch.Tensor) -> torch.Tensor:
+    """(..., 6) -> (..., 3, 3) rotation matrices (Gram-Schmidt of the two columns)."""
+    columns = r6.reshape(*r6.shape[:-1], 2, 3).transpose(-1, -2)
+    return _roma().special_gramschmidt(columns)
+
+
+def geodesic_angle(R_a: torch.Tensor, R_b: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3) x2 -> (...,) angle of ``R_a^T R_b`` in radians."""
+    return _roma().rotmat_geodesic_distance(R_a, R_b)
