@@ -17,6 +17,7 @@ rate suits large and small objects alike.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,7 +81,7 @@ def floor_basis(floor: Plane) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return -floor.offset * n, e1, e2, n
 
 
-class PoseModel(torch.nn.Module):
+class PoseModel(torch.nn.Module, ABC):
     """Base: ``forward()`` -> PosedSimilarity; ``yaw`` is a parameter of every model kind."""
 
     kind = "base"
@@ -103,9 +104,9 @@ class PoseModel(torch.nn.Module):
     def scale(self) -> torch.Tensor:
         return self.s0 * torch.exp(self.log_scale)
 
+    @abstractmethod
     def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
         """Parameters by kind ("translation", "rotation", "scale") for per-kind learning rates."""
-        raise NotImplementedError
 
 
 class PlanarModel(PoseModel):
