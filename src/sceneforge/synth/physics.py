@@ -25,7 +25,7 @@ def _fcl() -> Any:
     try:
         import fcl
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise MissingDependencyError("python-fcl", "synth", "collision checks of layouts") from exc
+        raise MissingDependencyError("python-fcl", purpose="collision checks of layouts") from exc
     return fcl
 
 
