@@ -20,7 +20,7 @@ import trimesh
 from sceneforge.errors import CameraError, DepthError, MaskError
 
 
-def _frozen(array: Any, dtype: Any = np.float64, shape: tuple[int | None, ...] | None = None,
+def frozen_array(array: Any, dtype: Any = np.float64, shape: tuple[int | None, ...] | None = None,
             name: str = "array") -> np.ndarray:
     """A read-only copy of ``array`` as ``dtype``, checked against ``shape`` (None = any)."""
     out = np.array(array, dtype=dtype, copy=True)
@@ -50,8 +50,8 @@ class Camera:
     T_world_cam: np.ndarray = field(default_factory=lambda: np.eye(4))
 
     def __post_init__(self) -> None:
-        _set(self, "K", _frozen(self.K, shape=(3, 3), name="K"))
-        _set(self, "T_world_cam", _frozen(self.T_world_cam, shape=(4, 4), name="T_world_cam"))
+        _set(self, "K", frozen_array(self.K, shape=(3, 3), name="K"))
+        _set(self, "T_world_cam", frozen_array(self.T_world_cam, shape=(4, 4), name="T_world_cam"))
         _set(self, "width", int(self.width))
         _set(self, "height", int(self.height))
         if not np.all(np.isfinite(self.K)):
@@ -125,13 +125,13 @@ class Similarity:
     s: float | np.ndarray = 1.0
 
     def __post_init__(self) -> None:
-        _set(self, "R", _frozen(self.R, shape=(3, 3), name="R"))
-        _set(self, "t", _frozen(self.t, shape=(3,), name="t"))
+        _set(self, "R", frozen_array(self.R, shape=(3, 3), name="R"))
+        _set(self, "t", frozen_array(self.t, shape=(3,), name="t"))
         s = np.asarray(self.s, dtype=np.float64)
         if s.ndim == 0:
             _set(self, "s", float(s))
         else:
-            _set(self, "s", _frozen(s, shape=(3,), name="s"))
+            _set(self, "s", frozen_array(s, shape=(3,), name="s"))
         if np.any(np.asarray(self.s) <= 0) or not np.all(np.isfinite(self.s)):
             raise ValueError(f"scale must be positive and finite, got {self.s}")
 
@@ -207,7 +207,7 @@ class Plane:
         norm = float(np.linalg.norm(n))
         if n.shape != (3,) or not np.isfinite(norm) or norm == 0:
             raise ValueError(f"plane normal must be a non-zero (3,) vector, got {self.normal}")
-        _set(self, "normal", _frozen(n / norm))
+        _set(self, "normal", frozen_array(n / norm))
         _set(self, "offset", float(self.offset) / norm)
 
     @classmethod
@@ -246,7 +246,7 @@ class Normalisation:
     frame: str = "camera"
 
     def __post_init__(self) -> None:
-        _set(self, "centre", _frozen(self.centre, shape=(3,), name="centre"))
+        _set(self, "centre", frozen_array(self.centre, shape=(3,), name="centre"))
         _set(self, "scale", float(self.scale))
         if not self.scale > 0:
             raise ValueError(f"normalisation scale must be positive, got {self.scale}")
@@ -289,13 +289,13 @@ class SceneInput:
     warnings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        image = _frozen(self.image, dtype=np.uint8)
+        image = frozen_array(self.image, dtype=np.uint8)
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"{self.source}: image must be (H, W, 3) RGB, got {image.shape}")
         H, W = image.shape[:2]
         _set(self, "image", image)
         if self.instances is not None:
-            instances = _frozen(self.instances, dtype=np.int32)
+            instances = frozen_array(self.instances, dtype=np.int32)
             if instances.shape != (H, W):
                 raise MaskError(self.source, f"instance map is {_hw(instances.shape)} but the image is {W}x{H}")
             if not np.any(instances > 0):
@@ -304,7 +304,7 @@ class SceneInput:
                 raise MaskError(self.source, "instance map has negative ids")
             _set(self, "instances", instances)
         if self.depth is not None:
-            depth = _frozen(self.depth, dtype=np.float32)
+            depth = frozen_array(self.depth, dtype=np.float32)
             if depth.shape != (H, W):
                 raise DepthError(self.source, f"depth is {_hw(depth.shape)} but the image is {W}x{H}")
             if not np.all(np.isfinite(depth)) or np.any(depth < 0):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sceneforge.geometry.transforms import invert_transform, transform_points
-from sceneforge.types import Normalisation, _frozen
+from sceneforge.types import Normalisation, frozen_array
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,9 +34,9 @@ class ViewObjectPose:
     box_cam: np.ndarray
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "T_cam_obj", _frozen(self.T_cam_obj, shape=(4, 4), name="T_cam_obj"))
-        object.__setattr__(self, "T_norm_obj", _frozen(self.T_norm_obj, shape=(4, 4), name="T_norm_obj"))
-        object.__setattr__(self, "box_cam", _frozen(self.box_cam, shape=(2, 3), name="box_cam"))
+        object.__setattr__(self, "T_cam_obj", frozen_array(self.T_cam_obj, shape=(4, 4), name="T_cam_obj"))
+        object.__setattr__(self, "T_norm_obj", frozen_array(self.T_norm_obj, shape=(4, 4), name="T_norm_obj"))
+        object.__setattr__(self, "box_cam", frozen_array(self.box_cam, shape=(2, 3), name="box_cam"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,7 +48,7 @@ class ViewCentricFrame:
     objects: tuple[ViewObjectPose, ...]
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "T_cam_world", _frozen(self.T_cam_world, shape=(4, 4), name="T_cam_world"))
+        object.__setattr__(self, "T_cam_world", frozen_array(self.T_cam_world, shape=(4, 4), name="T_cam_world"))
         object.__setattr__(self, "objects", tuple(self.objects))
 
     @property

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import trimesh
 
-from sceneforge.types import Plane, _frozen
+from sceneforge.types import Plane, frozen_array
 
 #: Albedo used for meshes that carry no colour, RGB in [0, 1].
 DEFAULT_ALBEDO = (0.7, 0.7, 0.7)
@@ -34,7 +34,7 @@ class RenderMesh:
     instance_id: int
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "T_world_obj", _frozen(self.T_world_obj, shape=(4, 4), name="T_world_obj"))
+        object.__setattr__(self, "T_world_obj", frozen_array(self.T_world_obj, shape=(4, 4), name="T_world_obj"))
         object.__setattr__(self, "instance_id", int(self.instance_id))
         if not 1 <= self.instance_id <= MAX_INSTANCE_ID:
             raise ValueError(f"instance_id must be in [1, {MAX_INSTANCE_ID}], got {self.instance_id}")
@@ -65,14 +65,14 @@ class Ground:
     texture_origin_xz: np.ndarray = field(default_factory=lambda: np.zeros(2))
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "texture_origin_xz", _frozen(self.texture_origin_xz, shape=(2,), name="texture_origin_xz"))
+        object.__setattr__(self, "texture_origin_xz", frozen_array(self.texture_origin_xz, shape=(2,), name="texture_origin_xz"))
         if not np.allclose(self.plane.normal, [0.0, 1.0, 0.0], atol=1e-9):
             raise ValueError(f"ground plane must be horizontal with normal +y, got {self.plane.normal.tolist()}")
-        object.__setattr__(self, "centre_xz", _frozen(self.centre_xz, shape=(2,), name="centre_xz"))
+        object.__setattr__(self, "centre_xz", frozen_array(self.centre_xz, shape=(2,), name="centre_xz"))
         if not self.half_extent > 0 or not self.tile_size > 0:
             raise ValueError(f"ground half_extent and tile_size must be positive, got {self.half_extent}, {self.tile_size}")
         if self.texture is not None:
-            tex = _frozen(self.texture, dtype=np.uint8, name="texture")
+            tex = frozen_array(self.texture, dtype=np.uint8, name="texture")
             if tex.ndim != 3 or tex.shape[2] != 3:
                 raise ValueError(f"ground texture must be (H, W, 3) uint8, got {tex.shape}")
             object.__setattr__(self, "texture", tex)
