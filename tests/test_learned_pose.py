@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 roma = pytest.importorskip("roma", reason="roma is needed for 6D rotations: pip install -e .[learn]")
 pytest.importorskip("safetensors", reason="safetensors is needed for checkpoints: pip install -e .[learn]")
@@ -33,7 +34,7 @@ from sceneforge.models.data import (
     vectors_to_poses,
 )
 from sceneforge.models.flow import euler_sample, flow_training_sample, interpolate, velocity_target
-from sceneforge.models.plot import _draw_with_pil
+from sceneforge.models.plot import plot_loss_curve
 from sceneforge.models.pose_model import OBSERVATION_DIM, PoseConditions, PoseModel, PoseModelConfig
 from sceneforge.models.predict import consistency_scores, predict_poses
 from sceneforge.models.rotations import matrix_to_6d, sixd_to_matrix
@@ -361,9 +362,9 @@ def test_loss_falls_on_a_tiny_overfit_batch(engine_data):
     assert after < 0.5 * before, (before, after)
 
 
-def test_pil_loss_curve_without_matplotlib(tmp_path):
-    image = _draw_with_pil([1, 2, 3], {"loss": [3.0, 1.0, 0.5], "rotation": [1.0, 0.4, 0.2]})
-    pixels = np.asarray(image)
+def test_loss_curve_png_draws_each_series(tmp_path):
+    path = plot_loss_curve([1, 2, 3], {"loss": [3.0, 1.0, 0.5], "rotation": [1.0, 0.4, 0.2]}, tmp_path / "curve.png")
+    pixels = np.asarray(Image.open(path).convert("RGB"))
     assert pixels.shape == (400, 640, 3)
     assert np.any(np.all(pixels == (31, 119, 180), axis=-1))   # the first series was drawn
 

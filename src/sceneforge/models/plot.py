@@ -1,4 +1,4 @@
-"""Loss curves as PNG: matplotlib when installed, else a plain PIL drawing (log-scaled y)."""
+"""Loss curves as PNG, drawn with PIL (log-scaled y), so training needs no plotting library."""
 
 from __future__ import annotations
 
@@ -14,31 +14,13 @@ COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 1
 def plot_loss_curve(steps: Sequence[int], series: Mapping[str, Sequence[float]], path: str | Path) -> Path:
     """Write one line per named series against ``steps`` (y on a log scale) to a PNG; returns the path."""
     path = Path(path)
-    try:
-        import matplotlib
-    except ImportError:
-        image = _draw_with_pil(steps, series)
-        with atomic_path(path) as tmp:
-            image.save(tmp, format="PNG")
-        return path
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    for name, values in series.items():
-        ax.plot(steps, values, label=name)
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("flow loss")
-    ax.legend()
-    fig.tight_layout()
+    image = _draw(steps, series)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+        image.save(tmp, format="PNG")
     return path
 
 
-def _draw_with_pil(steps: Sequence[int], series: Mapping[str, Sequence[float]], width: int = 640, height: int = 400):
+def _draw(steps: Sequence[int], series: Mapping[str, Sequence[float]], width: int = 640, height: int = 400):
     from PIL import Image, ImageDraw
 
     image = Image.new("RGB", (width, height), "white")
