@@ -159,8 +159,8 @@ class RenderOutput:
 
     def visible_pixels(self, instance_ids: list[int] | tuple[int, ...]) -> dict[int, int]:
         """Pixel count of each requested instance id (0 when not visible)."""
-        counts = np.bincount(self.instances.ravel(), minlength=MAX_INSTANCE_ID + 1)
-        return {int(i): int(counts[i]) for i in instance_ids}
+        counts = np.bincount(self.instances.ravel())  # as long as the largest id present, not 65536
+        return {int(i): int(counts[i]) if 0 <= i < len(counts) else 0 for i in instance_ids}
 
 
 def mesh_corner_attributes(mesh: trimesh.Trimesh) -> np.ndarray:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -31,7 +30,8 @@ import numpy as np
 
 from sceneforge.errors import InputError
 from sceneforge.io.atomic import atomic_directory, write_text_atomic
-from sceneforge.io.scene_json import write_scene_json
+from sceneforge.io.meshes import ply_bytes
+from sceneforge.io.scene_json import scene_json_files
 from sceneforge.synth.cameras import OrbitSpec
 from sceneforge.synth.kinds import KINDS, SynthScene
 from sceneforge.synth.views import ViewSettings, render_views
@@ -180,34 +180,27 @@ def build_scene_files(index: int, config: SynthConfig, rasterizer: Any = None) -
                   floor=scene.floor if scene.floor is not None else Plane(np.array([0.0, 1.0, 0.0]), 0.0),
                   background=scene.background, normalisation=None,
                   metadata={**scene.metadata, "synth": synth_meta})
-    files.update(_scene_json_files(truth))
+    files.update(scene_json_files(truth, mesh_file=cached_ply_bytes, indent=None))
     t3 = time.perf_counter()
     return SceneFiles(index, files, len(viewset.views), len(viewset.dropped),
                       {"layout": t1 - t0, "render": t2 - t1, "encode": t3 - t2})
 
 
-def _scene_json_files(scene: Scene) -> dict[str, bytes]:
-    """scene.json and its meshes as written by write_scene_json, read back as bytes."""
-    root = Path(tempfile.mkdtemp(prefix="sceneforge-synth-", dir=_scratch_parent()))
-    try:
-        write_scene_json(scene, root)
-        return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+_PLY_CACHE: dict[int, tuple[Any, bytes]] = {}
+_PLY_CACHE_SIZE = 4096
 
 
-def _scratch_parent() -> str | None:
-    """A RAM-backed folder when there is one (/dev/shm), else the system temp folder."""
-    shm = Path("/dev/shm")
-    return str(shm) if shm.is_dir() and _writable(shm) else None
-
-
-def _writable(path: Path) -> bool:
-    try:
-        with tempfile.TemporaryFile(dir=path):
-            return True
-    except OSError:
-        return False
+def cached_ply_bytes(mesh: Any) -> bytes:
+    """PLY bytes of a mesh, encoded once per process: scenes share the asset pool's canonical meshes
+    (which are never modified in place). Keyed by identity; holds the mesh so the id stays unique."""
+    hit = _PLY_CACHE.get(id(mesh))
+    if hit is not None and hit[0] is mesh:
+        return hit[1]
+    if len(_PLY_CACHE) >= _PLY_CACHE_SIZE:
+        _PLY_CACHE.clear()
+    data = ply_bytes(mesh)
+    _PLY_CACHE[id(mesh)] = (mesh, data)
+    return data
 
 
 def commit_scene(out: str | Path, scene_files: SceneFiles) -> Path:
