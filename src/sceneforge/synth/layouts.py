@@ -337,19 +337,33 @@ class DiscGrid:
     def _key(self, p: np.ndarray) -> tuple[int, int]:
         return int(math.floor(p[0] / self.cell)), int(math.floor(p[1] / self.cell))
 
-    def fits(self, p: np.ndarray, r: float, gap: float) -> bool:
-        """True when ||p - c_j|| >= r + r_j + gap for every placed disc j.
-
-        Looks through the grid cells within reach (r + r_max + gap); when that window has more cells
-        than there are placed discs (radii differ a lot), checking every disc is cheaper and gives the
-        same answer."""
-        if not self.centres:
-            return True
+    def _many_cells(self, r: float, gap: float) -> tuple[bool, int]:
+        """(whether the window of cells within reach (r + r_max + gap) holds more cells than there
+        are placed discs, so that checking every disc is cheaper and gives the same answer; reach)."""
         reach = int(math.ceil((r + self.r_max + gap) / self.cell))
-        if (2 * reach + 1) ** 2 > 4 * len(self.centres):
+        return (2 * reach + 1) ** 2 > 4 * len(self.centres), reach
+
+    def fits(self, p: np.ndarray, r: float, gap: float) -> bool:
+        """True when ||p - c_j|| >= r + r_j + gap for every placed disc j."""
+        return bool(self.fits_many(np.asarray(p, dtype=np.float64)[None], r, gap)[0])
+
+    def fits_many(self, points: np.ndarray, r: float, gap: float) -> np.ndarray:
+        """(T,) bool: :meth:`fits` for each of the points (T, 2), all at once.
+
+        Looks through the grid cells within reach of each point, or, when that window is larger
+        than the number of placed discs (few discs, or radii that differ a lot), compares every
+        point with every disc in one array operation."""
+        points = np.asarray(points, dtype=np.float64)
+        if not self.centres:
+            return np.ones(len(points), dtype=bool)
+        brute, reach = self._many_cells(r, gap)
+        if brute:
             c = np.asarray(self.centres)
-            d = np.hypot(c[:, 0] - p[0], c[:, 1] - p[1])
-            return bool(np.all(d >= r + np.asarray(self.radii) + gap))
+            d = np.hypot(points[:, None, 0] - c[None, :, 0], points[:, None, 1] - c[None, :, 1])
+            return np.all(d >= r + np.asarray(self.radii)[None] + gap, axis=1)
+        return np.array([self._fits_in_cells(p, r, gap, reach) for p in points], dtype=bool)
+
+    def _fits_in_cells(self, p: np.ndarray, r: float, gap: float, reach: int) -> bool:
         kx, kz = self._key(p)
         for ix in range(kx - reach, kx + reach + 1):
             for iz in range(kz - reach, kz + reach + 1):
@@ -363,6 +377,24 @@ class DiscGrid:
         self.centres.append(np.asarray(p, dtype=np.float64))
         self.radii.append(float(r))
         self.r_max = max(self.r_max, float(r))
+
+
+def first_accepted(rng: np.random.Generator, room: float, max_tries: int,
+                   accept: Callable[[np.ndarray], np.ndarray]) -> np.ndarray | None:
+    """The first of up to ``max_tries`` uniform candidates in [-room, room]^2 that ``accept`` takes,
+    or None; ``rng`` is left exactly as if the candidates had been drawn one at a time until then.
+
+    accept : (T, 2) candidates -> (T,) bool; all tries are drawn and judged in one array operation,
+    then the generator is rewound and advanced by the draws actually used."""
+    state = rng.bit_generator.state
+    candidates = rng.uniform(-room, room, size=(max_tries, 2))
+    ok = accept(candidates)
+    if not np.any(ok):
+        return None
+    k = int(np.argmax(ok))
+    rng.bit_generator.state = state
+    rng.uniform(-room, room, size=(k + 1, 2))
+    return candidates[k]
 
 
 def poisson_disc_place(radii: np.ndarray, gap: float, region_half: float, rng: np.random.Generator,
@@ -383,12 +415,7 @@ def poisson_disc_place(radii: np.ndarray, gap: float, region_half: float, rng: n
         while True:
             room = region_half - r
             if room >= 0:
-                for _ in range(max_tries):
-                    p = rng.uniform(-room, room, size=2)
-                    if grid.fits(p, r, gap):
-                        break
-                else:
-                    p = None
+                p = first_accepted(rng, room, max_tries, lambda cands: grid.fits_many(cands, r, gap))
                 if p is not None:
                     centres[i] = p
                     grid.add(p, r)
@@ -723,14 +750,14 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
         while not done:
             room = region - r
             if room >= 0:
-                for _ in range(cfg.max_tries):
-                    p = rng.uniform(-room, room, size=2)
-                    if _open_set_fits(k, p, placed, centres, radii_a, objs, cfg.min_clearance):
-                        centres[k] = p
-                        set_translation(objs[k], np.array([p[0], 0.0, p[1]]))
-                        placed.append(k)
-                        done = True
-                        break
+                p = first_accepted(rng, room, cfg.max_tries,
+                                   lambda cands: _open_set_accept(k, cands, placed, centres, radii_a, objs,
+                                                                  cfg.min_clearance))
+                if p is not None:
+                    centres[k] = p
+                    set_translation(objs[k], np.array([p[0], 0.0, p[1]]))
+                    placed.append(k)
+                    done = True
             if done:
                 break
             if expansions >= cfg.max_expansions:
@@ -754,21 +781,30 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
                         {}, ground, background, cfg.verify)
 
 
-def _open_set_fits(k: int, p: np.ndarray, placed: Sequence[int], centres: np.ndarray, radii: np.ndarray,
-                   objs: Sequence[Any], clearance: float) -> bool:
-    moved = False
-    for j in placed:
-        d = float(np.hypot(*(p - centres[j])))
-        if d >= radii[k] + radii[j] + clearance:
-            continue
-        if d + min(radii[k], radii[j]) <= max(radii[k], radii[j]):
-            return False  # nested footprints: one could hide inside the other
-        if not moved:
-            set_translation(objs[k], np.array([p[0], 0.0, p[1]]))
-            moved = True
-        if collide(objs[k], objs[j]) or distance(objs[k], objs[j]) < clearance:
-            return False
-    return True
+def _open_set_accept(k: int, candidates: np.ndarray, placed: Sequence[int], centres: np.ndarray,
+                     radii: np.ndarray, objs: Sequence[Any], clearance: float) -> np.ndarray:
+    """(T,) bool, True only at the first candidate centre (T, 2) where object ``k`` fits: every
+    placed disc is clear by ``clearance``, or overlaps without nesting (one footprint inside the
+    other, where it could hide) and fcl finds the meshes at least ``clearance`` apart. The disc
+    tests run on all candidates at once, fcl only on candidates in order until one fits."""
+    out = np.zeros(len(candidates), dtype=bool)
+    if not placed:
+        out[0] = True
+        return out
+    j = np.asarray(placed)
+    d = np.hypot(candidates[:, None, 0] - centres[j, 0][None], candidates[:, None, 1] - centres[j, 1][None])
+    clear = d >= radii[k] + radii[j][None] + clearance
+    nested = d + np.minimum(radii[k], radii[j])[None] <= np.maximum(radii[k], radii[j])[None]
+    possible = ~np.any(~clear & nested, axis=1)
+    for t in np.flatnonzero(possible):
+        if not clear[t].all():
+            set_translation(objs[k], np.array([candidates[t, 0], 0.0, candidates[t, 1]]))
+            if any(collide(objs[k], objs[i]) or distance(objs[k], objs[i]) < clearance
+                   for i in j[~clear[t]]):
+                continue
+        out[t] = True
+        break
+    return out
 
 
 # --------------------------------------------------------------------------------- assembly
