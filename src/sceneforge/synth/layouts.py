@@ -739,9 +739,17 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
         local_vertices.append(v)
     radii_a = np.array(radii)
     order = sorted(range(len(assets)), key=lambda k: -radii_a[k])
-    objs = [fcl_object(local_vertices[k] + [0.0, lifts[k], 0.0], assets[k].mesh.faces) for k in range(len(assets))]
     region = cfg.spread * float(np.sqrt(np.sum(radii_a ** 2)))
     centres = np.zeros((len(assets), 2))
+    objs: dict[int, Any] = {}
+
+    def obj(k: int) -> Any:
+        """fcl object of asset k resting on the floor at its centre, built when first needed."""
+        if k not in objs:
+            objs[k] = fcl_object(local_vertices[k] + [0.0, lifts[k], 0.0], assets[k].mesh.faces)
+            set_translation(objs[k], np.array([centres[k][0], 0.0, centres[k][1]]))
+        return objs[k]
+
     placed: list[int] = []
     expansions = 0
     for k in order:
@@ -751,11 +759,12 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
             room = region - r
             if room >= 0:
                 p = first_accepted(rng, room, cfg.max_tries,
-                                   lambda cands: _open_set_accept(k, cands, placed, centres, radii_a, objs,
+                                   lambda cands: _open_set_accept(k, cands, placed, centres, radii_a, obj,
                                                                   cfg.min_clearance))
                 if p is not None:
                     centres[k] = p
-                    set_translation(objs[k], np.array([p[0], 0.0, p[1]]))
+                    if k in objs:
+                        set_translation(objs[k], np.array([p[0], 0.0, p[1]]))
                     placed.append(k)
                     done = True
             if done:
@@ -777,12 +786,13 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
         objects.append(SceneObject(n + 1, asset.category, asset.mesh, Similarity(R, t, s)))
         supports[n + 1] = FLOOR
         discs.append([t[0], t[2], r])
+    built = {n: objs[k] for n, k in enumerate(placed) if k in objs}
     return _make_layout("open_set", seed, objects, [it[0] for it in items], supports, np.array(discs), 0.0, region,
-                        {}, ground, background, cfg.verify)
+                        {}, ground, background, cfg.verify, built)
 
 
 def _open_set_accept(k: int, candidates: np.ndarray, placed: Sequence[int], centres: np.ndarray,
-                     radii: np.ndarray, objs: Sequence[Any], clearance: float) -> np.ndarray:
+                     radii: np.ndarray, obj: Callable[[int], Any], clearance: float) -> np.ndarray:
     """(T,) bool, True only at the first candidate centre (T, 2) where object ``k`` fits: every
     placed disc is clear by ``clearance``, or overlaps without nesting (one footprint inside the
     other, where it could hide) and fcl finds the meshes at least ``clearance`` apart. The disc
@@ -798,8 +808,8 @@ def _open_set_accept(k: int, candidates: np.ndarray, placed: Sequence[int], cent
     possible = ~np.any(~clear & nested, axis=1)
     for t in np.flatnonzero(possible):
         if not clear[t].all():
-            set_translation(objs[k], np.array([candidates[t, 0], 0.0, candidates[t, 1]]))
-            if any(collide(objs[k], objs[i]) or distance(objs[k], objs[i]) < clearance
+            set_translation(obj(k), np.array([candidates[t, 0], 0.0, candidates[t, 1]]))
+            if any(collide(obj(k), obj(i)) or distance(obj(k), obj(i)) < clearance
                    for i in j[~clear[t]]):
                 continue
         out[t] = True
@@ -821,7 +831,9 @@ def _finish(kind: str, seed: int, placed: Sequence[_Placed], gap: float, region:
 def _make_layout(kind: str, seed: int, objects: Sequence[SceneObject], assets: Sequence[Asset],
                  supports: Mapping[int, int], discs: np.ndarray, gap: float, region: float,
                  tops: Mapping[int, SupportTop], ground: GroundSpec | None, background: BackgroundSpec | None,
-                 verify: bool) -> Layout:
+                 verify: bool, collision_objects: Mapping[int, Any] | None = None) -> Layout:
+    """The Layout of placed objects; ``verify`` runs the physics check (reusing ``collision_objects``:
+    position -> fcl object already in world coordinates)."""
     ids = [o.id for o in objects]
     relations = compute_relations(ids, discs[:, :2], supports)
     discs = np.array(discs, dtype=np.float64)
@@ -833,7 +845,7 @@ def _make_layout(kind: str, seed: int, objects: Sequence[SceneObject], assets: S
                     dict(tops), ground, background)
     if verify:
         world = [trimesh.Trimesh(o.pose.apply(o.mesh.vertices), o.mesh.faces, process=False) for o in objects]
-        report = check_physics(world, ids, supports)
+        report = check_physics(world, ids, supports, collision_objects=collision_objects)
         if not report.ok:
             raise LayoutError(kind, seed, f"physics check failed: interpenetrating {list(report.penetrating)}, "
                                           f"not resting {list(report.not_resting)}")
