@@ -12,10 +12,12 @@ in the OpenCV camera frame with a projection that puts integer pixel coordinates
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import trimesh
 
 from sceneforge.errors import MissingDependencyError, SceneforgeError
 from sceneforge.geometry.transforms import invert_transform
@@ -32,6 +34,8 @@ from sceneforge.types import Camera
 
 #: Largest image side the rasteriser accepts, pixels.
 MAX_IMAGE_SIDE = 8192
+#: GPU memory for mesh buffers kept across scenes (``upload(reuse_meshes=True)``), bytes.
+KEPT_MESH_BYTES = 256 * 2**20
 _VERTEX_FORMAT = ("3f 3f 3f", "in_pos", "in_normal", "in_colour")
 
 
@@ -49,12 +53,14 @@ def _import_moderngl() -> Any:
 
 @dataclass
 class _Drawable:
-    """One uploaded mesh: its vertex array and how to place it."""
+    """One uploaded mesh: its vertex array and how to place it. ``owned``: released with its scene
+    (False for a buffer kept by the rasteriser's mesh cache)."""
 
     vao: Any
     vbo: Any
     T_world_obj: np.ndarray
     instance_id: int
+    owned: bool = True
 
 
 class UploadedScene:
@@ -71,8 +77,9 @@ class UploadedScene:
     def release(self) -> None:
         """Free the GPU buffers (the rasteriser stays usable)."""
         for d in self.drawables:
-            d.vao.release()
-            d.vbo.release()
+            if d.owned:
+                d.vao.release()
+                d.vbo.release()
         if self.ground_texture is not None:
             self.ground_texture.release()
         self.drawables, self.ground_texture = [], None
@@ -108,20 +115,30 @@ class Rasterizer:
         self.background_vao = self.ctx.vertex_array(self.background_program, [])
         self.background_program["albedo_texture"].value = 0
         self._targets: dict[tuple[int, int, bool], tuple[Any, list[Any]]] = {}
+        # kept mesh buffers: id(mesh) -> (mesh, vbo, vao), oldest first (see upload's reuse_meshes)
+        self._kept: OrderedDict[int, tuple[trimesh.Trimesh, Any, Any]] = OrderedDict()
+        self._kept_bytes = 0
 
     @property
     def renderer_name(self) -> str:
         """The GL renderer string, e.g. 'llvmpipe (LLVM 15.0.6, 256 bits)' or an NVIDIA GPU name."""
         return str(self.ctx.info["GL_RENDERER"])
 
-    def upload(self, scene: RenderScene) -> UploadedScene:
-        """Upload every mesh of ``scene`` once (triangle soup with face normals and colours)."""
+    def upload(self, scene: RenderScene, reuse_meshes: bool = False) -> UploadedScene:
+        """Upload every mesh of ``scene`` once (triangle soup with face normals and colours).
+
+        reuse_meshes : keep each mesh's GPU buffer after the scene is released and use it again when
+            a later scene holds the same mesh object (up to KEPT_MESH_BYTES, least recently used
+            dropped first). Only for meshes that are never modified in place, such as an asset pool's.
+        """
         drawables = []
         lows, highs = [], []
         for m in scene.meshes:
-            vbo = self.ctx.buffer(mesh_corner_attributes(m.mesh).tobytes())
-            vao = self.ctx.vertex_array(self.surface_program, [(vbo, *_VERTEX_FORMAT)])
-            drawables.append(_Drawable(vao, vbo, np.asarray(m.T_world_obj), m.instance_id))
+            if reuse_meshes:
+                vbo, vao = self._kept_buffers(m.mesh)
+            else:
+                vbo, vao = self._mesh_buffers(m.mesh)
+            drawables.append(_Drawable(vao, vbo, np.asarray(m.T_world_obj), m.instance_id, owned=not reuse_meshes))
             corners = _box_corners(np.asarray(m.mesh.bounds))
             world = corners @ m.T_world_obj[:3, :3].T + m.T_world_obj[:3, 3]
             lows.append(world.min(axis=0))
@@ -171,15 +188,41 @@ class Rasterizer:
             return [self.render(uploaded, cam, normals=normals) for cam in cameras]
 
     def release(self) -> None:
-        """Free the framebuffers and the context."""
+        """Free the framebuffers, the kept mesh buffers and the context."""
         for fbo, textures in self._targets.values():
             fbo.release()
             for t in textures:
                 t.release()
         self._targets.clear()
+        for _, vbo, vao in self._kept.values():
+            vao.release()
+            vbo.release()
+        self._kept.clear()
+        self._kept_bytes = 0
         self.ctx.release()
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _mesh_buffers(self, mesh: trimesh.Trimesh) -> tuple[Any, Any]:
+        """A new vertex buffer and vertex array of one mesh."""
+        vbo = self.ctx.buffer(mesh_corner_attributes(mesh).tobytes())
+        return vbo, self.ctx.vertex_array(self.surface_program, [(vbo, *_VERTEX_FORMAT)])
+
+    def _kept_buffers(self, mesh: trimesh.Trimesh) -> tuple[Any, Any]:
+        """The kept buffers of ``mesh`` (by identity; the entry holds the mesh, so the id stays its own)."""
+        kept = self._kept.get(id(mesh))
+        if kept is not None and kept[0] is mesh:
+            self._kept.move_to_end(id(mesh))
+            return kept[1], kept[2]
+        vbo, vao = self._mesh_buffers(mesh)
+        self._kept[id(mesh)] = (mesh, vbo, vao)
+        self._kept_bytes += vbo.size
+        while self._kept_bytes > KEPT_MESH_BYTES and len(self._kept) > 1:
+            _, (_, old_vbo, old_vao) = self._kept.popitem(last=False)
+            self._kept_bytes -= old_vbo.size
+            old_vao.release()
+            old_vbo.release()
+        return vbo, vao
 
     def _framebuffer(self, W: int, H: int, normals: bool) -> tuple[Any, list[Any]]:
         key = (W, H, normals)

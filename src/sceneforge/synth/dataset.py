@@ -30,10 +30,10 @@ import numpy as np
 
 from sceneforge.errors import InputError
 from sceneforge.io.atomic import atomic_directory, write_text_atomic
-from sceneforge.io.meshes import ply_bytes
 from sceneforge.io.scene_json import scene_json_files
 from sceneforge.synth.cameras import OrbitSpec
 from sceneforge.synth.kinds import KINDS, SynthScene
+from sceneforge.synth.meshmemo import mesh_ply_bytes
 from sceneforge.synth.views import ViewSettings, render_views
 from sceneforge.synth.writer import DEPTH_FORMATS, view_files, views_summary
 from sceneforge.types import Plane, Scene
@@ -51,7 +51,10 @@ _LAYOUTS: dict[str, LayoutFn] = dict(KINDS)
 
 def register_layout(kind: str, fn: LayoutFn) -> None:
     """Make ``kind`` available to :class:`SynthConfig` in this process (worker processes of a pool or
-    of Ray only know the built-in kinds and the ones registered on import of a module)."""
+    of Ray only know the built-in kinds and the ones registered on import of a module).
+
+    The meshes a layout returns are treated as immutable: a worker encodes and uploads each mesh
+    object once and reuses it in later scenes, so never modify one in place after returning it."""
     _LAYOUTS[kind] = fn
 
 
@@ -168,7 +171,7 @@ def build_scene_files(index: int, config: SynthConfig, rasterizer: Any = None) -
     scene = made.scene
     t1 = time.perf_counter()
     viewset = render_views(scene, config.views, np.random.default_rng(stream_seed(config.seed, index, 1)),
-                           rasterizer, made.look)
+                           rasterizer, made.look, reuse_meshes=True)
     t2 = time.perf_counter()
     files: dict[str, bytes] = {}
     for view in viewset.views:
@@ -180,27 +183,10 @@ def build_scene_files(index: int, config: SynthConfig, rasterizer: Any = None) -
                   floor=scene.floor if scene.floor is not None else Plane(np.array([0.0, 1.0, 0.0]), 0.0),
                   background=scene.background, normalisation=None,
                   metadata={**scene.metadata, "synth": synth_meta})
-    files.update(scene_json_files(truth, mesh_file=cached_ply_bytes, indent=None))
+    files.update(scene_json_files(truth, mesh_file=mesh_ply_bytes, indent=None))
     t3 = time.perf_counter()
     return SceneFiles(index, files, len(viewset.views), len(viewset.dropped),
                       {"layout": t1 - t0, "render": t2 - t1, "encode": t3 - t2})
-
-
-_PLY_CACHE: dict[int, tuple[Any, bytes]] = {}
-_PLY_CACHE_SIZE = 4096
-
-
-def cached_ply_bytes(mesh: Any) -> bytes:
-    """PLY bytes of a mesh, encoded once per process: scenes share the asset pool's canonical meshes
-    (which are never modified in place). Keyed by identity; holds the mesh so the id stays unique."""
-    hit = _PLY_CACHE.get(id(mesh))
-    if hit is not None and hit[0] is mesh:
-        return hit[1]
-    if len(_PLY_CACHE) >= _PLY_CACHE_SIZE:
-        _PLY_CACHE.clear()
-    data = ply_bytes(mesh)
-    _PLY_CACHE[id(mesh)] = (mesh, data)
-    return data
 
 
 def commit_scene(out: str | Path, scene_files: SceneFiles) -> Path:
