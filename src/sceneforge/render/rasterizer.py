@@ -177,8 +177,7 @@ class Rasterizer:
         ctx.depth_func = "<="
         P = gl_projection_from_camera(camera, near, far)
         self._set_frame_uniforms(uploaded, P, T_cam_world, far)
-        for d in uploaded.drawables:
-            self._draw(d, T_cam_world)
+        self._draw_meshes(uploaded.drawables, T_cam_world)
         ctx.disable(self._moderngl.DEPTH_TEST)
         return self._read(fbo, W, H, normals)
 
@@ -295,13 +294,21 @@ class Rasterizer:
         prog["ambient"].value = float(light.ambient)
         prog["diffuse"].value = float(light.diffuse)
 
-    def _draw(self, d: _Drawable, T_cam_world: np.ndarray) -> None:
+    def _draw_meshes(self, drawables: list[_Drawable], T_cam_world: np.ndarray) -> None:
+        """Draw every mesh; their model-view and normal matrices computed for all meshes at once."""
+        if not drawables:
+            return
         prog = self.surface_program
-        T_cam_obj = T_cam_world @ d.T_world_obj
-        prog["T_cam_obj"].write(_mat(T_cam_obj))
-        prog["N_cam_obj"].write(_mat(np.linalg.inv(T_cam_obj[:3, :3]).T))
-        prog["instance_id"].value = d.instance_id
-        d.vao.render(self._moderngl.TRIANGLES)
+        T_cam_obj = T_cam_world @ np.stack([d.T_world_obj for d in drawables])
+        N_cam_obj = np.linalg.inv(T_cam_obj[:, :3, :3]).transpose(0, 2, 1)
+        # column-major float32 bytes, as GLSL expects
+        model_view = np.ascontiguousarray(T_cam_obj.transpose(0, 2, 1), dtype=np.float32)
+        normal = np.ascontiguousarray(N_cam_obj.transpose(0, 2, 1), dtype=np.float32)
+        for d, mv, n in zip(drawables, model_view, normal):
+            prog["T_cam_obj"].write(mv.tobytes())
+            prog["N_cam_obj"].write(n.tobytes())
+            prog["instance_id"].value = d.instance_id
+            d.vao.render(self._moderngl.TRIANGLES)
 
     def _read(self, fbo: Any, W: int, H: int, normals: bool) -> RenderOutput:
         rgb = np.frombuffer(fbo.read(attachment=0, components=3, alignment=1), np.uint8).reshape(H, W, 3)

@@ -18,6 +18,7 @@ count, order or restart gives the same files. A scene folder appears only once c
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import time
@@ -41,6 +42,8 @@ from sceneforge.types import Plane, Scene
 DATASET_FORMAT = "sceneforge.synth_dataset"
 DATASET_VERSION = 1
 MAX_SCENES = 10_000_000
+#: The stages of making one scene, timed in :class:`SceneFiles`.
+STAGES = ("layout", "render", "encode")
 SCENE_DIR = re.compile(r"^scene_(\d{6,})$")
 LEFTOVER = re.compile(r"^\.scene_\d{6,}\..*\.(tmp|old)$")
 
@@ -117,13 +120,16 @@ class SynthConfig:
 
 @dataclass(frozen=True, eq=False)
 class SceneFiles:
-    """One scene's folder in memory: relative path -> bytes, plus counts and timings (seconds)."""
+    """One scene's folder in memory: relative path -> bytes, plus counts and per-stage timings
+    ("layout", "render", "encode"): ``seconds`` wall time, ``cpu_seconds`` the worker process's CPU
+    time (all its threads, the renderer's included)."""
 
     index: int
     files: Mapping[str, bytes]
     n_views: int
     n_dropped: int
     seconds: Mapping[str, float]
+    cpu_seconds: Mapping[str, float]
 
     @property
     def name(self) -> str:
@@ -166,13 +172,13 @@ def build_scene_files(index: int, config: SynthConfig, rasterizer: Any = None) -
         from sceneforge.render.rasterizer import shared_rasterizer
 
         rasterizer = shared_rasterizer()
-    t0 = time.perf_counter()
+    stamps = [(time.perf_counter(), time.process_time())]
     made = make_scene(index, config)
     scene = made.scene
-    t1 = time.perf_counter()
+    stamps.append((time.perf_counter(), time.process_time()))
     viewset = render_views(scene, config.views, np.random.default_rng(stream_seed(config.seed, index, 1)),
                            rasterizer, made.look, reuse_meshes=True)
-    t2 = time.perf_counter()
+    stamps.append((time.perf_counter(), time.process_time()))
     files: dict[str, bytes] = {}
     for view in viewset.views:
         files.update(view_files(view, scene, config.depth_format, config.png_compression))
@@ -184,19 +190,21 @@ def build_scene_files(index: int, config: SynthConfig, rasterizer: Any = None) -
                   background=scene.background, normalisation=None,
                   metadata={**scene.metadata, "synth": synth_meta})
     files.update(scene_json_files(truth, mesh_file=mesh_ply_bytes, indent=None))
-    t3 = time.perf_counter()
-    return SceneFiles(index, files, len(viewset.views), len(viewset.dropped),
-                      {"layout": t1 - t0, "render": t2 - t1, "encode": t3 - t2})
+    stamps.append((time.perf_counter(), time.process_time()))
+    wall, cpu = ({stage: b[k] - a[k] for stage, a, b in zip(STAGES, stamps, stamps[1:])} for k in (0, 1))
+    return SceneFiles(index, files, len(viewset.views), len(viewset.dropped), wall, cpu)
 
 
 def commit_scene(out: str | Path, scene_files: SceneFiles) -> Path:
     """Write one scene folder atomically (temp folder, then rename); returns its path."""
     target = Path(out) / scene_files.name
     with atomic_directory(target) as tmp:
+        root = str(tmp)
+        for folder in sorted({rel.rpartition("/")[0] for rel in scene_files.files} - {""}):
+            os.makedirs(os.path.join(root, folder), exist_ok=True)
         for rel, data in scene_files.files.items():
-            path = tmp / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
+            with open(os.path.join(root, rel), "xb") as f:
+                f.write(data)
     return target
 
 
