@@ -18,7 +18,6 @@ count, order or restart gives the same files. A scene folder appears only once c
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import time
@@ -199,12 +198,10 @@ def commit_scene(out: str | Path, scene_files: SceneFiles) -> Path:
     """Write one scene folder atomically (temp folder, then rename); returns its path."""
     target = Path(out) / scene_files.name
     with atomic_directory(target) as tmp:
-        root = str(tmp)
         for folder in sorted({rel.rpartition("/")[0] for rel in scene_files.files} - {""}):
-            os.makedirs(os.path.join(root, folder), exist_ok=True)
+            (tmp / folder).mkdir(parents=True, exist_ok=True)
         for rel, data in scene_files.files.items():
-            with open(os.path.join(root, rel), "xb") as f:
-                f.write(data)
+            (tmp / rel).write_bytes(data)
     return target
 
 
