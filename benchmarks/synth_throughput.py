@@ -115,6 +115,24 @@ def raw_render(config: SynthConfig, n_scenes: int, workers: int) -> dict[str, fl
             "cpu_s_per_frame": cpu / frames}
 
 
+BEGIN, END = "<!-- synth_throughput table: begin -->", "<!-- synth_throughput table: end -->"
+
+
+def write_markdown(path: Path, block: str) -> None:
+    """Put ``block`` between the BEGIN/END markers of ``path``, keeping the prose around them; a file
+    without markers is written anew."""
+    marked = f"{BEGIN}\n{block}{END}\n"
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        after = rest.split(END, 1)[1].lstrip("\n")
+        text = head + marked + ("\n" + after if after else "")
+    else:
+        text = f"# Synthetic engine throughput\n\n{marked}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", type=int, default=200)
@@ -157,8 +175,7 @@ def main() -> None:
                    "--workers {w} --kinds {k} --markdown {m}").format(
             s=args.scenes, v=args.views, z=args.size, o=args.objects, w=" ".join(map(str, args.workers)),
             k=" ".join(args.kinds), m=args.markdown)
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(f"# Synthetic engine throughput\n\nMeasured with `{command}`.\n\n{setup}\n\n{table}\n")
+        write_markdown(args.markdown, f"Measured with `{command}`.\n\n{setup}\n\n{table}\n")
 
 
 if __name__ == "__main__":
