@@ -53,14 +53,25 @@ def _import_moderngl() -> Any:
 
 @dataclass
 class _Drawable:
-    """One uploaded mesh: its vertex array and how to place it. ``owned``: released with its scene
-    (False for a buffer kept by the rasteriser's mesh cache)."""
+    """One uploaded mesh: its vertex array and how to place it. ``kept``: the buffers belong to the
+    rasteriser's kept meshes (released by it, not with the scene)."""
 
     vao: Any
     vbo: Any
     T_world_obj: np.ndarray
     instance_id: int
-    owned: bool = True
+    kept: _KeptMesh | None = None
+
+
+@dataclass
+class _KeptMesh:
+    """GPU buffers of one mesh kept across scenes; ``users``: uploaded scenes not yet released that
+    draw it (only unused entries are dropped)."""
+
+    mesh: trimesh.Trimesh
+    vbo: Any
+    vao: Any
+    users: int = 0
 
 
 class UploadedScene:
@@ -77,9 +88,11 @@ class UploadedScene:
     def release(self) -> None:
         """Free the GPU buffers (the rasteriser stays usable)."""
         for d in self.drawables:
-            if d.owned:
+            if d.kept is None:
                 d.vao.release()
                 d.vbo.release()
+            else:
+                d.kept.users -= 1
         if self.ground_texture is not None:
             self.ground_texture.release()
         self.drawables, self.ground_texture = [], None
@@ -115,8 +128,8 @@ class Rasterizer:
         self.background_vao = self.ctx.vertex_array(self.background_program, [])
         self.background_program["albedo_texture"].value = 0
         self._targets: dict[tuple[int, int, bool], tuple[Any, list[Any]]] = {}
-        # kept mesh buffers: id(mesh) -> (mesh, vbo, vao), oldest first (see upload's reuse_meshes)
-        self._kept: OrderedDict[int, tuple[trimesh.Trimesh, Any, Any]] = OrderedDict()
+        # kept mesh buffers by id(mesh), least recently used first (see upload's reuse_meshes)
+        self._kept: OrderedDict[int, _KeptMesh] = OrderedDict()
         self._kept_bytes = 0
 
     @property
@@ -135,10 +148,12 @@ class Rasterizer:
         lows, highs = [], []
         for m in scene.meshes:
             if reuse_meshes:
-                vbo, vao = self._kept_buffers(m.mesh)
+                kept = self._kept_mesh(m.mesh)
+                kept.users += 1
+                drawables.append(_Drawable(kept.vao, kept.vbo, np.asarray(m.T_world_obj), m.instance_id, kept))
             else:
                 vbo, vao = self._mesh_buffers(m.mesh)
-            drawables.append(_Drawable(vao, vbo, np.asarray(m.T_world_obj), m.instance_id, owned=not reuse_meshes))
+                drawables.append(_Drawable(vao, vbo, np.asarray(m.T_world_obj), m.instance_id))
             corners = _box_corners(np.asarray(m.mesh.bounds))
             world = corners @ m.T_world_obj[:3, :3].T + m.T_world_obj[:3, 3]
             lows.append(world.min(axis=0))
@@ -152,6 +167,7 @@ class Rasterizer:
             if g.texture is not None:
                 texture = self._ground_texture(g.texture)
         bounds = np.stack([np.min(lows, axis=0), np.max(highs, axis=0)]) if lows else np.zeros((2, 3))
+        self._drop_unused_kept()
         return UploadedScene(self, scene, drawables, texture, bounds)
 
     def render(self, uploaded: UploadedScene, camera: Camera, normals: bool = False,
@@ -193,9 +209,9 @@ class Rasterizer:
             for t in textures:
                 t.release()
         self._targets.clear()
-        for _, vbo, vao in self._kept.values():
-            vao.release()
-            vbo.release()
+        for kept in self._kept.values():
+            kept.vao.release()
+            kept.vbo.release()
         self._kept.clear()
         self._kept_bytes = 0
         self.ctx.release()
@@ -207,21 +223,28 @@ class Rasterizer:
         vbo = self.ctx.buffer(mesh_corner_attributes(mesh).tobytes())
         return vbo, self.ctx.vertex_array(self.surface_program, [(vbo, *_VERTEX_FORMAT)])
 
-    def _kept_buffers(self, mesh: trimesh.Trimesh) -> tuple[Any, Any]:
+    def _kept_mesh(self, mesh: trimesh.Trimesh) -> _KeptMesh:
         """The kept buffers of ``mesh`` (by identity; the entry holds the mesh, so the id stays its own)."""
         kept = self._kept.get(id(mesh))
-        if kept is not None and kept[0] is mesh:
+        if kept is not None and kept.mesh is mesh:
             self._kept.move_to_end(id(mesh))
-            return kept[1], kept[2]
+            return kept
         vbo, vao = self._mesh_buffers(mesh)
-        self._kept[id(mesh)] = (mesh, vbo, vao)
+        kept = self._kept[id(mesh)] = _KeptMesh(mesh, vbo, vao)
         self._kept_bytes += vbo.size
-        while self._kept_bytes > KEPT_MESH_BYTES and len(self._kept) > 1:
-            _, (_, old_vbo, old_vao) = self._kept.popitem(last=False)
-            self._kept_bytes -= old_vbo.size
-            old_vao.release()
-            old_vbo.release()
-        return vbo, vao
+        return kept
+
+    def _drop_unused_kept(self) -> None:
+        """Release least recently used kept meshes that no live upload draws, down to KEPT_MESH_BYTES."""
+        if self._kept_bytes <= KEPT_MESH_BYTES:
+            return
+        for key in [k for k, kept in self._kept.items() if kept.users == 0]:
+            if self._kept_bytes <= KEPT_MESH_BYTES:
+                break
+            kept = self._kept.pop(key)
+            self._kept_bytes -= kept.vbo.size
+            kept.vao.release()
+            kept.vbo.release()
 
     def _framebuffer(self, W: int, H: int, normals: bool) -> tuple[Any, list[Any]]:
         key = (W, H, normals)
