@@ -277,7 +277,7 @@ def test_disc_grid_agrees_with_brute_force():
         assert grid.fits(p, r, gap) == all(math.hypot(*(p - c)) >= r + rc + gap for c, rc in centres)
 
 
-def test_disc_grid_batch_check_agrees_with_single_checks():
+def test_disc_grid_first_fit_agrees_with_single_checks():
     rng = np.random.default_rng(5)
     gap = 0.05
     for radii in (rng.uniform(0.2, 0.3, size=60), rng.uniform(0.02, 1.2, size=8)):  # cells path, brute path
@@ -286,26 +286,28 @@ def test_disc_grid_batch_check_agrees_with_single_checks():
             p = rng.uniform(-5, 5, size=2)
             if grid.fits(p, r, gap):
                 grid.add(p, r)
-        probes = rng.uniform(-5, 5, size=(300, 2))
         for r in (0.05, 0.25, 0.9):
-            expected = [all(math.hypot(*(p - c)) >= r + rc + gap for c, rc in zip(grid.centres, grid.radii))
-                        for p in probes]
-            assert grid.fits_many(probes, r, gap).tolist() == expected
+            for _ in range(20):
+                probes = rng.uniform(-5, 5, size=(15, 2))
+                fitting = [k for k, p in enumerate(probes)
+                           if all(math.hypot(*(p - c)) >= r + rc + gap for c, rc in zip(grid.centres, grid.radii))]
+                assert grid.first_fit(probes, r, gap) == (fitting[0] if fitting else None)
 
 
 def test_first_accepted_leaves_the_generator_as_one_try_at_a_time():
     for seed in range(20):
-        accept = np.random.default_rng(100 + seed).uniform(size=(50, 2)) > 0.93  # some rows pass
+        accept = np.random.default_rng(100 + seed).uniform(size=50) > 0.93  # some tries pass
 
-        def judge(cands: np.ndarray) -> np.ndarray:
-            return np.array([bool(accept[k % 50, 0]) for k in range(len(cands))])
+        def first(cands: np.ndarray) -> int | None:
+            passing = np.flatnonzero(accept[:len(cands)])
+            return int(passing[0]) if len(passing) else None
 
         batched, one_by_one = np.random.default_rng(seed), np.random.default_rng(seed)
-        got = first_accepted(batched, 1.7, 30, judge)
+        got = first_accepted(batched, 1.7, 30, first)
         want = None
         for k in range(30):
             p = one_by_one.uniform(-1.7, 1.7, size=2)
-            if accept[k, 0]:
+            if accept[k]:
                 want = p
                 break
         assert (got is None) == (want is None)
@@ -313,7 +315,7 @@ def test_first_accepted_leaves_the_generator_as_one_try_at_a_time():
             np.testing.assert_array_equal(got, want)
         assert batched.uniform() == one_by_one.uniform()  # the same stream position afterwards
     rng, reference = np.random.default_rng(1), np.random.default_rng(1)
-    assert first_accepted(rng, 1.0, 7, lambda c: np.zeros(len(c), dtype=bool)) is None
+    assert first_accepted(rng, 1.0, 7, lambda c: None) is None
     reference.uniform(-1.0, 1.0, size=(7, 2))
     assert rng.uniform() == reference.uniform()
 

@@ -345,23 +345,24 @@ class DiscGrid:
 
     def fits(self, p: np.ndarray, r: float, gap: float) -> bool:
         """True when ||p - c_j|| >= r + r_j + gap for every placed disc j."""
-        return bool(self.fits_many(np.asarray(p, dtype=np.float64)[None], r, gap)[0])
+        return self.first_fit(np.asarray(p, dtype=np.float64)[None], r, gap) == 0
 
-    def fits_many(self, points: np.ndarray, r: float, gap: float) -> np.ndarray:
-        """(T,) bool: :meth:`fits` for each of the points (T, 2), all at once.
+    def first_fit(self, points: np.ndarray, r: float, gap: float) -> int | None:
+        """Index of the first of the points (T, 2) where a disc of radius r :meth:`fits`, or None.
 
-        Looks through the grid cells within reach of each point, or, when that window is larger
-        than the number of placed discs (few discs, or radii that differ a lot), compares every
-        point with every disc in one array operation."""
+        Looks through the grid cells within reach of each point in turn, or, when that window is
+        larger than the number of placed discs (few discs, or radii that differ a lot), compares
+        every point with every disc in one array operation."""
         points = np.asarray(points, dtype=np.float64)
         if not self.centres:
-            return np.ones(len(points), dtype=bool)
+            return 0 if len(points) else None
         brute, reach = self._many_cells(r, gap)
         if brute:
             c = np.asarray(self.centres)
             d = np.hypot(points[:, None, 0] - c[None, :, 0], points[:, None, 1] - c[None, :, 1])
-            return np.all(d >= r + np.asarray(self.radii)[None] + gap, axis=1)
-        return np.array([self._fits_in_cells(p, r, gap, reach) for p in points], dtype=bool)
+            ok = np.all(d >= r + np.asarray(self.radii)[None] + gap, axis=1)
+            return int(np.argmax(ok)) if ok.any() else None
+        return next((k for k, p in enumerate(points) if self._fits_in_cells(p, r, gap, reach)), None)
 
     def _fits_in_cells(self, p: np.ndarray, r: float, gap: float, reach: int) -> bool:
         kx, kz = self._key(p)
@@ -380,18 +381,17 @@ class DiscGrid:
 
 
 def first_accepted(rng: np.random.Generator, room: float, max_tries: int,
-                   accept: Callable[[np.ndarray], np.ndarray]) -> np.ndarray | None:
-    """The first of up to ``max_tries`` uniform candidates in [-room, room]^2 that ``accept`` takes,
-    or None; ``rng`` is left exactly as if the candidates had been drawn one at a time until then.
+                   first: Callable[[np.ndarray], int | None]) -> np.ndarray | None:
+    """The first of up to ``max_tries`` uniform candidates in [-room, room]^2 that is accepted, or
+    None; ``rng`` is left exactly as if the candidates had been drawn one at a time until then.
 
-    accept : (T, 2) candidates -> (T,) bool; all tries are drawn and judged in one array operation,
-    then the generator is rewound and advanced by the draws actually used."""
+    first : (T, 2) candidates -> index of the first acceptable one, or None. All tries are drawn at
+    once and judged together, then the generator is rewound and advanced by the draws actually used."""
     state = rng.bit_generator.state
     candidates = rng.uniform(-room, room, size=(max_tries, 2))
-    ok = accept(candidates)
-    if not np.any(ok):
+    k = first(candidates)
+    if k is None:
         return None
-    k = int(np.argmax(ok))
     rng.bit_generator.state = state
     rng.uniform(-room, room, size=(k + 1, 2))
     return candidates[k]
@@ -415,7 +415,7 @@ def poisson_disc_place(radii: np.ndarray, gap: float, region_half: float, rng: n
         while True:
             room = region_half - r
             if room >= 0:
-                p = first_accepted(rng, room, max_tries, lambda cands: grid.fits_many(cands, r, gap))
+                p = first_accepted(rng, room, max_tries, lambda cands: grid.first_fit(cands, r, gap))
                 if p is not None:
                     centres[i] = p
                     grid.add(p, r)
@@ -759,8 +759,8 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
             room = region - r
             if room >= 0:
                 p = first_accepted(rng, room, cfg.max_tries,
-                                   lambda cands: _open_set_accept(k, cands, placed, centres, radii_a, obj,
-                                                                  cfg.min_clearance))
+                                   lambda cands: _open_set_first_fit(k, cands, placed, centres, radii_a, obj,
+                                                                     cfg.min_clearance))
                 if p is not None:
                     centres[k] = p
                     if k in objs:
@@ -791,30 +791,25 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
                         {}, ground, background, cfg.verify, built)
 
 
-def _open_set_accept(k: int, candidates: np.ndarray, placed: Sequence[int], centres: np.ndarray,
-                     radii: np.ndarray, obj: Callable[[int], Any], clearance: float) -> np.ndarray:
-    """(T,) bool, True only at the first candidate centre (T, 2) where object ``k`` fits: every
-    placed disc is clear by ``clearance``, or overlaps without nesting (one footprint inside the
-    other, where it could hide) and fcl finds the meshes at least ``clearance`` apart. The disc
-    tests run on all candidates at once, fcl only on candidates in order until one fits."""
-    out = np.zeros(len(candidates), dtype=bool)
+def _open_set_first_fit(k: int, candidates: np.ndarray, placed: Sequence[int], centres: np.ndarray,
+                        radii: np.ndarray, obj: Callable[[int], Any], clearance: float) -> int | None:
+    """Index of the first candidate centre (T, 2) where object ``k`` fits, or None: every placed
+    disc is clear by ``clearance``, or overlaps without nesting (one footprint inside the other,
+    where it could hide) and fcl finds the meshes at least ``clearance`` apart. The disc tests run
+    on all candidates at once, fcl only on candidates in order until one fits."""
     if not placed:
-        out[0] = True
-        return out
+        return 0 if len(candidates) else None
     j = np.asarray(placed)
     d = np.hypot(candidates[:, None, 0] - centres[j, 0][None], candidates[:, None, 1] - centres[j, 1][None])
     clear = d >= radii[k] + radii[j][None] + clearance
     nested = d + np.minimum(radii[k], radii[j])[None] <= np.maximum(radii[k], radii[j])[None]
-    possible = ~np.any(~clear & nested, axis=1)
-    for t in np.flatnonzero(possible):
+    for t in np.flatnonzero(~np.any(~clear & nested, axis=1)):
         if not clear[t].all():
             set_translation(obj(k), np.array([candidates[t, 0], 0.0, candidates[t, 1]]))
-            if any(collide(obj(k), obj(i)) or distance(obj(k), obj(i)) < clearance
-                   for i in j[~clear[t]]):
+            if any(collide(obj(k), obj(i)) or distance(obj(k), obj(i)) < clearance for i in j[~clear[t]]):
                 continue
-        out[t] = True
-        break
-    return out
+        return int(t)
+    return None
 
 
 # --------------------------------------------------------------------------------- assembly

@@ -19,7 +19,7 @@ from sceneforge.io.meshes import ply_bytes
 T = TypeVar("T")
 
 #: Meshes remembered per memoised function before its memo starts over.
-MEMO_SIZE = 4096
+MEMO_SIZE = 1024
 
 
 def mesh_memo(fn: Callable[[trimesh.Trimesh], T]) -> Callable[[trimesh.Trimesh], T]:
