@@ -61,7 +61,7 @@ def revolve_y(profile: np.ndarray, sections: int = 24) -> trimesh.Trimesh:
     """
     profile = np.asarray(profile, dtype=np.float64)
     mesh = trimesh.creation.revolve(profile, sections=int(sections))
-    mesh.apply_transform(_Z_TO_Y)
+    mesh.vertices = np.asarray(mesh.vertices) @ _Z_TO_Y[:3, :3].T  # a rotation: winding unchanged
     return _outward(mesh)
 
 
