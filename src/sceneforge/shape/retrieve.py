@@ -166,8 +166,8 @@ class RetrieveShape(ShapeBackend):
 
     def __init__(self, *, procedural: bool = True, variants_per_category: int = 4, library_seed: int = LIBRARY_SEED,
                  user_folder: str | None = None, use_labels: bool = True, candidates: int = 8, yaw_steps: int = 24,
-                 stretches: tuple[float, ...] | list[float] = (0.8, 1.0, 1.25), refine: int = 3, points: int = 300,
-                 grid: int = 32, contact_m: float = 0.08, icp_steps: int = 3) -> None:
+                 stretches: tuple[float, ...] | list[float] = (0.8, 1.0, 1.25), refine: int = 3, points: int = 200,
+                 grid: int = 32, contact_m: float = 0.08, icp_steps: int = 2) -> None:
         self.library = build_library(procedural=procedural, variants_per_category=variants_per_category,
                                      seed=library_seed, user_folder=user_folder)
         self.use_labels = bool(use_labels)
@@ -189,10 +189,11 @@ class RetrieveShape(ShapeBackend):
         perception = context.perception
         candidates = self._prefilter(target, context.observation.label)
         coarse = np.radians(np.arange(self.yaw_steps) * 360.0 / self.yaw_steps)
-        results = [self._evaluate(index, stretch, 1.0, coarse, target, perception)
+        results = [self._evaluate(index, stretch, coarse, np.ones(len(coarse)), target, perception)
                    for index in candidates for stretch in self.stretches]
         ranked = sorted((float(h.score[j]), k, j) for k, h in enumerate(results) for j in range(len(h.yaws)))
-        fine = 2.0 * np.pi / self.yaw_steps * np.array([-0.33, 0.0, 0.33])
+        offsets, factors = np.meshgrid(2.0 * np.pi / self.yaw_steps * np.array([-0.33, 0.0, 0.33]),
+                                       np.array([0.92, 1.0, 1.1, 1.2]))
         refined, seen = [], set()
         for _, k, j in ranked:
             h = results[k]
@@ -200,8 +201,8 @@ class RetrieveShape(ShapeBackend):
                 continue
             seen.add((h.entry_index, j))
             stretch = float(h.scales[j, 0] / h.scales[j, 1])
-            refined += [self._evaluate(h.entry_index, stretch * s_h, factor, h.yaws[j] + fine, target, perception)
-                        for s_h in (0.9, 1.0, 1.1) for factor in (0.92, 1.0, 1.1, 1.2)]
+            refined += [self._evaluate(h.entry_index, stretch * s_h, h.yaws[j] + offsets.ravel(), factors.ravel(),
+                                       target, perception) for s_h in (0.9, 1.0, 1.1)]
         evaluated = results + refined
         best, j = min(((h, j) for h in evaluated for j in range(len(h.yaws))), key=lambda hj: float(hj[0].score[hj[1]]))
         return self._result(best, j, target, len(candidates), evaluated)
@@ -288,11 +289,11 @@ class RetrieveShape(ShapeBackend):
             self._trees[key] = cKDTree(samples)
         return samples, self._trees[key]
 
-    def _evaluate(self, index: int, stretch: float, factor: float, yaws: np.ndarray, target: Target,
+    def _evaluate(self, index: int, stretch: float, yaws: np.ndarray, factors: np.ndarray, target: Target,
                   perception: PerceptionResult) -> Hypotheses:
-        """Place the asset (stretched horizontally) at every yaw, scaled uniformly to the smallest size
-        that spans the visible height and width (times ``factor``), refine translations by one-sided
-        ICP and score."""
+        """Place the asset (stretched horizontally) at each of the J ``yaws`` (radians), scaled uniformly
+        to the smallest size that spans the visible height and width times ``factors`` (J,), refine the
+        translations by one-sided ICP and score."""
         samples, tree = self._tree(index, stretch)
         J = len(yaws)
         rotations = np.stack([rotation_y(y) for y in yaws])  # (J, 3, 3)
@@ -300,7 +301,7 @@ class RetrieveShape(ShapeBackend):
         across_dir = np.array([-target.view[2], 0.0, target.view[0]])
         across = turned @ across_dir
         height = max(target.top - target.bottom, 1e-3) / max(float(np.ptp(samples[:, 1])), 1e-6)
-        scale = factor * np.maximum(height, target.width / np.maximum(np.ptp(across, axis=1), 1e-6))  # (J,)
+        scale = factors * np.maximum(height, target.width / np.maximum(np.ptp(across, axis=1), 1e-6))  # (J,)
         turned = turned * scale[:, None, None]
         across = across * scale[:, None]
         P = target.points
