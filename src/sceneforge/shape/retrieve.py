@@ -29,7 +29,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import trimesh
 from scipy import ndimage
