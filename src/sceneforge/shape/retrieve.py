@@ -18,7 +18,9 @@ points, a KD-tree). For one object:
    ICP steps (visible points -> nearest asset sample, KD-tree), and scored by
    ``fit`` (truncated mean distance of the points to the asset, relative to its size)
    + ``1 - silhouette IoU`` (projected samples splatted on the grid vs the amodal mask)
-   + ``free-space violation`` (share of samples where the camera saw through them).
+   + depth violation (share of samples where the camera saw through them, or deep behind the
+   background: the background hides nothing)
+   + an implausible-size penalty (the asset scaled beyond ``size_tolerance`` of its real size).
 4. Refine the best ``refine`` hypotheses over finer yaws and scales; the winner's mesh, stretched
    and turned, becomes the canonical mesh with its pose (:func:`canonicalise`).
 """
@@ -40,7 +42,6 @@ from sceneforge.geometry import project_points, rotation_y
 from sceneforge.perception.base import PerceptionResult
 from sceneforge.registry import register
 from sceneforge.shape.base import ShapeBackend, ShapeContext, ShapeError, ShapeResult, canonicalise
-from sceneforge.shape.lift import free_space_mask
 
 LIBRARY_SEED = 90210  # no engine dataset of the tests or benchmarks uses this seed
 
@@ -143,10 +144,11 @@ class Hypotheses:
     iou: np.ndarray
     violation: np.ndarray
     inliers: np.ndarray
+    implausible_size: np.ndarray
 
     @property
     def score(self) -> np.ndarray:
-        return self.fit + (1.0 - self.iou) + self.violation
+        return self.fit + (1.0 - self.iou) + self.violation + self.implausible_size
 
 
 @register("shape", "retrieve")
@@ -160,13 +162,17 @@ class RetrieveShape(ShapeBackend):
     yaw_steps : yaws of the coarse search (360 / yaw_steps apart).  stretches : horizontal scale
     factors tried around the height-fixed scale.  refine : hypotheses refined.  points : visible
     points used (subsample).  grid : silhouette grid cells on the mask box's longest side.
-    contact_m : floor-contact distance (as lift).
+    contact_m : floor-contact distance (as lift).  icp_steps : translation refinements per hypothesis.
+    size_tolerance : an asset scaled by more than this factor (or less than its inverse) away from
+        its real size is penalised by the log of the excess.  background_depth_m : asset samples
+        this far (plus 2%) behind a background pixel's depth are inside the wall: a violation.
     """
 
     def __init__(self, *, procedural: bool = True, variants_per_category: int = 4, library_seed: int = LIBRARY_SEED,
-                 user_folder: str | None = None, use_labels: bool = True, candidates: int = 8, yaw_steps: int = 24,
+                 user_folder: str | None = None, use_labels: bool = True, candidates: int = 12, yaw_steps: int = 24,
                  stretches: tuple[float, ...] | list[float] = (0.8, 1.0, 1.25), refine: int = 3, points: int = 200,
-                 grid: int = 32, contact_m: float = 0.08, icp_steps: int = 2) -> None:
+                 grid: int = 32, contact_m: float = 0.08, icp_steps: int = 2, size_tolerance: float = 2.0,
+                 background_depth_m: float = 0.1) -> None:
         self.library = build_library(procedural=procedural, variants_per_category=variants_per_category,
                                      seed=library_seed, user_folder=user_folder)
         self.use_labels = bool(use_labels)
@@ -178,6 +184,8 @@ class RetrieveShape(ShapeBackend):
         self.grid = int(grid)
         self.contact_m = float(contact_m)
         self.icp_steps = int(icp_steps)
+        self.size_tolerance = float(size_tolerance)
+        self.background_depth_m = float(background_depth_m)
         self._trees: dict[tuple[int, tuple[float, float, float]], cKDTree] = {}
 
     def warnings(self) -> tuple[str, ...]:
@@ -269,11 +277,11 @@ class RetrieveShape(ShapeBackend):
             ex, ey, ez = entry.extents
             # both visible extents are lower bounds of the true ones: the smallest scale that explains them
             scale = max(self._height_scale(target, entry), target.width / float(np.hypot(ex, ez)))
-            narrowest = min(ex, ez) * scale
+            narrowest = min(ex, ez) * scale * min(self.stretches)
             misfit = max(np.log(narrowest / target.width), 0.0)
             if target.on_floor:  # the height is measured, not only bounded
                 misfit += abs(np.log(scale * ey / (target.top - target.bottom)))
-            costs.append(misfit + 0.25 * abs(np.log(scale)))
+            costs.append(misfit + abs(np.log(scale)))
         order = np.argsort(costs, kind="stable")
         return [indices[k] for k in order[: self.candidates]]
 
@@ -331,37 +339,45 @@ class RetrieveShape(ShapeBackend):
         inliers = (distance < 0.02 * np.maximum(size, 0.5)[:, None]).mean(axis=1)
         iou, violation = self._image_terms(turned + t[:, None, :], target, perception)
         scales = scale[:, None] * np.array([stretch, 1.0, stretch])[None, :]
-        return Hypotheses(index, np.asarray(yaws, dtype=np.float64), scales, t, fit, iou, violation, inliers)
+        implausible = np.maximum(np.abs(np.log(scale)) - np.log(self.size_tolerance), 0.0)
+        return Hypotheses(index, np.asarray(yaws, dtype=np.float64), scales, t, fit, iou, violation, inliers,
+                          implausible)
 
     def _image_terms(self, world: np.ndarray, target: Target,
                      perception: PerceptionResult) -> tuple[np.ndarray, np.ndarray]:
-        """(J,) silhouette IoU on the grid (cells of other objects excluded) and (J,) free-space violation."""
+        """(J,) silhouette IoU on the grid (cells of other objects excluded) and (J,) depth violation:
+        the share of the J x S samples the camera saw through, that lie deep behind the background
+        (inside a wall: the background is not an occluder) or below the floor."""
         J, S, _ = world.shape
         flat = world.reshape(-1, 3)
         uv, z = project_points(perception.camera, perception.to_camera(flat))
+        hyp = np.repeat(np.arange(J), S)
         G = self.grid
         cells = np.floor((uv - target.grid_origin) / target.grid_cell).astype(np.int64)
-        inside = (z > 1e-6) & np.all((cells >= 0) & (cells < G), axis=1)
+        in_front = z > 1e-6
+        on_grid = in_front & np.all((cells >= 0) & (cells < G), axis=1)
         splat = np.zeros((J, G * G), dtype=bool)
-        hyp = np.repeat(np.arange(J), S)
-        splat[hyp[inside], cells[inside, 1] * G + cells[inside, 0]] = True
+        splat[hyp[on_grid], cells[on_grid, 1] * G + cells[on_grid, 0]] = True
         splat = ndimage.binary_closing(splat.reshape(J, G, G), structure=np.ones((1, 3, 3)), border_value=0)
         known = ~target.unknown_grid[None]
         mask = target.mask_grid[None]
         inter = (splat & mask).sum(axis=(1, 2))
         union = ((splat | mask) & known).sum(axis=(1, 2))
-        outside = ~inside & (z > 1e-6)  # samples projecting beyond the grid: the asset is too large or misplaced
-        in_image = self._in_image(uv, perception)
-        beyond = np.bincount(hyp[outside & in_image], minlength=J) / S
-        iou = inter / np.maximum(union, 1) * (1.0 - beyond)
-        violation = free_space_mask(flat, perception, margin=0.03).reshape(J, S).mean(axis=1) + \
-            (flat[:, 1] < -0.03).reshape(J, S).mean(axis=1)
-        return iou, violation
-
-    @staticmethod
-    def _in_image(uv: np.ndarray, perception: PerceptionResult) -> np.ndarray:
         camera = perception.camera
-        return (uv[:, 0] >= 0) & (uv[:, 0] < camera.width) & (uv[:, 1] >= 0) & (uv[:, 1] < camera.height)
+        pixel = np.round(uv).astype(np.int64)
+        in_image = in_front & (pixel[:, 0] >= 0) & (pixel[:, 0] < camera.width) & (pixel[:, 1] >= 0) & \
+            (pixel[:, 1] < camera.height)
+        beyond = np.bincount(hyp[in_image & ~on_grid], minlength=J) / S  # too large or misplaced
+        iou = inter / np.maximum(union, 1) * (1.0 - beyond)
+        u, v, depth_z = pixel[in_image, 0], pixel[in_image, 1], z[in_image]
+        observed = perception.depth[v, u]
+        seen_through = (observed > 0) & (observed > depth_z + 0.03 + 0.01 * depth_z)
+        in_background = (observed > 0) & (perception.instances[v, u] == 0) & \
+            (depth_z > observed + self.background_depth_m + 0.02 * observed)
+        bad = np.zeros(len(flat), dtype=bool)
+        bad[in_image] = seen_through | in_background
+        bad |= flat[:, 1] < -0.03
+        return iou, bad.reshape(J, S).mean(axis=1)
 
     # ------------------------------------------------------------------- result
     def _result(self, h: Hypotheses, j: int, target: Target, n_candidates: int,
@@ -378,7 +394,7 @@ class RetrieveShape(ShapeBackend):
         info = {"backend": "retrieve", "asset": entry.asset.key, "category": entry.asset.category,
                 "asset_source": entry.asset.source, "yaw_deg": float(np.degrees(yaw)) % 360.0,
                 "scale_xyz": h.scales[j].tolist(), "score": float(h.score[j]), "fit": float(h.fit[j]),
-                "silhouette_iou": float(h.iou[j]), "free_space_violation": float(h.violation[j]),
+                "silhouette_iou": float(h.iou[j]), "depth_violation": float(h.violation[j]),
                 "inlier_fraction": float(h.inliers[j]), "floor_contact": target.on_floor,
                 "candidates": n_candidates, "library_size": len(self.library.entries),
                 "runner_up": (self.library.entries[runner_up[1]].asset.key if runner_up[1] >= 0 else None),
