@@ -21,7 +21,8 @@ points, a KD-tree). For one object:
    + depth violation (share of samples where the camera saw through them, or deep behind the
    background: the background hides nothing)
    + an implausible-size penalty (the asset scaled beyond ``size_tolerance`` of its real size).
-4. Refine the best ``refine`` hypotheses over finer yaws and scales; the winner's mesh, stretched
+4. Refine the best ``refine`` hypotheses over finer yaws, uniform scales and x / z stretches
+   (one axis at a time); the winner's mesh, stretched
    and turned, becomes the canonical mesh with its pose (:func:`canonicalise`).
 """
 
@@ -44,6 +45,7 @@ from sceneforge.registry import register
 from sceneforge.shape.base import ShapeBackend, ShapeContext, ShapeError, ShapeResult, canonicalise
 
 LIBRARY_SEED = 90210  # no engine dataset of the tests or benchmarks uses this seed
+REFINE_STRETCHES = ((1.0, 1.0), (0.87, 1.0), (1.15, 1.0), (1.0, 0.87), (1.0, 1.15))  # (x, z) factors
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,7 +135,7 @@ class Target:
 
 @dataclass(frozen=True)
 class Hypotheses:
-    """One asset at one horizontal stretch over J yaws: scales (J, 3) per axis, translations (J, 3)
+    """One asset at one (x, z) stretch over J yaws: scales (J, 3) per axis, translations (J, 3)
     metres, and the (J,) score terms."""
 
     entry_index: int
@@ -196,7 +198,7 @@ class RetrieveShape(ShapeBackend):
         perception = context.perception
         candidates = self._prefilter(target, context.observation.label)
         coarse = np.radians(np.arange(self.yaw_steps) * 360.0 / self.yaw_steps)
-        results = [self._evaluate(index, stretch, coarse, np.ones(len(coarse)), target, perception)
+        results = [self._evaluate(index, (stretch, stretch), coarse, np.ones(len(coarse)), target, perception)
                    for index in candidates for stretch in self.stretches]
         ranked = sorted((float(h.score[j]), k, j) for k, h in enumerate(results) for j in range(len(h.yaws)))
         offsets, factors = np.meshgrid(2.0 * np.pi / self.yaw_steps * np.array([-0.33, 0.0, 0.33]),
@@ -207,9 +209,9 @@ class RetrieveShape(ShapeBackend):
             if len(seen) >= self.refine or (h.entry_index, j) in seen:
                 continue
             seen.add((h.entry_index, j))
-            stretch = float(h.scales[j, 0] / h.scales[j, 1])
-            refined += [self._evaluate(h.entry_index, stretch * s_h, h.yaws[j] + offsets.ravel(), factors.ravel(),
-                                       target, perception) for s_h in (0.9, 1.0, 1.1)]
+            sx, sz = float(h.scales[j, 0] / h.scales[j, 1]), float(h.scales[j, 2] / h.scales[j, 1])
+            refined += [self._evaluate(h.entry_index, (sx * fx, sz * fz), h.yaws[j] + offsets.ravel(), factors.ravel(),
+                                       target, perception) for fx, fz in REFINE_STRETCHES]
         evaluated = results + refined
         best, j = min(((h, j) for h in evaluated for j in range(len(h.yaws))), key=lambda hj: float(hj[0].score[hj[1]]))
         return self._result(best, j, target, len(candidates), evaluated)
@@ -286,19 +288,19 @@ class RetrieveShape(ShapeBackend):
         return [indices[k] for k in order[: self.candidates]]
 
     # ------------------------------------------------------------------ scoring
-    def _tree(self, index: int, stretch: float) -> tuple[np.ndarray, cKDTree]:
-        """The asset's samples stretched horizontally by ``stretch`` (metres, (S, 3)) and their KD-tree."""
-        key = (index, round(stretch, 6))
-        samples = self.library.entries[index].samples * np.array([stretch, 1.0, stretch])
+    def _tree(self, index: int, stretch: tuple[float, float]) -> tuple[np.ndarray, cKDTree]:
+        """The asset's samples stretched along x and z by ``stretch`` (metres, (S, 3)) and their KD-tree."""
+        key = (index, round(stretch[0], 6), round(stretch[1], 6))
+        samples = self.library.entries[index].samples * np.array([stretch[0], 1.0, stretch[1]])
         if key not in self._trees:
             if len(self._trees) > 512:
                 self._trees.clear()
             self._trees[key] = cKDTree(samples)
         return samples, self._trees[key]
 
-    def _evaluate(self, index: int, stretch: float, yaws: np.ndarray, factors: np.ndarray, target: Target,
+    def _evaluate(self, index: int, stretch: tuple[float, float], yaws: np.ndarray, factors: np.ndarray, target: Target,
                   perception: PerceptionResult) -> Hypotheses:
-        """Place the asset (stretched horizontally) at each of the J ``yaws`` (radians), scaled uniformly
+        """Place the asset (stretched along its x and z) at each of the J ``yaws`` (radians), scaled uniformly
         to the smallest size that spans the visible height and width times ``factors`` (J,), refine the
         translations by one-sided ICP and score."""
         samples, tree = self._tree(index, stretch)
@@ -338,7 +340,7 @@ class RetrieveShape(ShapeBackend):
         fit = (np.minimum(distance, cap) / cap).mean(axis=1)
         inliers = (distance < 0.02 * np.maximum(size, 0.5)[:, None]).mean(axis=1)
         iou, violation = self._image_terms(turned + t[:, None, :], target, perception)
-        scales = scale[:, None] * np.array([stretch, 1.0, stretch])[None, :]
+        scales = scale[:, None] * np.array([stretch[0], 1.0, stretch[1]])[None, :]
         implausible = np.maximum(np.abs(np.log(scale)) - np.log(self.size_tolerance), 0.0)
         return Hypotheses(index, np.asarray(yaws, dtype=np.float64), scales, t, fit, iou, violation, inliers,
                           implausible)
