@@ -45,7 +45,6 @@ from sceneforge.registry import register
 from sceneforge.shape.base import ShapeBackend, ShapeContext, ShapeError, ShapeResult, canonicalise
 
 LIBRARY_SEED = 90210  # no engine dataset of the tests or benchmarks uses this seed
-REFINE_STRETCHES = ((1.0, 1.0), (0.87, 1.0), (1.15, 1.0), (1.0, 0.87), (1.0, 1.15))  # (x, z) factors
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,11 +134,13 @@ class Target:
 
 @dataclass(frozen=True)
 class Hypotheses:
-    """One asset at one (x, z) stretch over J yaws: scales (J, 3) per axis, translations (J, 3)
-    metres, and the (J,) score terms."""
+    """One asset at one (x, z) stretch over J yaws: factors (J,) on the smallest uniform scale that
+    spans the visible extents, scales (J, 3) per axis, translations (J, 3) metres, and the (J,)
+    score terms."""
 
     entry_index: int
     yaws: np.ndarray
+    factors: np.ndarray
     scales: np.ndarray
     translations: np.ndarray
     fit: np.ndarray
@@ -173,7 +174,7 @@ class RetrieveShape(ShapeBackend):
     def __init__(self, *, procedural: bool = True, variants_per_category: int = 4, library_seed: int = LIBRARY_SEED,
                  user_folder: str | None = None, use_labels: bool = True, candidates: int = 12, yaw_steps: int = 24,
                  stretches: tuple[float, ...] | list[float] = (0.8, 1.0, 1.25), refine: int = 3, points: int = 200,
-                 grid: int = 32, contact_m: float = 0.08, icp_steps: int = 2, size_tolerance: float = 2.0,
+                 grid: int = 48, contact_m: float = 0.08, icp_steps: int = 2, size_tolerance: float = 2.0,
                  background_depth_m: float = 0.1) -> None:
         self.library = build_library(procedural=procedural, variants_per_category=variants_per_category,
                                      seed=library_seed, user_folder=user_folder)
@@ -200,21 +201,33 @@ class RetrieveShape(ShapeBackend):
         coarse = np.radians(np.arange(self.yaw_steps) * 360.0 / self.yaw_steps)
         results = [self._evaluate(index, (stretch, stretch), coarse, np.ones(len(coarse)), target, perception)
                    for index in candidates for stretch in self.stretches]
-        ranked = sorted((float(h.score[j]), k, j) for k, h in enumerate(results) for j in range(len(h.yaws)))
-        offsets, factors = np.meshgrid(2.0 * np.pi / self.yaw_steps * np.array([-0.33, 0.0, 0.33]),
-                                       np.array([0.92, 1.0, 1.1, 1.2]))
-        refined, seen = [], set()
-        for _, k, j in ranked:
-            h = results[k]
-            if len(seen) >= self.refine or (h.entry_index, j) in seen:
-                continue
-            seen.add((h.entry_index, j))
-            sx, sz = float(h.scales[j, 0] / h.scales[j, 1]), float(h.scales[j, 2] / h.scales[j, 1])
-            refined += [self._evaluate(h.entry_index, (sx * fx, sz * fz), h.yaws[j] + offsets.ravel(), factors.ravel(),
-                                       target, perception) for fx, fz in REFINE_STRETCHES]
+        step = 2.0 * np.pi / self.yaw_steps
+        refined = self._refine(results, self.refine, step * 0.33, (0.92, 1.0, 1.1, 1.2), 0.15, target, perception)
+        refined += self._refine(results + refined, 1, step * 0.16, (0.96, 1.0, 1.04), 0.07, target, perception)
         evaluated = results + refined
         best, j = min(((h, j) for h in evaluated for j in range(len(h.yaws))), key=lambda hj: float(hj[0].score[hj[1]]))
         return self._result(best, j, target, len(candidates), evaluated)
+
+    def _refine(self, pool: list[Hypotheses], count: int, yaw_offset: float, factors: tuple[float, ...],
+                stretch_step: float, target: Target, perception: PerceptionResult) -> list[Hypotheses]:
+        """Around each of the ``count`` best hypotheses of ``pool`` (distinct asset and yaw): yaws
+        +-``yaw_offset`` (radians), its uniform scale factor times ``factors``, and its x or z
+        stretch times 1 +- ``stretch_step``."""
+        ranked = sorted((float(h.score[j]), k, j) for k, h in enumerate(pool) for j in range(len(h.yaws)))
+        yaws, scale_factors = np.meshgrid(np.array([-yaw_offset, 0.0, yaw_offset]), np.asarray(factors))
+        out, seen = [], set()
+        for _, k, j in ranked:
+            h = pool[k]
+            key = (h.entry_index, round(float(h.yaws[j]) % (2 * np.pi), 3))
+            if len(seen) >= count or key in seen:
+                continue
+            seen.add(key)
+            sx, sz = float(h.scales[j, 0] / h.scales[j, 1]), float(h.scales[j, 2] / h.scales[j, 1])
+            for fx, fz in ((1.0, 1.0), (1 - stretch_step, 1.0), (1 + stretch_step, 1.0), (1.0, 1 - stretch_step),
+                           (1.0, 1 + stretch_step)):
+                out.append(self._evaluate(h.entry_index, (sx * fx, sz * fz), h.yaws[j] + yaws.ravel(),
+                                          h.factors[j] * scale_factors.ravel(), target, perception))
+        return out
 
     # ------------------------------------------------------------------ target
     def _target(self, context: ShapeContext) -> Target:
@@ -342,8 +355,8 @@ class RetrieveShape(ShapeBackend):
         iou, violation = self._image_terms(turned + t[:, None, :], target, perception)
         scales = scale[:, None] * np.array([stretch[0], 1.0, stretch[1]])[None, :]
         implausible = np.maximum(np.abs(np.log(scale)) - np.log(self.size_tolerance), 0.0)
-        return Hypotheses(index, np.asarray(yaws, dtype=np.float64), scales, t, fit, iou, violation, inliers,
-                          implausible)
+        return Hypotheses(index, np.asarray(yaws, dtype=np.float64), np.asarray(factors, dtype=np.float64), scales,
+                          t, fit, iou, violation, inliers, implausible)
 
     def _image_terms(self, world: np.ndarray, target: Target,
                      perception: PerceptionResult) -> tuple[np.ndarray, np.ndarray]:
