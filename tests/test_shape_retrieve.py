@@ -121,3 +121,15 @@ def test_broken_library_files_warn_and_are_reported(chair_mesh, tmp_path):
     result = pipeline.run(chair_view(chair_mesh))
     assert any("broken.ply" in w for w in result.report["warnings"])
     assert result.report["objects"]["1"]["asset"] == "user/chair/good.ply"
+
+
+def test_cli_selects_retrieve_and_reports_the_assets(run_cli, engine_view, tmp_path):
+    import json
+
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli("reconstruct", "--input", engine_view.input_dir, "--shape", "retrieve",
+                                   "--pose", "initial", "--out", out)
+    assert code == 0, stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["pipeline"]["shape"]["name"] == "retrieve"
+    assert all(info["asset"].startswith("procedural/") for info in report["objects"].values())
