@@ -8,10 +8,12 @@ points, a KD-tree). For one object:
 1. Target: the object's visible points (world, y up, floor y = 0), floor contact and height as in
    ``lift``, its amodal mask on a coarse grid over the mask's box, and the grid cells covered by
    other objects (unknown: the object may continue behind them).
-2. Prefilter (cheap): an asset whose height, scaled to the object's height, gives a footprint that
-   cannot produce the visible horizontal width at any yaw, or a scale far from the asset's real
-   size, ranks low; the best ``candidates`` are kept. When the object's label names a library
-   category (``use_labels``), only that category's assets are candidates.
+2. Prefilter (cheap, extents only): each asset is scaled to the smallest size that spans the
+   visible height and width (both are lower bounds of the true ones); an asset whose narrowest
+   footprint side is then wider than the visible width, whose height disagrees with a measured
+   floor-to-top height, or whose scale is far from 1 (its real size) ranks low; the best
+   ``candidates`` are kept. When the object's label names a library category (``use_labels``),
+   only that category's assets are candidates.
 3. Coarse search: every candidate, at ``yaw_steps`` yaws and horizontal stretch factors
    ``stretches`` (height fixed by the observation): the asset is placed with its front on the
    visible points (or its bottom on the floor), its translation refined by a few one-sided
@@ -22,8 +24,8 @@ points, a KD-tree). For one object:
    background: the background hides nothing)
    + an implausible-size penalty (the asset scaled beyond ``size_tolerance`` of its real size).
 4. Refine the best ``refine`` hypotheses over finer yaws, uniform scales and x / z stretches
-   (one axis at a time); the winner's mesh, stretched
-   and turned, becomes the canonical mesh with its pose (:func:`canonicalise`).
+   (one axis at a time), then the best one again with half the steps; the winner's mesh,
+   stretched and turned, becomes the canonical mesh with its pose (:func:`canonicalise`).
 """
 
 from __future__ import annotations
@@ -189,7 +191,7 @@ class RetrieveShape(ShapeBackend):
         self.icp_steps = int(icp_steps)
         self.size_tolerance = float(size_tolerance)
         self.background_depth_m = float(background_depth_m)
-        self._trees: dict[tuple[int, tuple[float, float, float]], cKDTree] = {}
+        self._trees: dict[tuple[int, float, float], cKDTree] = {}
 
     def warnings(self) -> tuple[str, ...]:
         return tuple(f"retrieval library: skipped {path}: {problem}" for path, problem in self.library.skipped)
