@@ -10,6 +10,7 @@ object alone); then all objects are refined together with Adam, the physical ter
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from sceneforge.render.soft_silhouette import (SoftSilhouetteSettings, crop_intr
                                                render_soft_silhouettes, samples_for_radius)
 
 DTYPE = torch.float32
+HYPOTHESIS_MARGIN = 0.1
 TERMS = ("silhouette", "points", "penetration", "background", "floor", "support")
 
 
@@ -264,7 +266,7 @@ class PoseOptimiser:
             iterations = 0
             if objects:
                 self._yaw_search(problem, objects, context)
-                iterations = self._refine(problem, objects, context, history)
+                iterations = self._refine(problem, objects, context, history, s.iterations, s.use_physical)
             results = tuple(self._result(problem, o, context) for o in objects)
         finally:
             torch.set_num_threads(previous_threads)
@@ -287,30 +289,63 @@ class PoseOptimiser:
         return context
 
     def _yaw_search(self, problem: PoseProblem, objects: list[_Object], context: dict) -> None:
-        """Per object, pick the best of ``yaw_candidates`` yaw offsets (0 included) by silhouette +
-        point losses; an offset other than 0 must beat 0 by 2 % to be taken."""
+        """Per object, score ``yaw_candidates`` yaw offsets (0 included) by silhouette + point
+        losses; then refine the initial yaw and the ``yaw_hypotheses - 1`` best others for
+        ``hypothesis_iterations`` Adam steps each (image terms only, every hypothesis alone) and keep
+        the one of the lowest refined loss. An offset other than 0 must beat 0 by 2 % (scores) or by
+        HYPOTHESIS_MARGIN (refined losses: a symmetric shape's equivalent yaws differ by sampling
+        noise of a few %) to be taken."""
         s = self.settings
         n = s.yaw_candidates
         if n <= 1 or not (s.use_silhouette or s.use_points):
             return
-        weights = self._weights()[:2]
         scores = []
         with torch.no_grad():
             for k in range(n):
                 for o in objects:
                     o.model.set_yaw(2.0 * math.pi * k / n)
-                poses = [o.model() for o in objects]
-                terms = self._losses(problem, objects, poses, context, physical=False)
-                scores.append((terms[:, :2] * weights).sum(dim=1))
+                scores.append(self._image_loss(problem, objects, context))
         scores_t = torch.stack(scores)  # (n, B)
+        candidates = []
         for i, o in enumerate(objects):
-            best = int(torch.argmin(scores_t[:, i]))
-            if not scores_t[best, i] < 0.98 * scores_t[0, i]:
-                best = 0
-            o.yaw_offset = 2.0 * math.pi * best / n if o.active else 0.0
+            others = [int(k) for k in torch.argsort(scores_t[1:, i]) + 1]
+            if not o.active:
+                others = []
+            elif s.yaw_hypotheses <= 1 or s.hypothesis_iterations == 0:
+                others = [k for k in others[:1] if scores_t[k, i] < 0.98 * scores_t[0, i]]
+            candidates.append([0] + others[:max(0, s.yaw_hypotheses - 1)])
+        if any(len(c) > 1 for c in candidates) and s.yaw_hypotheses > 1 and s.hypothesis_iterations > 0:
+            hypotheses = []
+            for o, yaws in zip(objects, candidates):
+                for k in yaws:
+                    h = dataclasses.replace(o, model=copy.deepcopy(o.model), warnings=[], yaw_offset=2.0 * math.pi * k / n)
+                    h.model.set_yaw(h.yaw_offset)
+                    hypotheses.append(h)
+            self._refine(problem, hypotheses, context, [], s.hypothesis_iterations, physical=False)
+            with torch.no_grad():
+                refined = self._image_loss(problem, hypotheses, context)
+            start = 0
+            for o, yaws in zip(objects, candidates):
+                losses = refined[start:start + len(yaws)]
+                best = int(torch.argmin(losses))
+                if not losses[best] < (1.0 - HYPOTHESIS_MARGIN) * losses[0]:
+                    best = 0
+                o.model, o.yaw_offset = hypotheses[start + best].model, hypotheses[start + best].yaw_offset
+                start += len(yaws)
+            return
+        for o, yaws in zip(objects, candidates):
+            o.yaw_offset = 2.0 * math.pi * yaws[-1] / n
             o.model.set_yaw(o.yaw_offset)
 
-    def _refine(self, problem: PoseProblem, objects: list[_Object], context: dict, history: list[float]) -> int:
+    def _image_loss(self, problem: PoseProblem, objects: list[_Object], context: dict) -> torch.Tensor:
+        """(B,) weighted silhouette + point loss of every object at its model's current pose."""
+        terms = self._losses(problem, objects, [o.model() for o in objects], context, physical=False)
+        return (terms[:, :2] * self._weights()[:2]).sum(dim=1)
+
+    def _refine(self, problem: PoseProblem, objects: list[_Object], context: dict, history: list[float],
+                iterations: int, physical: bool) -> int:
+        """Adam on every active object's parameters for at most ``iterations`` steps (schedule in
+        PoseSettings); restores the poses of the lowest total loss; returns the steps taken."""
         s = self.settings
         groups = []
         lrs = {"translation": s.lr_translation, "rotation": s.lr_rotation, "scale": s.lr_scale}
@@ -322,19 +357,19 @@ class PoseOptimiser:
                     groups.append({"params": params, "lr": lrs[kind], "base_lr": lrs[kind]})
         for o in objects:
             o.last_good = _snapshot(o.model)
-        if not groups or s.iterations == 0:
+        if not groups or iterations == 0:
             return 0
         optimiser = torch.optim.Adam(groups)
         weights = self._weights()
         best_loss, best_state, since_best = math.inf, None, 0
         iteration = 0
-        for iteration in range(1, s.iterations + 1):
-            fraction = s.final_lr_fraction + (1 - s.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * (iteration - 1) / s.iterations))
+        for iteration in range(1, iterations + 1):
+            fraction = s.final_lr_fraction + (1 - s.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * (iteration - 1) / iterations))
             for g in optimiser.param_groups:
                 g["lr"] = g["base_lr"] * fraction
             optimiser.zero_grad(set_to_none=True)
             poses = [o.model() for o in objects]
-            terms = self._losses(problem, objects, poses, context, physical=s.use_physical)
+            terms = self._losses(problem, objects, poses, context, physical=physical)
             per_object = (terms * weights).sum(dim=1)
             bad = [i for i, o in enumerate(objects) if o.active and not torch.isfinite(per_object[i])]
             if bad:
