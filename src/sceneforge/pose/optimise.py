@@ -25,6 +25,7 @@ from sceneforge.pose.models import PoseModel, PosedSimilarity, build_model
 from sceneforge.pose.problem import (ObjectPoseResult, PoseOptimisationResult, PoseProblem, PoseSettings,
                                      PoseTarget)
 from sceneforge.pose.sdf import build_sdf_grid
+from sceneforge.types import Similarity
 from sceneforge.render.soft_silhouette import (SoftSilhouetteSettings, crop_intrinsics,
                                                render_soft_silhouettes, samples_for_radius)
 
@@ -116,21 +117,36 @@ class PoseOptimiser:
         self.settings = settings or PoseSettings()
 
     # ----- setup -------------------------------------------------------------------------------
-    def _model_kind(self, problem: PoseProblem, target: PoseTarget) -> str:
+    def _model_kind(self, problem: PoseProblem, target: PoseTarget, pose: Similarity | None = None) -> str:
+        """The pose model of ``target`` placed at ``pose`` (default: its initial pose)."""
         s = self.settings
         if s.model != "auto":
             return s.model if (s.model != "planar" or s.use_planar) else "5dof"
         if not s.use_planar:
             return "5dof"
+        pose = target.initial_pose if pose is None else pose
         bottom = _canonical_pivot(target.mesh)
-        height = float(problem.floor.signed_distance(target.initial_pose.apply(bottom[None]))[0])
-        near = abs(height) < max(s.floor_height_tolerance, 0.1 * float(target.initial_pose.s))
+        height = float(problem.floor.signed_distance(pose.apply(bottom[None]))[0])
+        near = abs(height) < max(s.floor_height_tolerance, 0.1 * float(pose.s))
         if problem.floor_mask is None or s.floor_rule == "height":
             return "planar" if near else "5dof"
         touch = touches_floor(target.mask, problem.floor_mask, s.floor_touch_px)
         if s.floor_rule == "mask_and_height":
             touch = touch and near
         return "planar" if touch else "5dof"
+
+    def _rechoose_models(self, problem: PoseProblem, objects: list[_Object]) -> None:
+        """After the yaw hypotheses are refined, decide each model again at its refined pose: the
+        initial pose's bottom can be far above the floor (a floor lamp whose shape stage saw only
+        the shade), the image-fitted pose's is not. A changed model restarts from that pose."""
+        for o in objects:
+            if not o.active:
+                continue
+            with torch.no_grad():
+                pose = o.model().to_similarity()
+            kind = self._model_kind(problem, o.target, pose)
+            if kind != o.model.kind:
+                o.model = build_model(kind, pose, problem.floor, _canonical_pivot(o.target.mesh), DTYPE)
 
     def _prepare(self, problem: PoseProblem, generator: np.random.Generator) -> list[_Object]:
         s = self.settings
@@ -266,8 +282,10 @@ class PoseOptimiser:
             iterations = 0
             if objects:
                 self._yaw_search(problem, objects, context)
+                self._rechoose_models(problem, objects)
                 iterations = self._refine(problem, objects, context, history, s.iterations, s.use_physical)
-            results = tuple(self._result(problem, o, context) for o in objects)
+            final_terms = self._final_terms(problem, objects, context)
+            results = tuple(self._result(o, terms) for o, terms in zip(objects, final_terms))
         finally:
             torch.set_num_threads(previous_threads)
         warnings = tuple(f"object {r.id}: {w}" for r in results for w in r.warnings)
@@ -414,14 +432,22 @@ class PoseOptimiser:
         o.status = "nan_stopped"
         o.warnings.append(f"loss became non-finite at iteration {iteration}: last good pose kept")
 
-    def _result(self, problem: PoseProblem, o: _Object, context: dict) -> ObjectPoseResult:
+    def _final_terms(self, problem: PoseProblem, objects: list[_Object], context: dict) -> list[dict[str, float]]:
+        """Each object's unweighted loss terms at its returned pose (report.json)."""
+        if not objects:
+            return []
+        with torch.no_grad():
+            terms = self._losses(problem, objects, [o.model() for o in objects], context, physical=self.settings.use_physical)
+        return [{name: float(value) for name, value in zip(TERMS, row)} for row in terms]
+
+    def _result(self, o: _Object, losses: dict[str, float]) -> ObjectPoseResult:
         if o.status == "kept_initial":
             pose = o.target.initial_pose
         else:
             with torch.no_grad():
                 pose = o.model().to_similarity()
         return ObjectPoseResult(id=o.target.id, pose=pose, initial_pose=o.target.initial_pose,
-                                model=o.model.kind, status=o.status, warnings=tuple(o.warnings),
+                                model=o.model.kind, status=o.status, warnings=tuple(o.warnings), losses=losses,
                                 yaw_offset_deg=math.degrees(o.yaw_offset))
 
 
