@@ -96,7 +96,7 @@ class PoseSettings:
     floor_touch_px: int = 3
     floor_height_tolerance: float = 0.05
     yaw_candidates: int = 8
-    yaw_hypotheses: int = 3
+    yaw_hypotheses: int = 8
     hypothesis_iterations: int = 30
     min_pixels: int = 64
     min_points: int = 32
