@@ -41,7 +41,8 @@ def test_perturbed_poses_are_recovered(scene, result):
     mean_scale_before = np.mean([pose_error(t.initial_pose, g)[2] for t, g in zip(problem.targets, truths)])
     mean_scale_after = np.mean([pose_error(o.pose, g)[2] for o, g in zip(result.objects, truths)])
     assert mean_scale_after < 0.7 * mean_scale_before
-    assert result.loss_history[-1] < 0.5 * result.loss_history[0]
+    # the joint phase starts from the refined yaw hypotheses (most of the fit is done there)
+    assert result.loss_history[-1] < 0.9 * result.loss_history[0]
 
 
 def test_models_follow_the_floor_rule(scene, result):
@@ -138,7 +139,8 @@ def test_nan_loss_stops_that_object_and_keeps_its_last_good_pose(scene, monkeypa
         return value
 
     monkeypatch.setattr(optimise_module.L, "point_to_surface_loss", poisoned)
-    result = PoseOptimiser(dataclasses.replace(FAST, iterations=30, patience=30)).optimise(problem)
+    # one yaw hypothesis: no hypothesis refinement before the joint phase (the call count above)
+    result = PoseOptimiser(dataclasses.replace(FAST, iterations=30, patience=30, yaw_hypotheses=1)).optimise(problem)
     stopped = result.object(3)
     assert stopped.status == "nan_stopped"
     assert "non-finite at iteration 11" in stopped.warnings[0]

@@ -10,6 +10,7 @@ object alone); then all objects are refined together with Adam, the physical ter
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -24,10 +25,12 @@ from sceneforge.pose.models import PoseModel, PosedSimilarity, build_model
 from sceneforge.pose.problem import (ObjectPoseResult, PoseOptimisationResult, PoseProblem, PoseSettings,
                                      PoseTarget)
 from sceneforge.pose.sdf import build_sdf_grid
+from sceneforge.types import Similarity
 from sceneforge.render.soft_silhouette import (SoftSilhouetteSettings, crop_intrinsics,
                                                render_soft_silhouettes, samples_for_radius)
 
 DTYPE = torch.float32
+HYPOTHESIS_MARGIN = 0.1
 TERMS = ("silhouette", "points", "penetration", "background", "floor", "support")
 
 
@@ -114,21 +117,36 @@ class PoseOptimiser:
         self.settings = settings or PoseSettings()
 
     # ----- setup -------------------------------------------------------------------------------
-    def _model_kind(self, problem: PoseProblem, target: PoseTarget) -> str:
+    def _model_kind(self, problem: PoseProblem, target: PoseTarget, pose: Similarity | None = None) -> str:
+        """The pose model of ``target`` placed at ``pose`` (default: its initial pose)."""
         s = self.settings
         if s.model != "auto":
             return s.model if (s.model != "planar" or s.use_planar) else "5dof"
         if not s.use_planar:
             return "5dof"
+        pose = target.initial_pose if pose is None else pose
         bottom = _canonical_pivot(target.mesh)
-        height = float(problem.floor.signed_distance(target.initial_pose.apply(bottom[None]))[0])
-        near = abs(height) < max(s.floor_height_tolerance, 0.1 * float(target.initial_pose.s))
+        height = float(problem.floor.signed_distance(pose.apply(bottom[None]))[0])
+        near = abs(height) < max(s.floor_height_tolerance, 0.1 * float(pose.s))
         if problem.floor_mask is None or s.floor_rule == "height":
             return "planar" if near else "5dof"
         touch = touches_floor(target.mask, problem.floor_mask, s.floor_touch_px)
         if s.floor_rule == "mask_and_height":
             touch = touch and near
         return "planar" if touch else "5dof"
+
+    def _rechoose_models(self, problem: PoseProblem, objects: list[_Object]) -> None:
+        """After the yaw hypotheses are refined, decide each model again at its refined pose: the
+        initial pose's bottom can be far above the floor (a floor lamp whose shape stage saw only
+        the shade), the image-fitted pose's is not. A changed model restarts from that pose."""
+        for o in objects:
+            if not o.active:
+                continue
+            with torch.no_grad():
+                pose = o.model().to_similarity()
+            kind = self._model_kind(problem, o.target, pose)
+            if kind != o.model.kind:
+                o.model = build_model(kind, pose, problem.floor, _canonical_pivot(o.target.mesh), DTYPE)
 
     def _prepare(self, problem: PoseProblem, generator: np.random.Generator) -> list[_Object]:
         s = self.settings
@@ -264,8 +282,10 @@ class PoseOptimiser:
             iterations = 0
             if objects:
                 self._yaw_search(problem, objects, context)
-                iterations = self._refine(problem, objects, context, history)
-            results = tuple(self._result(problem, o, context) for o in objects)
+                self._rechoose_models(problem, objects)
+                iterations = self._refine(problem, objects, context, history, s.iterations, s.use_physical)
+            final_terms = self._final_terms(problem, objects, context)
+            results = tuple(self._result(o, terms) for o, terms in zip(objects, final_terms))
         finally:
             torch.set_num_threads(previous_threads)
         warnings = tuple(f"object {r.id}: {w}" for r in results for w in r.warnings)
@@ -287,30 +307,63 @@ class PoseOptimiser:
         return context
 
     def _yaw_search(self, problem: PoseProblem, objects: list[_Object], context: dict) -> None:
-        """Per object, pick the best of ``yaw_candidates`` yaw offsets (0 included) by silhouette +
-        point losses; an offset other than 0 must beat 0 by 2 % to be taken."""
+        """Per object, score ``yaw_candidates`` yaw offsets (0 included) by silhouette + point
+        losses; then refine the initial yaw and the ``yaw_hypotheses - 1`` best others for
+        ``hypothesis_iterations`` Adam steps each (image terms only, every hypothesis alone) and keep
+        the one of the lowest refined loss. An offset other than 0 must beat 0 by 2 % (scores) or by
+        HYPOTHESIS_MARGIN (refined losses: a symmetric shape's equivalent yaws differ by sampling
+        noise of a few %) to be taken."""
         s = self.settings
         n = s.yaw_candidates
         if n <= 1 or not (s.use_silhouette or s.use_points):
             return
-        weights = self._weights()[:2]
         scores = []
         with torch.no_grad():
             for k in range(n):
                 for o in objects:
                     o.model.set_yaw(2.0 * math.pi * k / n)
-                poses = [o.model() for o in objects]
-                terms = self._losses(problem, objects, poses, context, physical=False)
-                scores.append((terms[:, :2] * weights).sum(dim=1))
+                scores.append(self._image_loss(problem, objects, context))
         scores_t = torch.stack(scores)  # (n, B)
+        candidates = []
         for i, o in enumerate(objects):
-            best = int(torch.argmin(scores_t[:, i]))
-            if not scores_t[best, i] < 0.98 * scores_t[0, i]:
-                best = 0
-            o.yaw_offset = 2.0 * math.pi * best / n if o.active else 0.0
+            others = [int(k) for k in torch.argsort(scores_t[1:, i]) + 1]
+            if not o.active:
+                others = []
+            elif s.yaw_hypotheses <= 1 or s.hypothesis_iterations == 0:
+                others = [k for k in others[:1] if scores_t[k, i] < 0.98 * scores_t[0, i]]
+            candidates.append([0] + others[:max(0, s.yaw_hypotheses - 1)])
+        if any(len(c) > 1 for c in candidates) and s.yaw_hypotheses > 1 and s.hypothesis_iterations > 0:
+            hypotheses = []
+            for o, yaws in zip(objects, candidates):
+                for k in yaws:
+                    h = dataclasses.replace(o, model=copy.deepcopy(o.model), warnings=[], yaw_offset=2.0 * math.pi * k / n)
+                    h.model.set_yaw(h.yaw_offset)
+                    hypotheses.append(h)
+            self._refine(problem, hypotheses, context, [], s.hypothesis_iterations, physical=False)
+            with torch.no_grad():
+                refined = self._image_loss(problem, hypotheses, context)
+            start = 0
+            for o, yaws in zip(objects, candidates):
+                losses = refined[start:start + len(yaws)]
+                best = int(torch.argmin(losses))
+                if not losses[best] < (1.0 - HYPOTHESIS_MARGIN) * losses[0]:
+                    best = 0
+                o.model, o.yaw_offset = hypotheses[start + best].model, hypotheses[start + best].yaw_offset
+                start += len(yaws)
+            return
+        for o, yaws in zip(objects, candidates):
+            o.yaw_offset = 2.0 * math.pi * yaws[-1] / n
             o.model.set_yaw(o.yaw_offset)
 
-    def _refine(self, problem: PoseProblem, objects: list[_Object], context: dict, history: list[float]) -> int:
+    def _image_loss(self, problem: PoseProblem, objects: list[_Object], context: dict) -> torch.Tensor:
+        """(B,) weighted silhouette + point loss of every object at its model's current pose."""
+        terms = self._losses(problem, objects, [o.model() for o in objects], context, physical=False)
+        return (terms[:, :2] * self._weights()[:2]).sum(dim=1)
+
+    def _refine(self, problem: PoseProblem, objects: list[_Object], context: dict, history: list[float],
+                iterations: int, physical: bool) -> int:
+        """Adam on every active object's parameters for at most ``iterations`` steps (schedule in
+        PoseSettings); restores the poses of the lowest total loss; returns the steps taken."""
         s = self.settings
         groups = []
         lrs = {"translation": s.lr_translation, "rotation": s.lr_rotation, "scale": s.lr_scale}
@@ -322,19 +375,19 @@ class PoseOptimiser:
                     groups.append({"params": params, "lr": lrs[kind], "base_lr": lrs[kind]})
         for o in objects:
             o.last_good = _snapshot(o.model)
-        if not groups or s.iterations == 0:
+        if not groups or iterations == 0:
             return 0
         optimiser = torch.optim.Adam(groups)
         weights = self._weights()
         best_loss, best_state, since_best = math.inf, None, 0
         iteration = 0
-        for iteration in range(1, s.iterations + 1):
-            fraction = s.final_lr_fraction + (1 - s.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * (iteration - 1) / s.iterations))
+        for iteration in range(1, iterations + 1):
+            fraction = s.final_lr_fraction + (1 - s.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * (iteration - 1) / iterations))
             for g in optimiser.param_groups:
                 g["lr"] = g["base_lr"] * fraction
             optimiser.zero_grad(set_to_none=True)
             poses = [o.model() for o in objects]
-            terms = self._losses(problem, objects, poses, context, physical=s.use_physical)
+            terms = self._losses(problem, objects, poses, context, physical=physical)
             per_object = (terms * weights).sum(dim=1)
             bad = [i for i, o in enumerate(objects) if o.active and not torch.isfinite(per_object[i])]
             if bad:
@@ -379,14 +432,22 @@ class PoseOptimiser:
         o.status = "nan_stopped"
         o.warnings.append(f"loss became non-finite at iteration {iteration}: last good pose kept")
 
-    def _result(self, problem: PoseProblem, o: _Object, context: dict) -> ObjectPoseResult:
+    def _final_terms(self, problem: PoseProblem, objects: list[_Object], context: dict) -> list[dict[str, float]]:
+        """Each object's unweighted loss terms at its returned pose (report.json)."""
+        if not objects:
+            return []
+        with torch.no_grad():
+            terms = self._losses(problem, objects, [o.model() for o in objects], context, physical=self.settings.use_physical)
+        return [{name: float(value) for name, value in zip(TERMS, row)} for row in terms]
+
+    def _result(self, o: _Object, losses: dict[str, float]) -> ObjectPoseResult:
         if o.status == "kept_initial":
             pose = o.target.initial_pose
         else:
             with torch.no_grad():
                 pose = o.model().to_similarity()
         return ObjectPoseResult(id=o.target.id, pose=pose, initial_pose=o.target.initial_pose,
-                                model=o.model.kind, status=o.status, warnings=tuple(o.warnings),
+                                model=o.model.kind, status=o.status, warnings=tuple(o.warnings), losses=losses,
                                 yaw_offset_deg=math.degrees(o.yaw_offset))
 
 

@@ -96,6 +96,8 @@ class PoseSettings:
     floor_touch_px: int = 3
     floor_height_tolerance: float = 0.05
     yaw_candidates: int = 8
+    yaw_hypotheses: int = 8
+    hypothesis_iterations: int = 30
     min_pixels: int = 64
     min_points: int = 32
     seed: int = 0
@@ -110,6 +112,9 @@ class PoseSettings:
             raise ValueError(f"iterations must be >= 0, got {self.iterations}")
         if self.yaw_candidates < 1:
             raise ValueError(f"yaw_candidates must be >= 1, got {self.yaw_candidates}")
+        if self.yaw_hypotheses < 1 or self.hypothesis_iterations < 0:
+            raise ValueError(f"yaw_hypotheses must be >= 1 and hypothesis_iterations >= 0, got "
+                             f"{self.yaw_hypotheses} and {self.hypothesis_iterations}")
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
