@@ -29,7 +29,9 @@ from sceneforge.models.data import (
     UnitMesh,
     camera_pose,
     collate_samples,
+    find_views,
     poses_to_vectors,
+    split_views,
     target_pose,
     vectors_to_poses,
 )
@@ -284,6 +286,18 @@ def test_collate_pads_and_masks(engine_data):
         assert torch.all(batch.target[b, n:] == 0)
     assert ds[0].object_points.tolist() == ds[0].object_points.tolist()
     assert not np.array_equal(ds[(0, 1)].object_points, ds[(0, 2)].object_points)
+
+
+def test_a_folder_of_datasets_is_read_together(engine_data, tmp_path):
+    root = tmp_path / "both"
+    root.mkdir()
+    for name in ("iscene", "openset"):
+        (root / name).symlink_to(engine_data, target_is_directory=True)
+    single, both = find_views(engine_data), find_views(root)
+    assert len(both) == 2 * len(single)
+    assert [v.relative_to(root / "iscene") for v in both[:len(single)]] == [v.relative_to(engine_data) for v in single]
+    held = split_views(both, "val", 1)
+    assert held and all(v.parts[-4] == "openset" for v in held)
 
 
 def test_dataset_errors_name_the_problem(tmp_path):
