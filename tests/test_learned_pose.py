@@ -522,3 +522,63 @@ def test_pose_errors_are_zero_for_the_true_poses(engine_data, tmp_path, monkeypa
     monkeypatch.setattr(validate, "predict_poses", real_predict)
     untrained = validate.pose_errors(loaded, ds, max_views=2, samples=2, steps=2)
     assert untrained.rotation_deg_median > 1.0
+
+
+# ------------------------------------------------------------------------------ pose stages
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A tiny model with random (non-zero) output layers, saved as a checkpoint folder."""
+    torch.manual_seed(0)
+    return save_model(trained_like(PoseModel(TINY_MODEL)), TINY_DATA, tmp_path_factory.mktemp("ck"), step=7)
+
+
+def _pipeline_on_engine_view(engine_data: Path, pose):
+    from sceneforge.pipeline import ScenePipeline
+
+    view = find_views(engine_data)[0]
+    scene_input = load_input(view)
+    return scene_input, ScenePipeline(shape="visible", pose=pose).run(scene_input)
+
+
+def test_learned_stage_poses_are_the_models_in_the_world_frame(engine_data, tiny_checkpoint):
+    from sceneforge.types import SceneInput, Similarity
+
+    stage = {"name": "learned", "config": {"checkpoint": str(tiny_checkpoint), "samples": 3, "flow_steps": 2}}
+    _, result = _pipeline_on_engine_view(engine_data, stage)
+    report = result.report["pose"]
+    assert report["name"] == "learned" and report["checkpoint_step"] == 7 and len(report["sample_scores"]) == 3
+    seen = result.perception   # the model sees the cleaned depth of the perception stage
+    seen_input = SceneInput(seen.image, seen.instances, seen.depth, seen.camera)
+    direct = predict_poses(load_model(tiny_checkpoint), seen_input, {o.id: o.mesh for o in result.scene.objects},
+                           samples=3, steps=2, seed=0)
+    cam_world = Similarity.from_matrix(result.scene.camera.T_world_cam).inverse()
+    by_id = {o.id: o for o in result.scene.objects}
+    assert direct.objects
+    for predicted in direct.objects:
+        in_camera = (cam_world @ by_id[predicted.object_id].pose).matrix
+        np.testing.assert_allclose(in_camera, predicted.T_cam_obj.matrix, atol=1e-6)
+
+
+def test_learned_optimise_starts_from_the_model(engine_data, tiny_checkpoint):
+    stage = {"name": "learned_optimise", "config": {"checkpoint": str(tiny_checkpoint), "samples": 2,
+                                                    "flow_steps": 1, "iterations": 3}}
+    _, result = _pipeline_on_engine_view(engine_data, stage)
+    report = result.report["pose"]
+    assert report["name"] == "learned_optimise" and report["initialisation"]["name"] == "learned"
+    assert len(report["objects"]) == len(result.scene.objects)
+    json.dumps(report)
+
+
+def test_learned_pose_without_a_checkpoint_is_a_clear_error(engine_data, tmp_path, monkeypatch, run_cli):
+    from sceneforge.pose import learned
+    from sceneforge.pose.base import OptimisedPoses, resolve_pose_stage
+
+    monkeypatch.setattr(learned, "SHIPPED_CHECKPOINT", tmp_path / "none")
+    assert isinstance(resolve_pose_stage("auto", depth_given=True), OptimisedPoses)
+    code, _, err = run_cli("reconstruct", "--input", find_views(engine_data)[0], "--out", tmp_path / "out", "--pose", "learned",
+                           "--shape", "visible")
+    assert code == 2 and "no pose-model checkpoint ships" in err and "Traceback" not in err
+    with pytest.raises(InputError, match="not a pose-model checkpoint"):
+        _pipeline_on_engine_view(engine_data, {"name": "learned", "config": {"checkpoint": str(tmp_path)}})

@@ -264,8 +264,10 @@ def train_pose(
 
 ShapeOption = typer.Option(None, "--shape", help="Shape backend: lift (completed closed meshes; default) or "
                                                  "visible (the visible-points baseline).")
-PoseOption = typer.Option(None, "--pose", help="Pose stage: auto (default: optimise with depth, initial without), "
-                                               "initial (the shape stage's poses) or optimise.")
+PoseOption = typer.Option(None, "--pose", help="Pose stage: auto (default: with depth, optimise started from the "
+                                               "learned model when a checkpoint ships, else optimise; initial "
+                                               "without depth), initial (the shape stage's poses), optimise, learned "
+                                               "(the learned pose model alone) or learned_optimise.")
 ConfigOption = typer.Option(None, "--config", help="Pipeline JSON (stage names and settings, e.g. the 'pipeline' "
                                                    "of a report.json); --shape/--pose override it.")
 FormatOption = typer.Option(["glb", "usda", "json"], "--format", help="Scene files to write (repeatable): "

@@ -2,6 +2,8 @@
 
 - ``initial``: keep the shape stage's initial poses (the reconstruction issue's baseline);
 - ``optimise``: 3D-RE-GEN's joint differentiable refinement (:class:`~sceneforge.pose.optimise.PoseOptimiser`).
+
+The learned model's stages (``learned``, ``learned_optimise``) are in :mod:`sceneforge.pose.learned`.
 """
 
 from __future__ import annotations
@@ -70,13 +72,18 @@ AUTO = "auto"
 
 
 def resolve_pose_stage(pose: str | Mapping[str, Any] | None, depth_given: bool) -> PoseStage:
-    """The pose component for a run: ``"auto"`` (or None) means ``optimise`` when the input has
-    depth (the optimisation needs its points and floor) and ``initial`` otherwise; any other name
-    or ``{"name", "config"}`` description is built from the registry."""
+    """The pose component for a run: ``"auto"`` (or None) means, when the input has depth (the
+    optimisation and the learned model need its points), ``learned_optimise`` (the optimisation
+    started from the learned model's poses) if the package ships a pose-model checkpoint and
+    ``optimise`` if not; ``initial`` without depth. Any other name or ``{"name", "config"}``
+    description is built from the registry."""
+    from sceneforge.pose.learned import shipped_checkpoint
     from sceneforge.registry import from_description
 
     if pose is None or pose == AUTO:
-        return create_pose_stage("optimise" if depth_given else "initial")
+        if not depth_given:
+            return create_pose_stage("initial")
+        return create_pose_stage("learned_optimise" if shipped_checkpoint() is not None else "optimise")
     return from_description("pose", pose)
 
 

@@ -1,0 +1,111 @@
+"""Pose stages of the learned pose model (SceneMaker-style flow transformer, ``sceneforge.models``).
+
+- ``learned``: the model's poses alone: K flow samples of all objects, the one most consistent with
+  the masks and depth kept (:func:`sceneforge.models.predict.predict_poses`);
+- ``learned_optimise``: the pose optimisation started from the model's poses instead of the shape
+  stage's.
+
+The geometry the model sees is each object's mesh from the shape stage. The checkpoint is a folder
+written by ``sceneforge train pose`` (``checkpoint=DIR``); without one the checkpoint shipped in the
+package (``sceneforge/data/pose_model``) is used, and a clear error says when there is none.
+Objects with too few depth pixels for the model keep their incoming poses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sceneforge.amodal.base import AmodalResult
+from sceneforge.errors import InputError
+from sceneforge.perception.base import PerceptionResult
+from sceneforge.pose.base import OptimisedPoses, PoseStage, PoseStageResult
+from sceneforge.registry import register
+from sceneforge.types import SceneInput, SceneObject, Similarity
+
+if TYPE_CHECKING:
+    from sceneforge.models.checkpoint import LoadedPoseModel
+
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "pose_model"
+
+
+def shipped_checkpoint() -> Path | None:
+    """The package's checkpoint folder, or None when this installation ships none."""
+    return SHIPPED_CHECKPOINT if (SHIPPED_CHECKPOINT / "config.json").is_file() else None
+
+
+def checkpoint_folder(checkpoint: str | Path | None) -> Path:
+    """The folder to load: ``checkpoint`` when given, else the shipped one; a clear error when none."""
+    if checkpoint is not None:
+        return Path(checkpoint)
+    shipped = shipped_checkpoint()
+    if shipped is None:
+        raise InputError(SHIPPED_CHECKPOINT, "no pose-model checkpoint ships with this installation; train one "
+                                             "(sceneforge train pose, docs/learned_pose.md) and give its folder as "
+                                             "the pose stage's checkpoint")
+    return shipped
+
+
+@lru_cache(maxsize=2)
+def _load(folder: str) -> LoadedPoseModel:
+    from sceneforge.models.checkpoint import load_model
+
+    return load_model(folder)
+
+
+def learned_objects(perception: PerceptionResult, objects: Sequence[SceneObject], checkpoint: str | Path | None,
+                    samples: int, flow_steps: int, seed: int) -> tuple[tuple[SceneObject, ...], dict[str, Any]]:
+    """The objects with the model's poses (world frame) and a JSON-ready report of the sampling."""
+    from sceneforge.models.predict import predict_poses
+
+    folder = checkpoint_folder(checkpoint)
+    loaded = _load(str(folder.resolve()))
+    scene_input = SceneInput(perception.image, perception.instances, perception.depth, perception.camera,
+                             source=str(folder))
+    prediction = predict_poses(loaded, scene_input, {o.id: o.mesh for o in objects}, samples=samples,
+                               steps=flow_steps, seed=seed)
+    world_cam = Similarity.from_matrix(perception.camera.T_world_cam)
+    poses = {p.object_id: world_cam @ p.T_cam_obj for p in prediction.objects}
+    posed = tuple(SceneObject(o.id, o.label, o.mesh, poses.get(o.id, o.pose), o.confidence) for o in objects)
+    report = {"checkpoint": str(folder), "checkpoint_step": loaded.step, "samples": samples, "flow_steps": flow_steps,
+              "chosen_sample": prediction.chosen, "sample_scores": list(prediction.scores),
+              "kept_incoming_pose": sorted(o.id for o in objects if o.id not in poses)}
+    return posed, report
+
+
+@register("pose", "learned")
+class LearnedPoses(PoseStage):
+    """The learned model's poses. ``checkpoint``: folder (None = the shipped one); ``samples``: K flow
+    samples per scene; ``flow_steps``: Euler steps; ``seed``: noise seed."""
+
+    def __init__(self, checkpoint: str | None = None, samples: int = 8, flow_steps: int = 10, seed: int = 0) -> None:
+        if samples < 1 or flow_steps < 1:
+            raise ValueError(f"samples and flow_steps must be >= 1, got {samples} and {flow_steps}")
+        self.checkpoint, self.samples, self.flow_steps, self.seed = checkpoint, samples, flow_steps, seed
+
+    def refine(self, perception: PerceptionResult, objects: Sequence[SceneObject],
+               amodal: Mapping[int, AmodalResult]) -> PoseStageResult:
+        posed, report = learned_objects(perception, objects, self.checkpoint, self.samples, self.flow_steps,
+                                        self.seed)
+        return PoseStageResult(posed, {"name": self.registry_name, **report})
+
+
+@register("pose", "learned_optimise")
+class LearnedOptimisedPoses(PoseStage):
+    """The pose optimisation initialised by the learned model. ``checkpoint``, ``samples``,
+    ``flow_steps``, ``seed`` as for ``learned``; other keyword arguments are the optimiser's
+    :class:`~sceneforge.pose.problem.PoseSettings` fields."""
+
+    def __init__(self, checkpoint: str | None = None, samples: int = 8, flow_steps: int = 10, seed: int = 0,
+                 **settings: Any) -> None:
+        self.model = LearnedPoses(checkpoint=checkpoint, samples=samples, flow_steps=flow_steps, seed=seed)
+        self.optimiser = OptimisedPoses(seed=seed, **settings)
+
+    def refine(self, perception: PerceptionResult, objects: Sequence[SceneObject],
+               amodal: Mapping[int, AmodalResult]) -> PoseStageResult:
+        initial = self.model.refine(perception, objects, amodal)
+        refined = self.optimiser.refine(perception, initial.objects, amodal)
+        report = {**refined.report, "name": self.registry_name, "initialisation": initial.report}
+        return PoseStageResult(refined.objects, report, initial.warnings + refined.warnings)
