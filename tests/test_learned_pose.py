@@ -400,8 +400,10 @@ def test_consistency_prefers_the_true_pose(engine_data):
     observed = [torch.from_numpy(norm.apply(backproject_depth(scene_input.camera, scene_input.depth,
                                                                scene_input.instances == i))).float()
                 for i in sample.object_ids]
-    scores = consistency_scores(poses, torch.from_numpy(sample.mesh_points), observed, scene_input,
-                                sample.object_ids, norm)
+    per_object = consistency_scores(poses, torch.from_numpy(sample.mesh_points), observed, scene_input,
+                                    sample.object_ids, norm)
+    assert per_object.shape == (2, len(sample.object_ids)) and torch.all(per_object[0] < per_object[1])
+    scores = per_object.mean(dim=1)
     assert scores[0] < scores[1]
     assert float(scores[0]) < 0.06 and float(scores[1]) > float(scores[0]) + 0.05
 
@@ -411,9 +413,11 @@ def test_predict_poses_keeps_the_best_sample(engine_data, tmp_path):
     loaded = load_model(tmp_path / "ck")
     ds = EngineViewDataset(engine_data, TINY_DATA)
     scene = read_scene_json(ds.views[0].parent.parent)
-    prediction = predict_poses(loaded, load_input(ds.views[0]), {o.id: o.mesh for o in scene.objects},
-                               samples=4, steps=3)
-    assert len(prediction.scores) == 4 and prediction.chosen == int(np.argmin(prediction.scores))
+    scene_input, meshes = load_input(ds.views[0]), {o.id: o.mesh for o in scene.objects}
+    whole = predict_poses(loaded, scene_input, meshes, samples=4, steps=3, select="scene")
+    assert len(whole.scores) == 4 and set(whole.chosen) == {int(np.argmin(whole.scores))}
+    prediction = predict_poses(loaded, scene_input, meshes, samples=4, steps=3)
+    assert prediction.scores == whole.scores and len(prediction.chosen) == len(prediction.objects)
     assert {o.object_id for o in prediction.objects} <= set(scene.ids)
     assert all(np.isfinite(o.T_cam_obj.matrix).all() for o in prediction.objects)
 

@@ -70,7 +70,7 @@ def learned_objects(perception: PerceptionResult, objects: Sequence[SceneObject]
     poses = {p.object_id: world_cam @ p.T_cam_obj for p in prediction.objects}
     posed = tuple(SceneObject(o.id, o.label, o.mesh, poses.get(o.id, o.pose), o.confidence) for o in objects)
     report = {"checkpoint": str(folder), "checkpoint_step": loaded.step, "samples": samples, "flow_steps": flow_steps,
-              "chosen_sample": prediction.chosen, "sample_scores": list(prediction.scores),
+              "chosen_samples": list(prediction.chosen), "sample_scores": list(prediction.scores),
               "kept_incoming_pose": sorted(o.id for o in objects if o.id not in poses)}
     return posed, report
 
