@@ -523,9 +523,24 @@ def test_pose_errors_are_zero_for_the_true_poses(engine_data, tmp_path, monkeypa
     errors = validate.pose_errors(loaded, ds, max_views=2)
     assert errors.views == 2 and errors.objects >= 2
     assert errors.rotation_deg_mean < 0.01 and errors.translation_mean < 1e-6 and errors.log_scale_mean < 1e-6
+    assert errors.rotation_shape_median < 1e-6 < errors.rotation_shape_random_median
     monkeypatch.setattr(validate, "predict_poses", real_predict)
     untrained = validate.pose_errors(loaded, ds, max_views=2, samples=2, steps=2)
-    assert untrained.rotation_deg_median > 1.0
+    assert untrained.rotation_deg_median > 1.0 and untrained.rotation_shape_median > 0.01
+
+
+def test_rotation_shape_distance_ignores_symmetries():
+    from scipy.spatial.transform import Rotation
+
+    from sceneforge.models.validate import rotation_shape_distance
+
+    import trimesh
+
+    box = UnitMesh.of(trimesh.creation.box((1.0, 0.4, 0.2))).sample(800, np.random.default_rng(0))  # half-turn symmetric
+    half_turn = Rotation.from_euler("z", 180, degrees=True).as_matrix()
+    quarter_turn = Rotation.from_euler("z", 90, degrees=True).as_matrix()
+    assert rotation_shape_distance(half_turn, np.eye(3), box) < 0.03
+    assert rotation_shape_distance(quarter_turn, np.eye(3), box) > 0.1
 
 
 # ------------------------------------------------------------------------------ pose stages
