@@ -409,6 +409,8 @@ def test_consistency_prefers_the_true_pose(engine_data):
 
 
 def test_predict_poses_keeps_the_best_sample(engine_data, tmp_path):
+    from sceneforge.types import Similarity
+
     train_pose_model(engine_data, tmp_path / "ck", tiny_run(2))
     loaded = load_model(tmp_path / "ck")
     ds = EngineViewDataset(engine_data, TINY_DATA)
@@ -418,6 +420,11 @@ def test_predict_poses_keeps_the_best_sample(engine_data, tmp_path):
     assert len(whole.scores) == 4 and set(whole.chosen) == {int(np.argmin(whole.scores))}
     prediction = predict_poses(loaded, scene_input, meshes, samples=4, steps=3)
     assert prediction.scores == whole.scores and len(prediction.chosen) == len(prediction.objects)
+    truth = {int(o["id"]): Similarity.from_matrix(np.asarray(o["T_cam_obj"]))
+             for o in json.loads((ds.views[0] / "view.json").read_text())["objects"]}
+    with_truth = predict_poses(loaded, scene_input, meshes, samples=4, steps=3, incoming=truth)
+    assert len(with_truth.scores) == 5 and set(with_truth.chosen) == {4}     # the true poses win
+    assert all(o.T_cam_obj is truth[o.object_id] for o in with_truth.objects)
     assert {o.object_id for o in prediction.objects} <= set(scene.ids)
     assert all(np.isfinite(o.T_cam_obj.matrix).all() for o in prediction.objects)
 

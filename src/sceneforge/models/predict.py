@@ -31,6 +31,7 @@ from sceneforge.models.data import (
     build_conditions,
     camera_pose,
     collate_samples,
+    target_pose,
     vectors_to_poses,
 )
 from sceneforge.models.flow import euler_sample
@@ -71,8 +72,8 @@ SELECTIONS = ("object", "scene")
 
 @dataclass(frozen=True, eq=False)
 class PosePrediction:
-    """The kept poses of one scene: ``scores`` (K,) each sample's mean score over the objects,
-    ``chosen`` the sample kept for each object (in the order of ``objects``)."""
+    """The kept poses of one scene: ``scores`` (K,) each sample's mean score over the objects (K + 1
+    with the incoming poses last), ``chosen`` the sample kept for each object (order of ``objects``)."""
 
     objects: tuple[ObjectPosePrediction, ...]
     normalisation: Normalisation
@@ -120,13 +121,24 @@ def consistency_scores(poses: NormalisedPoses, mesh_points: torch.Tensor, observ
     return fit + config.free_space_weight * free.to(fit.dtype)
 
 
+def _with_candidate(poses: NormalisedPoses, candidate: list[tuple[np.ndarray, np.ndarray, float]]) -> NormalisedPoses:
+    """Append one candidate (per object (R, T, S) in the normalised frame) as sample K."""
+    R = torch.from_numpy(np.stack([c[0] for c in candidate])).to(poses.R.dtype)
+    T = torch.from_numpy(np.stack([c[1] for c in candidate])).to(poses.T.dtype)
+    S = torch.tensor([c[2] for c in candidate], dtype=poses.S.dtype)
+    return NormalisedPoses(torch.cat([poses.R, R[None]]), torch.cat([poses.T, T[None]]), torch.cat([poses.S, S[None]]))
+
+
 def predict_poses(loaded: LoadedPoseModel, scene_input: SceneInput, meshes: Mapping[int, trimesh.Trimesh],
                   samples: int = 8, steps: int = 20, seed: int = 0,
-                  scoring: ScoringConfig = ScoringConfig(), select: str = "object") -> PosePrediction:
+                  scoring: ScoringConfig = ScoringConfig(), select: str = "object",
+                  incoming: Mapping[int, Similarity] | None = None) -> PosePrediction:
     """Poses of the objects of ``meshes`` (object id -> canonical mesh) seen in ``scene_input``.
 
     Objects with too few depth pixels are left out of the prediction. ``select``: "object" or
-    "scene" (see the module doc).
+    "scene" (see the module doc). ``incoming``: poses (``T_cam_obj``) known from elsewhere for every
+    object (e.g. the shape stage's), scored as one more candidate (index K); when one is kept it is
+    returned as given.
     """
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
@@ -140,6 +152,8 @@ def predict_poses(loaded: LoadedPoseModel, scene_input: SceneInput, meshes: Mapp
     generator = torch.Generator().manual_seed(seed)
     vectors = sample_pose_vectors(loaded.model, batch.conditions, samples, steps, generator)[0]   # (K, N, D)
     poses = vectors_to_poses(vectors)
+    if incoming is not None:
+        poses = _with_candidate(poses, [target_pose(incoming[i].matrix, units[i], norm) for i in ids])
     observed = []
     for object_id in ids:
         points = norm.apply(backproject_depth(scene_input.camera, scene_input.depth, scene_input.instances == object_id))
@@ -150,6 +164,9 @@ def predict_poses(loaded: LoadedPoseModel, scene_input: SceneInput, meshes: Mapp
     chosen = per_object.argmin(dim=0).tolist() if select == "object" else [int(torch.argmin(scores))] * len(ids)
     objects = []
     for n, (object_id, k) in enumerate(zip(ids, chosen)):
+        if k == samples:          # the incoming pose
+            objects.append(ObjectPosePrediction(object_id, incoming[object_id]))
+            continue
         T = camera_pose(poses.R[k, n].double().numpy(), poses.T[k, n].double().numpy(),
                         float(poses.S[k, n]), units[object_id], norm)
         objects.append(ObjectPosePrediction(object_id, Similarity.from_matrix(T)))

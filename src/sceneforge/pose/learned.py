@@ -3,7 +3,8 @@
 - ``learned``: the model's poses alone: K flow samples of all objects, the one most consistent with
   the masks and depth kept (:func:`sceneforge.models.predict.predict_poses`);
 - ``learned_optimise``: the pose optimisation started from the model's poses instead of the shape
-  stage's.
+  stage's; by default the shape stage's pose of each object is scored with the K samples and kept
+  when it is the most consistent (``keep_incoming``).
 
 The geometry the model sees is each object's mesh from the shape stage. The checkpoint is a folder
 written by ``sceneforge train pose`` (``checkpoint=DIR``); without one the checkpoint shipped in the
@@ -56,51 +57,60 @@ def _load(folder: str) -> LoadedPoseModel:
 
 
 def learned_objects(perception: PerceptionResult, objects: Sequence[SceneObject], checkpoint: str | Path | None,
-                    samples: int, flow_steps: int, seed: int) -> tuple[tuple[SceneObject, ...], dict[str, Any]]:
-    """The objects with the model's poses (world frame) and a JSON-ready report of the sampling."""
+                    samples: int, flow_steps: int, seed: int, keep_incoming: bool = False
+                    ) -> tuple[tuple[SceneObject, ...], dict[str, Any]]:
+    """The objects with the model's poses (world frame) and a JSON-ready report of the sampling;
+    with ``keep_incoming`` each object's incoming pose competes with the K samples."""
     from sceneforge.models.predict import predict_poses
 
     folder = checkpoint_folder(checkpoint)
     loaded = _load(str(folder.resolve()))
     scene_input = SceneInput(perception.image, perception.instances, perception.depth, perception.camera,
                              source=str(folder))
-    prediction = predict_poses(loaded, scene_input, {o.id: o.mesh for o in objects}, samples=samples,
-                               steps=flow_steps, seed=seed)
     world_cam = Similarity.from_matrix(perception.camera.T_world_cam)
+    incoming = {o.id: world_cam.inverse() @ o.pose for o in objects} if keep_incoming else None
+    prediction = predict_poses(loaded, scene_input, {o.id: o.mesh for o in objects}, samples=samples,
+                               steps=flow_steps, seed=seed, incoming=incoming)
     poses = {p.object_id: world_cam @ p.T_cam_obj for p in prediction.objects}
     posed = tuple(SceneObject(o.id, o.label, o.mesh, poses.get(o.id, o.pose), o.confidence) for o in objects)
     report = {"checkpoint": str(folder), "checkpoint_step": loaded.step, "samples": samples, "flow_steps": flow_steps,
               "chosen_samples": list(prediction.chosen), "sample_scores": list(prediction.scores),
-              "kept_incoming_pose": sorted(o.id for o in objects if o.id not in poses)}
+              "kept_incoming_pose": sorted({o.id for o in objects if o.id not in poses} |
+                                           {p.object_id for p, k in zip(prediction.objects, prediction.chosen)
+                                            if k == samples})}
     return posed, report
 
 
 @register("pose", "learned")
 class LearnedPoses(PoseStage):
     """The learned model's poses. ``checkpoint``: folder (None = the shipped one); ``samples``: K flow
-    samples per scene; ``flow_steps``: Euler steps; ``seed``: noise seed."""
+    samples per scene; ``flow_steps``: Euler steps; ``seed``: noise seed; ``keep_incoming``: score
+    each object's incoming pose with the samples and keep it when it is the most consistent."""
 
-    def __init__(self, checkpoint: str | None = None, samples: int = 8, flow_steps: int = 10, seed: int = 0) -> None:
+    def __init__(self, checkpoint: str | None = None, samples: int = 8, flow_steps: int = 10, seed: int = 0,
+                 keep_incoming: bool = False) -> None:
         if samples < 1 or flow_steps < 1:
             raise ValueError(f"samples and flow_steps must be >= 1, got {samples} and {flow_steps}")
         self.checkpoint, self.samples, self.flow_steps, self.seed = checkpoint, samples, flow_steps, seed
+        self.keep_incoming = keep_incoming
 
     def refine(self, perception: PerceptionResult, objects: Sequence[SceneObject],
                amodal: Mapping[int, AmodalResult]) -> PoseStageResult:
         posed, report = learned_objects(perception, objects, self.checkpoint, self.samples, self.flow_steps,
-                                        self.seed)
+                                        self.seed, self.keep_incoming)
         return PoseStageResult(posed, {"name": self.registry_name, **report})
 
 
 @register("pose", "learned_optimise")
 class LearnedOptimisedPoses(PoseStage):
     """The pose optimisation initialised by the learned model. ``checkpoint``, ``samples``,
-    ``flow_steps``, ``seed`` as for ``learned``; other keyword arguments are the optimiser's
-    :class:`~sceneforge.pose.problem.PoseSettings` fields."""
+    ``flow_steps``, ``seed``, ``keep_incoming`` (default on here) as for ``learned``; other keyword
+    arguments are the optimiser's :class:`~sceneforge.pose.problem.PoseSettings` fields."""
 
     def __init__(self, checkpoint: str | None = None, samples: int = 8, flow_steps: int = 10, seed: int = 0,
-                 **settings: Any) -> None:
-        self.model = LearnedPoses(checkpoint=checkpoint, samples=samples, flow_steps=flow_steps, seed=seed)
+                 keep_incoming: bool = True, **settings: Any) -> None:
+        self.model = LearnedPoses(checkpoint=checkpoint, samples=samples, flow_steps=flow_steps, seed=seed,
+                                  keep_incoming=keep_incoming)
         self.optimiser = OptimisedPoses(seed=seed, **settings)
 
     def refine(self, perception: PerceptionResult, objects: Sequence[SceneObject],
