@@ -11,8 +11,10 @@ between the rows:
 
 - ``initial (lift box)``: the shape stage's poses;
 - ``optimisation alone``: the ``optimise`` pose stage;
-- ``model``: the ``learned`` pose stage (K flow samples, the most consistent kept);
-- ``optimisation initialised by the model``: the ``learned_optimise`` pose stage.
+- ``model``: the ``learned`` pose stage (K flow samples, the most consistent kept per object);
+- ``model or lift box``: the same with each object's lift-box pose as one more candidate;
+- ``optimisation initialised by the model``: the ``learned_optimise`` pose stage (the optimiser
+  started from the previous row's poses).
 
 Scores (sceneforge.eval, camera frame, no alignment): CD-S, F-Score-S, CD-O, F-Score-O (tau 0.1, %),
 IoU-B, rotation error (degrees, no symmetry), translation error and relative scale error; pose
@@ -45,7 +47,7 @@ from sceneforge.types import Scene
 
 KINDS = {"openset": 901, "iscene": 902}
 FIXED_ROWS = ("initial (lift box)", "optimisation alone")
-MODEL_ROWS = ("model", "optimisation initialised by the model")
+MODEL_ROWS = ("model", "model or lift box", "optimisation initialised by the model")
 COLUMNS = ("CD-S", "F-Score-S", "CD-O", "F-Score-O", "IoU-B", "rot °", "trans", "scale", "pose s", "pose CPU s")
 SCORING = EvalConfig(frame="camera", align=False, points_per_object=2048, taus=(0.1,), threads=1)
 
@@ -130,7 +132,8 @@ def main(argv=None) -> int:
     if args.checkpoint is not None:
         model = {"checkpoint": str(args.checkpoint), "samples": args.samples, "flow_steps": args.flow_steps}
         stages = {MODEL_ROWS[0]: create("pose", "learned", **model),
-                  MODEL_ROWS[1]: create("pose", "learned_optimise", **model)}
+                  MODEL_ROWS[1]: create("pose", "learned", keep_incoming=True, **model),
+                  MODEL_ROWS[2]: create("pose", "learned_optimise", **model)}
     began = time.perf_counter()
     done: dict[str, list[dict]] = {kind: [] for kind in args.kinds}
     failures = []
