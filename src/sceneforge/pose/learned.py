@@ -66,7 +66,7 @@ def learned_objects(perception: PerceptionResult, objects: Sequence[SceneObject]
     folder = checkpoint_folder(checkpoint)
     loaded = _load(str(folder.resolve()))
     scene_input = SceneInput(perception.image, perception.instances, perception.depth, perception.camera,
-                             source=str(folder))
+                             source="the learned pose stage's input")
     world_cam = Similarity.from_matrix(perception.camera.T_world_cam)
     incoming = {o.id: world_cam.inverse() @ o.pose for o in objects} if keep_incoming else None
     prediction = predict_poses(loaded, scene_input, {o.id: o.mesh for o in objects}, samples=samples,
