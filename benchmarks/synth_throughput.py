@@ -9,9 +9,12 @@ For each layout kind and worker count it runs, on the same scenes and cameras:
    wait at a barrier, then only upload meshes and render + read back every candidate view.
 
 "ratio" = end-to-end steady-state time per frame / raw time per frame (goal: <= 2). Frames are all
-candidate views (dropped views are rendered too). The last column splits a worker's time per scene
-into layout (asset sampling, placement, physics check), render (upload + all candidate views incl.
-read-back) and encode (PNG, JSON, PLY). Usage::
+candidate views (dropped views are rendered too). The same ratio in CPU time (process time, robust
+to other jobs on a shared machine) compares the steady-state CPU of the driver and the workers with
+the raw workers' CPU. The last column splits a worker's CPU time per scene (process time, renderer
+threads included; averaged over all scenes, so the per-process asset building of the first scenes is
+in it) into layout (asset sampling, placement, physics check), render (upload + all candidate views
+incl. read-back, visibility, view-centric frames) and encode (PNG, JSON, PLY). Usage::
 
     python benchmarks/synth_throughput.py --scenes 200 --views 4 --size 256 --objects 5 --workers 1 2 \\
         --markdown docs/synth_throughput.md
@@ -42,13 +45,17 @@ def make_config(kind: str, views: int, size: int, objects: int, seed: int) -> Sy
 
 
 def end_to_end(config: SynthConfig, n_scenes: int, workers: int) -> dict[str, float]:
-    stamps: list[float] = []
-    stages: dict[str, float] = {}
+    """Wall and CPU time of generate_dataset; CPU in steady state = the driver's process time plus,
+    with worker processes, the workers' stage CPU time of the scenes finished in that window."""
+    stamps: list[tuple[float, float]] = []  # (wall, driver CPU) when each scene was written
+    scene_cpu: list[float] = []
+    stage_cpu: dict[str, float] = {}
 
     def on_scene(done) -> None:
-        stamps.append(time.perf_counter())
-        for k, v in done.seconds.items():
-            stages[k] = stages.get(k, 0.0) + v
+        stamps.append((time.perf_counter(), time.process_time()))
+        scene_cpu.append(sum(done.cpu_seconds.values()))
+        for k, v in done.cpu_seconds.items():
+            stage_cpu[k] = stage_cpu.get(k, 0.0) + v
 
     with tempfile.TemporaryDirectory(prefix="synth-bench-") as out:
         start = time.perf_counter()
@@ -56,12 +63,15 @@ def end_to_end(config: SynthConfig, n_scenes: int, workers: int) -> dict[str, fl
         total = time.perf_counter() - start
     first = min(workers, len(stamps) - 1)
     steady_scenes = len(stamps) - 1 - first
-    steady_seconds = stamps[-1] - stamps[first]
-    frames = n_scenes * config.views.orbit.n_views
+    steady_seconds = stamps[-1][0] - stamps[first][0]
+    steady_cpu = stamps[-1][1] - stamps[first][1]
+    if workers > 1:
+        steady_cpu += sum(scene_cpu[first + 1:])
+    steady_frames = steady_scenes * config.views.orbit.n_views
     return {"total_s": total, "scenes_per_s": n_scenes / total, "steady_scenes_per_s": steady_scenes / steady_seconds,
-            "views_kept": report.views, "frames": frames,
-            "steady_s_per_frame": steady_seconds / (steady_scenes * config.views.orbit.n_views),
-            **{f"{k}_ms": 1000 * v / n_scenes for k, v in stages.items()}}
+            "views_kept": report.views, "steady_s_per_frame": steady_seconds / steady_frames,
+            "steady_cpu_s_per_frame": steady_cpu / steady_frames,
+            **{f"{k}_cpu_ms": 1000 * v / n_scenes for k, v in stage_cpu.items()}}
 
 
 def _raw_worker(indices: list[int], config_doc: dict, barrier, results) -> None:
@@ -78,14 +88,14 @@ def _raw_worker(indices: list[int], config_doc: dict, barrier, results) -> None:
     with rasterizer.upload(prepared[0][0]) as warm:  # compile shaders, allocate the framebuffer
         rasterizer.render(warm, prepared[0][1][0])
     barrier.wait()
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     frames = 0
-    for render_scene, cameras in prepared:
-        with rasterizer.upload(render_scene) as uploaded:
+    for render_scene, cameras in prepared:  # uploads as generate_dataset does them (mesh buffers kept)
+        with rasterizer.upload(render_scene, reuse_meshes=True) as uploaded:
             for camera in cameras:
                 rasterizer.render(uploaded, camera)
                 frames += 1
-    results.put((frames, time.perf_counter() - start))
+    results.put((frames, time.perf_counter() - start, time.process_time() - start_cpu))
 
 
 def raw_render(config: SynthConfig, n_scenes: int, workers: int) -> dict[str, float]:
@@ -98,9 +108,29 @@ def raw_render(config: SynthConfig, n_scenes: int, workers: int) -> dict[str, fl
     outcomes = [results.get() for _ in procs]
     for p in procs:
         p.join()
-    frames = sum(f for f, _ in outcomes)
-    seconds = max(s for _, s in outcomes)
-    return {"frames": frames, "frames_per_s": frames / seconds, "s_per_frame": seconds / frames}
+    frames = sum(f for f, _, _ in outcomes)
+    seconds = max(s for _, s, _ in outcomes)
+    cpu = sum(c for _, _, c in outcomes)
+    return {"frames": frames, "frames_per_s": frames / seconds, "s_per_frame": seconds / frames,
+            "cpu_s_per_frame": cpu / frames}
+
+
+BEGIN, END = "<!-- synth_throughput table: begin -->", "<!-- synth_throughput table: end -->"
+
+
+def write_markdown(path: Path, block: str) -> None:
+    """Put ``block`` between the BEGIN/END markers of ``path``, keeping the prose around them; a file
+    without markers is written anew."""
+    marked = f"{BEGIN}\n{block}{END}\n"
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        after = rest.split(END, 1)[1].lstrip("\n")
+        text = head + marked + ("\n" + after if after else "")
+    else:
+        text = f"# Synthetic engine throughput\n\n{marked}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
 
 
 def main() -> None:
@@ -116,17 +146,20 @@ def main() -> None:
     args = parser.parse_args()
 
     header = ("| kind | workers | scenes/s (whole run) | scenes/s (steady) | views/s (steady) | raw frames/s "
-              "| end-to-end / raw time per frame | per scene in a worker: layout / render / encode ms |")
-    lines = [header, "|" + "---|" * 8]
+              "| end-to-end / raw time per frame | CPU ms per frame: end-to-end / raw (ratio) "
+              "| per scene in a worker, CPU ms: layout / render / encode |")
+    lines = [header, "|" + "---|" * 9]
     for kind in args.kinds:
         config = make_config(kind, args.views, args.size, args.objects, args.seed)
         for workers in args.workers:
             e2e = end_to_end(config, args.scenes, workers)
             raw = raw_render(config, args.scenes, workers)
             ratio = e2e["steady_s_per_frame"] / raw["s_per_frame"]
+            e2e_cpu, raw_cpu = 1000 * e2e["steady_cpu_s_per_frame"], 1000 * raw["cpu_s_per_frame"]
             lines.append(f"| {kind} | {workers} | {e2e['scenes_per_s']:.1f} | {e2e['steady_scenes_per_s']:.1f} "
                          f"| {e2e['steady_scenes_per_s'] * args.views:.1f} | {raw['frames_per_s']:.1f} | {ratio:.2f} "
-                         f"| {e2e['layout_ms']:.0f} / {e2e['render_ms']:.0f} / {e2e['encode_ms']:.0f} |")
+                         f"| {e2e_cpu:.2f} / {raw_cpu:.2f} ({e2e_cpu / raw_cpu:.2f}) "
+                         f"| {e2e['layout_cpu_ms']:.1f} / {e2e['render_cpu_ms']:.1f} / {e2e['encode_cpu_ms']:.1f} |")
             print(lines[-1], flush=True)
     from sceneforge.render.rasterizer import Rasterizer
 
@@ -142,8 +175,7 @@ def main() -> None:
                    "--workers {w} --kinds {k} --markdown {m}").format(
             s=args.scenes, v=args.views, z=args.size, o=args.objects, w=" ".join(map(str, args.workers)),
             k=" ".join(args.kinds), m=args.markdown)
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(f"# Synthetic engine throughput\n\nMeasured with `{command}`.\n\n{setup}\n\n{table}\n")
+        write_markdown(args.markdown, f"Measured with `{command}`.\n\n{setup}\n\n{table}\n")
 
 
 if __name__ == "__main__":

@@ -17,8 +17,8 @@ from sceneforge.assets import AssetPool, generate_asset
 from sceneforge.errors import InputError
 from sceneforge.synth.layouts import (
     BackgroundSpec, DiscGrid, ISceneConfig, LayoutError, OpenSetConfig, arrange_iscene, arrange_open_set,
-    iscene_layout, open_set_layout)
-from sceneforge.synth.physics import check_physics
+    first_accepted, iscene_layout, open_set_layout)
+from sceneforge.synth.physics import check_physics, fcl_object
 
 ISCENE_SEEDS = range(60)
 OPEN_SEEDS = range(40)
@@ -277,6 +277,49 @@ def test_disc_grid_agrees_with_brute_force():
         assert grid.fits(p, r, gap) == all(math.hypot(*(p - c)) >= r + rc + gap for c, rc in centres)
 
 
+def test_disc_grid_first_fit_agrees_with_single_checks():
+    rng = np.random.default_rng(5)
+    gap = 0.05
+    for radii in (rng.uniform(0.2, 0.3, size=60), rng.uniform(0.02, 1.2, size=8)):  # cells path, brute path
+        grid = DiscGrid((radii.min() + gap) / math.sqrt(2.0))
+        for r in radii:
+            p = rng.uniform(-5, 5, size=2)
+            if grid.fits(p, r, gap):
+                grid.add(p, r)
+        for r in (0.05, 0.25, 0.9):
+            for _ in range(20):
+                probes = rng.uniform(-5, 5, size=(15, 2))
+                fitting = [k for k, p in enumerate(probes)
+                           if all(math.hypot(*(p - c)) >= r + rc + gap for c, rc in zip(grid.centres, grid.radii))]
+                assert grid.first_fit(probes, r, gap) == (fitting[0] if fitting else None)
+
+
+def test_first_accepted_leaves_the_generator_as_one_try_at_a_time():
+    for seed in range(20):
+        accept = np.random.default_rng(100 + seed).uniform(size=50) > 0.93  # some tries pass
+
+        def first(cands: np.ndarray) -> int | None:
+            passing = np.flatnonzero(accept[:len(cands)])
+            return int(passing[0]) if len(passing) else None
+
+        batched, one_by_one = np.random.default_rng(seed), np.random.default_rng(seed)
+        got = first_accepted(batched, 1.7, 30, first)
+        want = None
+        for k in range(30):
+            p = one_by_one.uniform(-1.7, 1.7, size=2)
+            if accept[k]:
+                want = p
+                break
+        assert (got is None) == (want is None)
+        if want is not None:
+            np.testing.assert_array_equal(got, want)
+        assert batched.uniform() == one_by_one.uniform()  # the same stream position afterwards
+    rng, reference = np.random.default_rng(1), np.random.default_rng(1)
+    assert first_accepted(rng, 1.0, 7, lambda c: None) is None
+    reference.uniform(-1.0, 1.0, size=(7, 2))
+    assert rng.uniform() == reference.uniform()
+
+
 def test_region_grows_by_ten_percent_steps():
     chairs = [generate_asset("chair", s) for s in range(6)]
     cfg = ISceneConfig(region_half_extent=0.2, max_expansions=60, density_range=(0.2, 0.2))
@@ -346,6 +389,31 @@ def test_physics_check_sees_interpenetration_nesting_and_floating():
     on_top = trimesh.creation.box((0.3, 0.3, 0.3))
     on_top.apply_translation((0, 1.15, 0))
     assert check_physics([a, on_top], [1, 2], {1: 0, 2: 1}).ok
+    sunk = on_top.copy()
+    sunk.apply_translation((0, -0.05, 0))
+    assert check_physics([a, sunk], [1, 2], {1: 0, 2: 1}).penetrating == ((1, 2),)
+
+
+def test_physics_check_uses_given_collision_objects():
+    a = trimesh.creation.box((1, 1, 1))
+    a.apply_translation((0, 0.5, 0))
+    b = trimesh.creation.box((0.4, 0.4, 0.4))
+    b.apply_translation((0.6, 0.2, 0))  # overlaps a
+    on_top = trimesh.creation.box((0.3, 0.3, 0.3))
+    on_top.apply_translation((0, 1.15, 0))
+    meshes, ids, supports = [a, b, on_top], [1, 2, 3], {1: 0, 2: 0, 3: 1}
+    expected = check_physics(meshes, ids, supports)
+    assert expected.penetrating == ((1, 2),)
+    # the same geometry as fcl objects placed by a translation, as the open-set layout builds them
+    local = [m.vertices - m.bounds.mean(axis=0) for m in meshes]
+    objs = {}
+    for k, (m, v) in enumerate(zip(meshes, local)):
+        objs[k] = fcl_object(v, m.faces)
+        objs[k].setTranslation(m.bounds.mean(axis=0))
+    got = check_physics(meshes, ids, supports, collision_objects=objs)
+    assert got.penetrating == expected.penetrating and got.not_resting == expected.not_resting
+    for k, m in enumerate(meshes):  # a contact test's lift is undone
+        np.testing.assert_allclose(objs[k].getTranslation(), m.bounds.mean(axis=0))
 
 
 # -------------------------------------------------------------------------- errors and limits

@@ -238,6 +238,30 @@ def test_one_upload_many_cameras_is_deterministic(rasterizer):
     assert np.array_equal(first[0].rgb, again.rgb) and np.array_equal(first[0].depth, again.depth)
 
 
+def test_kept_mesh_buffers_are_reused_and_render_the_same(rasterizer, monkeypatch):
+    from sceneforge.render import rasterizer as rasterizer_module
+
+    scene = _test_scene()
+    cam = _camera()
+    with rasterizer.upload(scene) as uploaded:
+        plain = rasterizer.render(uploaded, cam)
+    with rasterizer.upload(scene, reuse_meshes=True) as first:
+        buffers = [d.vbo for d in first.drawables]
+    with rasterizer.upload(scene, reuse_meshes=True) as second:  # after the first scene was released
+        assert [d.vbo for d in second.drawables] == buffers
+        kept = rasterizer.render(second, cam)
+    for a, b in ((plain.rgb, kept.rgb), (plain.instances, kept.instances), (plain.depth, kept.depth)):
+        assert np.array_equal(a, b)
+    monkeypatch.setattr(rasterizer_module, "KEPT_MESH_BYTES", 1)  # over budget: unused meshes are dropped
+    other = RenderScene([RenderMesh(trimesh.creation.icosphere(1, 0.3), np.eye(4), 1)])
+    with rasterizer.upload(scene, reuse_meshes=True) as live, rasterizer.upload(other, reuse_meshes=True):
+        assert [k.mesh for k in rasterizer._kept.values()] == [m.mesh for m in scene.meshes] + [other.meshes[0].mesh]
+        again = rasterizer.render(live, cam)  # a live scene's buffers are never dropped under it
+    assert np.array_equal(again.rgb, plain.rgb)
+    with rasterizer.upload(other, reuse_meshes=True):
+        assert [k.mesh for k in rasterizer._kept.values()] == [other.meshes[0].mesh]
+
+
 def test_invalid_inputs_are_named(rasterizer):
     box = trimesh.creation.box()
     with pytest.raises(ValueError, match=r"instance_id must be in \[1, 65535\], got 0"):

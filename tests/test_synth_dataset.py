@@ -23,6 +23,7 @@ from sceneforge.synth.dataset import SynthConfig, existing_scenes, register_layo
 from sceneforge.synth.kinds import SynthScene
 from sceneforge.synth.runner import generate_dataset
 from sceneforge.synth.views import ViewSettings
+from sceneforge.synth.writer import depth_to_millimetres, encode_png
 from sceneforge.types import Camera, Normalisation, Plane, Scene, SceneObject, Similarity
 
 pytest.importorskip("moderngl")
@@ -251,3 +252,48 @@ def test_config_round_trips_through_json():
     assert SynthConfig.from_dict(json.loads(json.dumps(with_k.to_dict()))) == with_k
     again = SynthConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert again == config
+
+
+def test_png_encoder_round_trips_through_opencv_and_pillow():
+    from io import BytesIO
+
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (37, 53, 3), dtype=np.uint8), rng.integers(0, 65536, (20, 31), dtype=np.uint16),
+              rng.integers(0, 256, (9, 1), dtype=np.uint8), np.zeros((1, 1), np.uint16)]
+    for image in images:
+        for level in (0, 1, 3, 6, 9):
+            data = encode_png(image, level)
+            decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+            if image.ndim == 3:
+                decoded = decoded[:, :, ::-1]  # OpenCV decodes to BGR
+            np.testing.assert_array_equal(decoded.reshape(image.shape), image)
+            np.testing.assert_array_equal(np.asarray(Image.open(BytesIO(data))).reshape(image.shape), image)
+    with pytest.raises(InputError, match="PNG encoding needs"):
+        encode_png(np.zeros((4, 4, 2), np.uint8), 1)
+
+
+def test_depth_to_millimetres_rounds_and_zeroes_the_unrepresentable():
+    depth = np.array([[0.0, 1.2344, 1.2346, 65.535, 65.536, -1.0, np.nan, np.inf]], np.float32)
+    assert depth_to_millimetres(depth).tolist() == [[0, 1234, 1235, 65535, 0, 0, 0, 0]]
+
+
+def test_hull_points_give_the_boxes_of_all_vertices_and_are_computed_once():
+    from sceneforge.synth.meshmemo import hull_points, mesh_memo
+
+    rng = np.random.default_rng(4)
+    mesh = trimesh.creation.annulus(0.2, 0.5, 0.3)  # concave: many vertices inside the hull's span
+    points = hull_points(mesh)
+    assert len(points) < len(mesh.vertices) and hull_points(mesh) is points
+    for _ in range(10):
+        pose = Similarity(trimesh.transformations.random_rotation_matrix(rng.uniform(size=3))[:3, :3],
+                          rng.normal(size=3), float(rng.uniform(0.5, 2.0)))
+        every, hull = pose.apply(mesh.vertices), pose.apply(points)
+        np.testing.assert_allclose(hull.min(axis=0), every.min(axis=0), atol=1e-12)
+        np.testing.assert_allclose(hull.max(axis=0), every.max(axis=0), atol=1e-12)
+    flat = trimesh.Trimesh([[0, 0, 0], [1, 0, 0], [0, 0, 1]], [[0, 1, 2]])  # degenerate hull: all vertices
+    assert len(hull_points(flat)) == 3
+    calls = []
+    counted = mesh_memo(lambda m: calls.append(m) or len(calls))
+    assert counted(mesh) == counted(mesh) == 1 and counted(flat) == 2

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -92,12 +93,15 @@ class Asset:
         object.__setattr__(self, "part_names", tuple(self.part_names))
         object.__setattr__(self, "params", dict(self.params))
 
-    @property
+    @cached_property
     def extents(self) -> np.ndarray:
-        """(3,) float64 metres, bounding-box size (x, y, z)."""
-        return np.asarray(self.mesh.extents, dtype=np.float64)
+        """(3,) float64 metres, bounding-box size (x, y, z); read-only, computed once (an asset's mesh
+        is never modified in place)."""
+        extents = np.array(self.mesh.extents, dtype=np.float64)
+        extents.setflags(write=False)
+        return extents
 
-    @property
+    @cached_property
     def footprint_radius(self) -> float:
         """Radius (metres) of the smallest origin-centred disc holding the x/z bounding box at any yaw:
         half the diagonal of the x/z extents (I-Scene's r-hat)."""

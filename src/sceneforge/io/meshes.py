@@ -42,3 +42,8 @@ def save_mesh(mesh: trimesh.Trimesh, path: str | Path) -> None:
         raise UnsupportedFormatError(path, f"unknown mesh type {path.suffix!r}; expected one of {', '.join(MESH_SUFFIXES)}")
     with atomic_path(path) as tmp:
         mesh.export(tmp, file_type=path.suffix.lower().lstrip("."))
+
+
+def ply_bytes(mesh: trimesh.Trimesh) -> bytes:
+    """The binary PLY file of a mesh, as :func:`save_mesh` writes it to a ``.ply`` path."""
+    return mesh.export(file_type="ply")

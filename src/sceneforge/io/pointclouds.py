@@ -14,7 +14,7 @@ import numpy as np
 
 from sceneforge.errors import InputError, SceneFileError, UnsupportedFormatError
 from sceneforge.io.atomic import write_bytes_atomic
-from sceneforge.types import _frozen
+from sceneforge.types import frozen_array
 
 _PLY_TYPES = {
     "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "i2", "int16": "i2",
@@ -33,12 +33,12 @@ class PointCloud:
     normals: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "points", _frozen(self.points, shape=(None, 3), name="points"))
+        object.__setattr__(self, "points", frozen_array(self.points, shape=(None, 3), name="points"))
         n = len(self.points)
         if self.colors is not None:
-            object.__setattr__(self, "colors", _frozen(self.colors, dtype=np.uint8, shape=(n, 3), name="colors"))
+            object.__setattr__(self, "colors", frozen_array(self.colors, dtype=np.uint8, shape=(n, 3), name="colors"))
         if self.normals is not None:
-            object.__setattr__(self, "normals", _frozen(self.normals, shape=(n, 3), name="normals"))
+            object.__setattr__(self, "normals", frozen_array(self.normals, shape=(n, 3), name="normals"))
 
     def __len__(self) -> int:
         return len(self.points)

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import trimesh
 
 from sceneforge.errors import SceneFileError
-from sceneforge.io.atomic import write_text_atomic
-from sceneforge.io.meshes import load_mesh, save_mesh
+from sceneforge.io.atomic import write_bytes_atomic
+from sceneforge.io.meshes import load_mesh, ply_bytes
 from sceneforge.types import Camera, Normalisation, Plane, Scene, SceneObject, Similarity
 
 SCENE_FORMAT = "sceneforge.scene"
@@ -63,16 +65,28 @@ def scene_to_dict(scene: Scene) -> dict[str, Any]:
     }
 
 
+def scene_json_files(scene: Scene, mesh_file: Callable[[trimesh.Trimesh], bytes] = ply_bytes,
+                     indent: int | None = 2) -> dict[str, bytes]:
+    """A scene folder in memory: relative path -> bytes, meshes first and scene.json last.
+
+    mesh_file : PLY bytes of a mesh (e.g. a cached :func:`~sceneforge.io.meshes.ply_bytes`).
+    indent : JSON indentation; None writes one compact line (several times faster to encode).
+    """
+    files = {object_mesh_name(obj): mesh_file(obj.mesh) for obj in scene.objects}
+    if scene.background is not None:
+        files["background.ply"] = mesh_file(scene.background)
+    separators = (",", ":") if indent is None else None
+    text = json.dumps(scene_to_dict(scene), indent=indent, separators=separators, default=json_default) + "\n"
+    files["scene.json"] = text.encode("utf-8")
+    return files
+
+
 def write_scene_json(scene: Scene, folder: str | Path) -> Path:
     """Write scene.json and its meshes into ``folder`` (created if needed); returns the JSON path."""
     folder = Path(folder)
-    for obj in scene.objects:
-        save_mesh(obj.mesh, folder / object_mesh_name(obj))
-    if scene.background is not None:
-        save_mesh(scene.background, folder / "background.ply")
-    path = folder / "scene.json"
-    write_text_atomic(path, json.dumps(scene_to_dict(scene), indent=2, default=json_default) + "\n")
-    return path
+    for rel, data in scene_json_files(scene).items():
+        write_bytes_atomic(folder / rel, data)
+    return folder / "scene.json"
 
 
 def read_scene_json(path: str | Path) -> Scene:

@@ -12,10 +12,12 @@ in the OpenCV camera frame with a projection that puts integer pixel coordinates
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import trimesh
 
 from sceneforge.errors import MissingDependencyError, SceneforgeError
 from sceneforge.geometry.transforms import invert_transform
@@ -32,6 +34,8 @@ from sceneforge.types import Camera
 
 #: Largest image side the rasteriser accepts, pixels.
 MAX_IMAGE_SIDE = 8192
+#: GPU memory for mesh buffers kept across scenes (``upload(reuse_meshes=True)``), bytes.
+KEPT_MESH_BYTES = 256 * 2**20
 _VERTEX_FORMAT = ("3f 3f 3f", "in_pos", "in_normal", "in_colour")
 
 
@@ -49,12 +53,25 @@ def _import_moderngl() -> Any:
 
 @dataclass
 class _Drawable:
-    """One uploaded mesh: its vertex array and how to place it."""
+    """One uploaded mesh: its vertex array and how to place it. ``kept``: the buffers belong to the
+    rasteriser's kept meshes (released by it, not with the scene)."""
 
     vao: Any
     vbo: Any
     T_world_obj: np.ndarray
     instance_id: int
+    kept: _KeptMesh | None = None
+
+
+@dataclass
+class _KeptMesh:
+    """GPU buffers of one mesh kept across scenes; ``users``: uploaded scenes not yet released that
+    draw it (only unused entries are dropped)."""
+
+    mesh: trimesh.Trimesh
+    vbo: Any
+    vao: Any
+    users: int = 0
 
 
 class UploadedScene:
@@ -71,8 +88,11 @@ class UploadedScene:
     def release(self) -> None:
         """Free the GPU buffers (the rasteriser stays usable)."""
         for d in self.drawables:
-            d.vao.release()
-            d.vbo.release()
+            if d.kept is None:
+                d.vao.release()
+                d.vbo.release()
+            else:
+                d.kept.users -= 1
         if self.ground_texture is not None:
             self.ground_texture.release()
         self.drawables, self.ground_texture = [], None
@@ -108,20 +128,32 @@ class Rasterizer:
         self.background_vao = self.ctx.vertex_array(self.background_program, [])
         self.background_program["albedo_texture"].value = 0
         self._targets: dict[tuple[int, int, bool], tuple[Any, list[Any]]] = {}
+        # kept mesh buffers by id(mesh), least recently used first (see upload's reuse_meshes)
+        self._kept: OrderedDict[int, _KeptMesh] = OrderedDict()
+        self._kept_bytes = 0
 
     @property
     def renderer_name(self) -> str:
         """The GL renderer string, e.g. 'llvmpipe (LLVM 15.0.6, 256 bits)' or an NVIDIA GPU name."""
         return str(self.ctx.info["GL_RENDERER"])
 
-    def upload(self, scene: RenderScene) -> UploadedScene:
-        """Upload every mesh of ``scene`` once (triangle soup with face normals and colours)."""
+    def upload(self, scene: RenderScene, reuse_meshes: bool = False) -> UploadedScene:
+        """Upload every mesh of ``scene`` once (triangle soup with face normals and colours).
+
+        reuse_meshes : keep each mesh's GPU buffer after the scene is released and use it again when
+            a later scene holds the same mesh object (up to KEPT_MESH_BYTES, least recently used
+            dropped first). Only for meshes that are never modified in place, such as an asset pool's.
+        """
         drawables = []
         lows, highs = [], []
         for m in scene.meshes:
-            vbo = self.ctx.buffer(mesh_corner_attributes(m.mesh).tobytes())
-            vao = self.ctx.vertex_array(self.surface_program, [(vbo, *_VERTEX_FORMAT)])
-            drawables.append(_Drawable(vao, vbo, np.asarray(m.T_world_obj), m.instance_id))
+            if reuse_meshes:
+                kept = self._kept_mesh(m.mesh)
+                kept.users += 1
+                drawables.append(_Drawable(kept.vao, kept.vbo, np.asarray(m.T_world_obj), m.instance_id, kept))
+            else:
+                vbo, vao = self._mesh_buffers(m.mesh)
+                drawables.append(_Drawable(vao, vbo, np.asarray(m.T_world_obj), m.instance_id))
             corners = _box_corners(np.asarray(m.mesh.bounds))
             world = corners @ m.T_world_obj[:3, :3].T + m.T_world_obj[:3, 3]
             lows.append(world.min(axis=0))
@@ -135,6 +167,7 @@ class Rasterizer:
             if g.texture is not None:
                 texture = self._ground_texture(g.texture)
         bounds = np.stack([np.min(lows, axis=0), np.max(highs, axis=0)]) if lows else np.zeros((2, 3))
+        self._drop_unused_kept()
         return UploadedScene(self, scene, drawables, texture, bounds)
 
     def render(self, uploaded: UploadedScene, camera: Camera, normals: bool = False,
@@ -160,8 +193,7 @@ class Rasterizer:
         ctx.depth_func = "<="
         P = gl_projection_from_camera(camera, near, far)
         self._set_frame_uniforms(uploaded, P, T_cam_world, far)
-        for d in uploaded.drawables:
-            self._draw(d, T_cam_world)
+        self._draw_meshes(uploaded.drawables, T_cam_world)
         ctx.disable(self._moderngl.DEPTH_TEST)
         return self._read(fbo, W, H, normals)
 
@@ -171,15 +203,48 @@ class Rasterizer:
             return [self.render(uploaded, cam, normals=normals) for cam in cameras]
 
     def release(self) -> None:
-        """Free the framebuffers and the context."""
+        """Free the framebuffers, the kept mesh buffers and the context."""
         for fbo, textures in self._targets.values():
             fbo.release()
             for t in textures:
                 t.release()
         self._targets.clear()
+        for kept in self._kept.values():
+            kept.vao.release()
+            kept.vbo.release()
+        self._kept.clear()
+        self._kept_bytes = 0
         self.ctx.release()
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _mesh_buffers(self, mesh: trimesh.Trimesh) -> tuple[Any, Any]:
+        """A new vertex buffer and vertex array of one mesh."""
+        vbo = self.ctx.buffer(mesh_corner_attributes(mesh).tobytes())
+        return vbo, self.ctx.vertex_array(self.surface_program, [(vbo, *_VERTEX_FORMAT)])
+
+    def _kept_mesh(self, mesh: trimesh.Trimesh) -> _KeptMesh:
+        """The kept buffers of ``mesh`` (by identity; the entry holds the mesh, so the id stays its own)."""
+        kept = self._kept.get(id(mesh))
+        if kept is not None and kept.mesh is mesh:
+            self._kept.move_to_end(id(mesh))
+            return kept
+        vbo, vao = self._mesh_buffers(mesh)
+        kept = self._kept[id(mesh)] = _KeptMesh(mesh, vbo, vao)
+        self._kept_bytes += vbo.size
+        return kept
+
+    def _drop_unused_kept(self) -> None:
+        """Release least recently used kept meshes that no live upload draws, down to KEPT_MESH_BYTES."""
+        if self._kept_bytes <= KEPT_MESH_BYTES:
+            return
+        for key in [k for k, kept in self._kept.items() if kept.users == 0]:
+            if self._kept_bytes <= KEPT_MESH_BYTES:
+                break
+            kept = self._kept.pop(key)
+            self._kept_bytes -= kept.vbo.size
+            kept.vao.release()
+            kept.vbo.release()
 
     def _framebuffer(self, W: int, H: int, normals: bool) -> tuple[Any, list[Any]]:
         key = (W, H, normals)
@@ -252,13 +317,21 @@ class Rasterizer:
         prog["ambient"].value = float(light.ambient)
         prog["diffuse"].value = float(light.diffuse)
 
-    def _draw(self, d: _Drawable, T_cam_world: np.ndarray) -> None:
+    def _draw_meshes(self, drawables: list[_Drawable], T_cam_world: np.ndarray) -> None:
+        """Draw every mesh; their model-view and normal matrices computed for all meshes at once."""
+        if not drawables:
+            return
         prog = self.surface_program
-        T_cam_obj = T_cam_world @ d.T_world_obj
-        prog["T_cam_obj"].write(_mat(T_cam_obj))
-        prog["N_cam_obj"].write(_mat(np.linalg.inv(T_cam_obj[:3, :3]).T))
-        prog["instance_id"].value = d.instance_id
-        d.vao.render(self._moderngl.TRIANGLES)
+        T_cam_obj = T_cam_world @ np.stack([d.T_world_obj for d in drawables])
+        N_cam_obj = np.linalg.inv(T_cam_obj[:, :3, :3]).transpose(0, 2, 1)
+        # column-major float32 bytes, as GLSL expects
+        model_view = np.ascontiguousarray(T_cam_obj.transpose(0, 2, 1), dtype=np.float32)
+        normal = np.ascontiguousarray(N_cam_obj.transpose(0, 2, 1), dtype=np.float32)
+        for d, mv, n in zip(drawables, model_view, normal):
+            prog["T_cam_obj"].write(mv.tobytes())
+            prog["N_cam_obj"].write(n.tobytes())
+            prog["instance_id"].value = d.instance_id
+            d.vao.render(self._moderngl.TRIANGLES)
 
     def _read(self, fbo: Any, W: int, H: int, normals: bool) -> RenderOutput:
         rgb = np.frombuffer(fbo.read(attachment=0, components=3, alignment=1), np.uint8).reshape(H, W, 3)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -31,9 +30,10 @@ import numpy as np
 
 from sceneforge.errors import InputError
 from sceneforge.io.atomic import atomic_directory, write_text_atomic
-from sceneforge.io.scene_json import write_scene_json
+from sceneforge.io.scene_json import scene_json_files
 from sceneforge.synth.cameras import OrbitSpec
 from sceneforge.synth.kinds import KINDS, SynthScene
+from sceneforge.synth.meshmemo import mesh_ply_bytes
 from sceneforge.synth.views import ViewSettings, render_views
 from sceneforge.synth.writer import DEPTH_FORMATS, view_files, views_summary
 from sceneforge.types import Plane, Scene
@@ -41,6 +41,8 @@ from sceneforge.types import Plane, Scene
 DATASET_FORMAT = "sceneforge.synth_dataset"
 DATASET_VERSION = 1
 MAX_SCENES = 10_000_000
+#: The stages of making one scene, timed in :class:`SceneFiles`.
+STAGES = ("layout", "render", "encode")
 SCENE_DIR = re.compile(r"^scene_(\d{6,})$")
 LEFTOVER = re.compile(r"^\.scene_\d{6,}\..*\.(tmp|old)$")
 
@@ -51,7 +53,10 @@ _LAYOUTS: dict[str, LayoutFn] = dict(KINDS)
 
 def register_layout(kind: str, fn: LayoutFn) -> None:
     """Make ``kind`` available to :class:`SynthConfig` in this process (worker processes of a pool or
-    of Ray only know the built-in kinds and the ones registered on import of a module)."""
+    of Ray only know the built-in kinds and the ones registered on import of a module).
+
+    The meshes a layout returns are treated as immutable: a worker encodes and uploads each mesh
+    object once and reuses it in later scenes, so never modify one in place after returning it."""
     _LAYOUTS[kind] = fn
 
 
@@ -114,13 +119,16 @@ class SynthConfig:
 
 @dataclass(frozen=True, eq=False)
 class SceneFiles:
-    """One scene's folder in memory: relative path -> bytes, plus counts and timings (seconds)."""
+    """One scene's folder in memory: relative path -> bytes, plus counts and per-stage timings
+    ("layout", "render", "encode"): ``seconds`` wall time, ``cpu_seconds`` the worker process's CPU
+    time (all its threads, the renderer's included)."""
 
     index: int
     files: Mapping[str, bytes]
     n_views: int
     n_dropped: int
     seconds: Mapping[str, float]
+    cpu_seconds: Mapping[str, float]
 
     @property
     def name(self) -> str:
@@ -163,13 +171,13 @@ def build_scene_files(index: int, config: SynthConfig, rasterizer: Any = None) -
         from sceneforge.render.rasterizer import shared_rasterizer
 
         rasterizer = shared_rasterizer()
-    t0 = time.perf_counter()
+    stamps = [(time.perf_counter(), time.process_time())]
     made = make_scene(index, config)
     scene = made.scene
-    t1 = time.perf_counter()
+    stamps.append((time.perf_counter(), time.process_time()))
     viewset = render_views(scene, config.views, np.random.default_rng(stream_seed(config.seed, index, 1)),
-                           rasterizer, made.look)
-    t2 = time.perf_counter()
+                           rasterizer, made.look, reuse_meshes=True)
+    stamps.append((time.perf_counter(), time.process_time()))
     files: dict[str, bytes] = {}
     for view in viewset.views:
         files.update(view_files(view, scene, config.depth_format, config.png_compression))
@@ -180,44 +188,20 @@ def build_scene_files(index: int, config: SynthConfig, rasterizer: Any = None) -
                   floor=scene.floor if scene.floor is not None else Plane(np.array([0.0, 1.0, 0.0]), 0.0),
                   background=scene.background, normalisation=None,
                   metadata={**scene.metadata, "synth": synth_meta})
-    files.update(_scene_json_files(truth))
-    t3 = time.perf_counter()
-    return SceneFiles(index, files, len(viewset.views), len(viewset.dropped),
-                      {"layout": t1 - t0, "render": t2 - t1, "encode": t3 - t2})
-
-
-def _scene_json_files(scene: Scene) -> dict[str, bytes]:
-    """scene.json and its meshes as written by write_scene_json, read back as bytes."""
-    root = Path(tempfile.mkdtemp(prefix="sceneforge-synth-", dir=_scratch_parent()))
-    try:
-        write_scene_json(scene, root)
-        return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def _scratch_parent() -> str | None:
-    """A RAM-backed folder when there is one (/dev/shm), else the system temp folder."""
-    shm = Path("/dev/shm")
-    return str(shm) if shm.is_dir() and _writable(shm) else None
-
-
-def _writable(path: Path) -> bool:
-    try:
-        with tempfile.TemporaryFile(dir=path):
-            return True
-    except OSError:
-        return False
+    files.update(scene_json_files(truth, mesh_file=mesh_ply_bytes, indent=None))
+    stamps.append((time.perf_counter(), time.process_time()))
+    wall, cpu = ({stage: b[k] - a[k] for stage, a, b in zip(STAGES, stamps, stamps[1:])} for k in (0, 1))
+    return SceneFiles(index, files, len(viewset.views), len(viewset.dropped), wall, cpu)
 
 
 def commit_scene(out: str | Path, scene_files: SceneFiles) -> Path:
     """Write one scene folder atomically (temp folder, then rename); returns its path."""
     target = Path(out) / scene_files.name
     with atomic_directory(target) as tmp:
+        for folder in sorted({rel.rpartition("/")[0] for rel in scene_files.files} - {""}):
+            (tmp / folder).mkdir(parents=True, exist_ok=True)
         for rel, data in scene_files.files.items():
-            path = tmp / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
+            (tmp / rel).write_bytes(data)
     return target
 
 

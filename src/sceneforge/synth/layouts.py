@@ -337,19 +337,34 @@ class DiscGrid:
     def _key(self, p: np.ndarray) -> tuple[int, int]:
         return int(math.floor(p[0] / self.cell)), int(math.floor(p[1] / self.cell))
 
-    def fits(self, p: np.ndarray, r: float, gap: float) -> bool:
-        """True when ||p - c_j|| >= r + r_j + gap for every placed disc j.
-
-        Looks through the grid cells within reach (r + r_max + gap); when that window has more cells
-        than there are placed discs (radii differ a lot), checking every disc is cheaper and gives the
-        same answer."""
-        if not self.centres:
-            return True
+    def _many_cells(self, r: float, gap: float) -> tuple[bool, int]:
+        """(whether the window of cells within reach (r + r_max + gap) holds more cells than there
+        are placed discs, so that checking every disc is cheaper and gives the same answer; reach)."""
         reach = int(math.ceil((r + self.r_max + gap) / self.cell))
-        if (2 * reach + 1) ** 2 > 4 * len(self.centres):
+        return (2 * reach + 1) ** 2 > 4 * len(self.centres), reach
+
+    def fits(self, p: np.ndarray, r: float, gap: float) -> bool:
+        """True when ||p - c_j|| >= r + r_j + gap for every placed disc j."""
+        return self.first_fit(np.asarray(p, dtype=np.float64)[None], r, gap) == 0
+
+    def first_fit(self, points: np.ndarray, r: float, gap: float) -> int | None:
+        """Index of the first of the points (T, 2) where a disc of radius r :meth:`fits`, or None.
+
+        Looks through the grid cells within reach of each point in turn, or, when that window is
+        larger than the number of placed discs (few discs, or radii that differ a lot), compares
+        every point with every disc in one array operation."""
+        points = np.asarray(points, dtype=np.float64)
+        if not self.centres:
+            return 0 if len(points) else None
+        brute, reach = self._many_cells(r, gap)
+        if brute:
             c = np.asarray(self.centres)
-            d = np.hypot(c[:, 0] - p[0], c[:, 1] - p[1])
-            return bool(np.all(d >= r + np.asarray(self.radii) + gap))
+            d = np.hypot(points[:, None, 0] - c[None, :, 0], points[:, None, 1] - c[None, :, 1])
+            ok = np.all(d >= r + np.asarray(self.radii)[None] + gap, axis=1)
+            return int(np.argmax(ok)) if ok.any() else None
+        return next((k for k, p in enumerate(points) if self._fits_in_cells(p, r, gap, reach)), None)
+
+    def _fits_in_cells(self, p: np.ndarray, r: float, gap: float, reach: int) -> bool:
         kx, kz = self._key(p)
         for ix in range(kx - reach, kx + reach + 1):
             for iz in range(kz - reach, kz + reach + 1):
@@ -363,6 +378,23 @@ class DiscGrid:
         self.centres.append(np.asarray(p, dtype=np.float64))
         self.radii.append(float(r))
         self.r_max = max(self.r_max, float(r))
+
+
+def first_accepted(rng: np.random.Generator, room: float, max_tries: int,
+                   first: Callable[[np.ndarray], int | None]) -> np.ndarray | None:
+    """The first of up to ``max_tries`` uniform candidates in [-room, room]^2 that is accepted, or
+    None; ``rng`` is left exactly as if the candidates had been drawn one at a time until then.
+
+    first : (T, 2) candidates -> index of the first acceptable one, or None. All tries are drawn at
+    once and judged together, then the generator is rewound and advanced by the draws actually used."""
+    state = rng.bit_generator.state
+    candidates = rng.uniform(-room, room, size=(max_tries, 2))
+    k = first(candidates)
+    if k is None:
+        return None
+    rng.bit_generator.state = state
+    rng.uniform(-room, room, size=(k + 1, 2))
+    return candidates[k]
 
 
 def poisson_disc_place(radii: np.ndarray, gap: float, region_half: float, rng: np.random.Generator,
@@ -383,12 +415,7 @@ def poisson_disc_place(radii: np.ndarray, gap: float, region_half: float, rng: n
         while True:
             room = region_half - r
             if room >= 0:
-                for _ in range(max_tries):
-                    p = rng.uniform(-room, room, size=2)
-                    if grid.fits(p, r, gap):
-                        break
-                else:
-                    p = None
+                p = first_accepted(rng, room, max_tries, lambda cands: grid.first_fit(cands, r, gap))
                 if p is not None:
                     centres[i] = p
                     grid.add(p, r)
@@ -712,9 +739,17 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
         local_vertices.append(v)
     radii_a = np.array(radii)
     order = sorted(range(len(assets)), key=lambda k: -radii_a[k])
-    objs = [fcl_object(local_vertices[k] + [0.0, lifts[k], 0.0], assets[k].mesh.faces) for k in range(len(assets))]
     region = cfg.spread * float(np.sqrt(np.sum(radii_a ** 2)))
     centres = np.zeros((len(assets), 2))
+    objs: dict[int, Any] = {}
+
+    def obj(k: int) -> Any:
+        """fcl object of asset k resting on the floor at its centre, built when first needed."""
+        if k not in objs:
+            objs[k] = fcl_object(local_vertices[k] + [0.0, lifts[k], 0.0], assets[k].mesh.faces)
+            set_translation(objs[k], np.array([centres[k][0], 0.0, centres[k][1]]))
+        return objs[k]
+
     placed: list[int] = []
     expansions = 0
     for k in order:
@@ -723,14 +758,15 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
         while not done:
             room = region - r
             if room >= 0:
-                for _ in range(cfg.max_tries):
-                    p = rng.uniform(-room, room, size=2)
-                    if _open_set_fits(k, p, placed, centres, radii_a, objs, cfg.min_clearance):
-                        centres[k] = p
+                p = first_accepted(rng, room, cfg.max_tries,
+                                   lambda cands: _open_set_first_fit(k, cands, placed, centres, radii_a, obj,
+                                                                     cfg.min_clearance))
+                if p is not None:
+                    centres[k] = p
+                    if k in objs:
                         set_translation(objs[k], np.array([p[0], 0.0, p[1]]))
-                        placed.append(k)
-                        done = True
-                        break
+                    placed.append(k)
+                    done = True
             if done:
                 break
             if expansions >= cfg.max_expansions:
@@ -750,25 +786,30 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
         objects.append(SceneObject(n + 1, asset.category, asset.mesh, Similarity(R, t, s)))
         supports[n + 1] = FLOOR
         discs.append([t[0], t[2], r])
+    built = {n: objs[k] for n, k in enumerate(placed) if k in objs}
     return _make_layout("open_set", seed, objects, [it[0] for it in items], supports, np.array(discs), 0.0, region,
-                        {}, ground, background, cfg.verify)
+                        {}, ground, background, cfg.verify, built)
 
 
-def _open_set_fits(k: int, p: np.ndarray, placed: Sequence[int], centres: np.ndarray, radii: np.ndarray,
-                   objs: Sequence[Any], clearance: float) -> bool:
-    moved = False
-    for j in placed:
-        d = float(np.hypot(*(p - centres[j])))
-        if d >= radii[k] + radii[j] + clearance:
-            continue
-        if d + min(radii[k], radii[j]) <= max(radii[k], radii[j]):
-            return False  # nested footprints: one could hide inside the other
-        if not moved:
-            set_translation(objs[k], np.array([p[0], 0.0, p[1]]))
-            moved = True
-        if collide(objs[k], objs[j]) or distance(objs[k], objs[j]) < clearance:
-            return False
-    return True
+def _open_set_first_fit(k: int, candidates: np.ndarray, placed: Sequence[int], centres: np.ndarray,
+                        radii: np.ndarray, obj: Callable[[int], Any], clearance: float) -> int | None:
+    """Index of the first candidate centre (T, 2) where object ``k`` fits, or None: every placed
+    disc is clear by ``clearance``, or overlaps without nesting (one footprint inside the other,
+    where it could hide) and fcl finds the meshes at least ``clearance`` apart. The disc tests run
+    on all candidates at once, fcl only on candidates in order until one fits."""
+    if not placed:
+        return 0 if len(candidates) else None
+    j = np.asarray(placed)
+    d = np.hypot(candidates[:, None, 0] - centres[j, 0][None], candidates[:, None, 1] - centres[j, 1][None])
+    clear = d >= radii[k] + radii[j][None] + clearance
+    nested = d + np.minimum(radii[k], radii[j])[None] <= np.maximum(radii[k], radii[j])[None]
+    for t in np.flatnonzero(~np.any(~clear & nested, axis=1)):
+        if not clear[t].all():
+            set_translation(obj(k), np.array([candidates[t, 0], 0.0, candidates[t, 1]]))
+            if any(collide(obj(k), obj(i)) or distance(obj(k), obj(i)) < clearance for i in j[~clear[t]]):
+                continue
+        return int(t)
+    return None
 
 
 # --------------------------------------------------------------------------------- assembly
@@ -785,7 +826,9 @@ def _finish(kind: str, seed: int, placed: Sequence[_Placed], gap: float, region:
 def _make_layout(kind: str, seed: int, objects: Sequence[SceneObject], assets: Sequence[Asset],
                  supports: Mapping[int, int], discs: np.ndarray, gap: float, region: float,
                  tops: Mapping[int, SupportTop], ground: GroundSpec | None, background: BackgroundSpec | None,
-                 verify: bool) -> Layout:
+                 verify: bool, collision_objects: Mapping[int, Any] | None = None) -> Layout:
+    """The Layout of placed objects; ``verify`` runs the physics check (reusing ``collision_objects``:
+    position -> fcl object already in world coordinates)."""
     ids = [o.id for o in objects]
     relations = compute_relations(ids, discs[:, :2], supports)
     discs = np.array(discs, dtype=np.float64)
@@ -797,7 +840,7 @@ def _make_layout(kind: str, seed: int, objects: Sequence[SceneObject], assets: S
                     dict(tops), ground, background)
     if verify:
         world = [trimesh.Trimesh(o.pose.apply(o.mesh.vertices), o.mesh.faces, process=False) for o in objects]
-        report = check_physics(world, ids, supports)
+        report = check_physics(world, ids, supports, collision_objects=collision_objects)
         if not report.ok:
             raise LayoutError(kind, seed, f"physics check failed: interpenetrating {list(report.penetrating)}, "
                                           f"not resting {list(report.not_resting)}")

@@ -27,14 +27,16 @@ def perlin_noise(size: int, cells: int, rng: np.random.Generator) -> np.ndarray:
     if size < 2 or cells < 1:
         raise InputError(None, f"perlin noise needs size >= 2 and cells >= 1, got size={size}, cells={cells}")
     angles = rng.uniform(0.0, 2.0 * np.pi, size=(cells + 1, cells + 1))
-    grads = np.stack([np.cos(angles), np.sin(angles)], axis=-1).astype(np.float32)
+    gx, gy = np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)  # unit gradients
     coords = (np.arange(size) + 0.5) * (cells / size)
     i = np.minimum(coords.astype(int), cells - 1)
     f = (coords - i).astype(np.float32)  # fractional position, the same along rows and columns
 
     def corner(dy: int, dx: int) -> np.ndarray:
-        g = grads[i + dy][:, i + dx]  # (size, size, 2): gradient at the (dy, dx) corner of each pixel's cell
-        return g[..., 0] * (f - dx)[None, :] + g[..., 1] * (f - dy)[:, None]
+        # (size, size) gradient components at the (dy, dx) corner of each pixel's cell: rows, then columns
+        cx = gx.take(i + dy, axis=0).take(i + dx, axis=1)
+        cy = gy.take(i + dy, axis=0).take(i + dx, axis=1)
+        return cx * (f - dx)[None, :] + cy * (f - dy)[:, None]
 
     u, v = _fade(f)[None, :], _fade(f)[:, None]
     top = corner(0, 0) * (1 - u) + corner(0, 1) * u

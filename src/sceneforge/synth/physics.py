@@ -76,7 +76,7 @@ def _inside(container: trimesh.Trimesh, inner: trimesh.Trimesh) -> bool:
     """True when ``inner`` lies inside the closed ``container`` (its box nested in the container's box
     and its vertex deepest inside that box inside the mesh). Crossing surfaces are fcl's job."""
     lo, hi = container.bounds
-    if not container.is_watertight or np.any(inner.bounds[0] < lo) or np.any(inner.bounds[1] > hi):
+    if np.any(inner.bounds[0] < lo) or np.any(inner.bounds[1] > hi) or not container.is_watertight:
         return False
     v = np.asarray(inner.vertices)
     depth = np.minimum(v - lo, hi - v).min(axis=1)
@@ -84,11 +84,14 @@ def _inside(container: trimesh.Trimesh, inner: trimesh.Trimesh) -> bool:
 
 
 def check_physics(world_meshes: Sequence[trimesh.Trimesh], ids: Sequence[int], supports: Mapping[int, int],
-                  tol: float = 1e-6, contact_lift: float = 1e-4) -> PhysicsReport:
+                  tol: float = 1e-6, contact_lift: float = 1e-4,
+                  collision_objects: Mapping[int, Any] | None = None) -> PhysicsReport:
     """Check a posed scene.
 
     world_meshes : meshes in world coordinates (metres), one per id.
     supports : id -> support id (0 = floor).
+    collision_objects : position k -> an fcl object of ``world_meshes[k]`` already placed in world
+        coordinates (e.g. built by the layout), used instead of building it again.
     """
     index = {int(i): k for k, i in enumerate(ids)}
     bounds = [m.bounds for m in world_meshes]
@@ -101,7 +104,7 @@ def check_physics(world_meshes: Sequence[trimesh.Trimesh], ids: Sequence[int], s
         rest_error[int(i)] = err
         if err > tol:
             not_resting.append(int(i))
-    objs: dict[int, Any] = {}
+    objs: dict[int, Any] = dict(collision_objects or {})
 
     def obj(k: int) -> Any:  # built only for pairs whose boxes meet
         if k not in objs:
@@ -121,10 +124,11 @@ def check_physics(world_meshes: Sequence[trimesh.Trimesh], ids: Sequence[int], s
             elif supports[ib] == ia:
                 lifted = b
             if lifted is not None:
-                set_translation(obj(lifted), np.array([0.0, contact_lift, 0.0]))
+                rest = obj(lifted).getTranslation()
+                obj(lifted).setTranslation(rest + np.array([0.0, contact_lift, 0.0]))
             hit = collide(obj(a), obj(b))
             if lifted is not None:
-                set_translation(obj(lifted), np.zeros(3))
+                obj(lifted).setTranslation(rest)
             if not hit:
                 hit = _inside(world_meshes[a], world_meshes[b]) or _inside(world_meshes[b], world_meshes[a])
             if hit:

@@ -34,13 +34,14 @@ MAX_WORKERS = 1024
 
 @dataclass(frozen=True)
 class SceneDone:
-    """Progress event: one scene folder was written."""
+    """Progress event: one scene folder was written; per-stage wall and worker CPU seconds (SceneFiles)."""
 
     index: int
     n_views: int
     n_dropped: int
     n_bytes: int
     seconds: dict[str, float]
+    cpu_seconds: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,8 @@ def generate_dataset(out: str | Path, config: SynthConfig, n_scenes: int, worker
         views += files.n_views
         dropped += files.n_dropped
         if on_scene is not None:
-            on_scene(SceneDone(files.index, files.n_views, files.n_dropped, files.n_bytes, dict(files.seconds)))
+            on_scene(SceneDone(files.index, files.n_views, files.n_dropped, files.n_bytes, dict(files.seconds),
+                               dict(files.cpu_seconds)))
     return DatasetReport(out, n_scenes, skipped, len(todo), views, dropped, time.perf_counter() - start)
 
 

@@ -28,6 +28,7 @@ from sceneforge.render.scene import (
     RenderScene,
 )
 from sceneforge.synth.cameras import OrbitSpec, orbit_cameras
+from sceneforge.synth.meshmemo import hull_points
 from sceneforge.types import Camera, Plane, Scene
 
 OCCLUSION_POLICIES = ("drop", "mark")
@@ -98,8 +99,8 @@ def scene_bounds(scene: Scene) -> np.ndarray:
     """(2, 3) world box [min, max] of all posed objects, metres."""
     if not scene.objects:
         raise InputError(None, "scene has no objects to render")
-    boxes = np.stack([o.world_bounds() for o in scene.objects])
-    return np.stack([boxes[:, 0].min(axis=0), boxes[:, 1].max(axis=0)])
+    points = np.concatenate([o.pose.apply(hull_points(o.mesh)) for o in scene.objects])
+    return np.stack([points.min(axis=0), points.max(axis=0)])
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,8 +117,16 @@ class SceneLook:
     lighting: Lighting = field(default_factory=Lighting)
 
 
-def render_scene_for(scene: Scene, settings: ViewSettings, look: SceneLook | None = None) -> RenderScene:
-    """The rasteriser's description of a scene: meshes (instance id = object id), ground, sky, light."""
+def _bounding_sphere(box: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centre (3,) and radius (metres, >= 1 mm) of the sphere around a (2, 3) box."""
+    return 0.5 * (box[0] + box[1]), max(0.5 * float(np.linalg.norm(box[1] - box[0])), 1e-3)
+
+
+def render_scene_for(scene: Scene, settings: ViewSettings, look: SceneLook | None = None,
+                     box: np.ndarray | None = None) -> RenderScene:
+    """The rasteriser's description of a scene: meshes (instance id = object id), ground, sky, light.
+
+    box : the scene's :func:`scene_bounds` when already known."""
     look = SceneLook() if look is None else look
     for o in scene.objects:
         if not 1 <= o.id <= MAX_INSTANCE_ID:
@@ -125,41 +134,43 @@ def render_scene_for(scene: Scene, settings: ViewSettings, look: SceneLook | Non
     meshes = [RenderMesh(o.mesh, o.pose.matrix, o.id) for o in scene.objects]
     ground = look.ground
     if ground is None:
-        box = scene_bounds(scene)
-        centre = 0.5 * (box[0] + box[1])
-        radius = max(0.5 * float(np.linalg.norm(box[1] - box[0])), 1e-3)
+        centre, radius = _bounding_sphere(scene_bounds(scene) if box is None else box)
         floor = scene.floor if scene.floor is not None else Plane(np.array([0.0, 1.0, 0.0]), 0.0)
         ground = Ground(plane=floor, centre_xz=centre[[0, 2]], half_extent=radius * settings.ground_margin)
     return RenderScene(meshes, ground=ground, environment=look.environment, lighting=look.lighting)
 
 
-def scene_cameras(scene: Scene, orbit: OrbitSpec, rng: np.random.Generator) -> list[Camera]:
-    """The orbit's candidate cameras around the scene's bounding sphere (centre of its box)."""
-    box = scene_bounds(scene)
-    centre = 0.5 * (box[0] + box[1])
-    radius = max(0.5 * float(np.linalg.norm(box[1] - box[0])), 1e-3)
+def scene_cameras(scene: Scene, orbit: OrbitSpec, rng: np.random.Generator,
+                  box: np.ndarray | None = None) -> list[Camera]:
+    """The orbit's candidate cameras around the scene's bounding sphere (centre of its box).
+
+    box : the scene's :func:`scene_bounds` when already known."""
+    centre, radius = _bounding_sphere(scene_bounds(scene) if box is None else box)
     return orbit_cameras(centre, radius, orbit, rng)
 
 
 def render_views(scene: Scene, settings: ViewSettings, rng: np.random.Generator, rasterizer: Any,
-                 look: SceneLook | None = None) -> ViewSet:
+                 look: SceneLook | None = None, reuse_meshes: bool = False) -> ViewSet:
     """Render the candidate views of ``scene``, apply the occlusion policy, attach view-centric frames.
 
     rasterizer : a :class:`~sceneforge.render.rasterizer.Rasterizer` (one per process; reused).
+    reuse_meshes : keep the meshes' GPU buffers for later scenes (meshes never modified in place,
+        such as an asset pool's; see ``Rasterizer.upload``).
     """
-    cameras = scene_cameras(scene, settings.orbit, rng)
+    box = scene_bounds(scene)
+    cameras = scene_cameras(scene, settings.orbit, rng, box)
     ids = [o.id for o in scene.objects]
     poses = [o.pose.matrix for o in scene.objects]
-    vertices = [np.asarray(o.mesh.vertices) for o in scene.objects]
+    points = [hull_points(o.mesh) for o in scene.objects]  # the same boxes as all vertices
     kept: list[SynthView] = []
     dropped: list[int] = []
-    with rasterizer.upload(render_scene_for(scene, settings, look)) as uploaded:
+    with rasterizer.upload(render_scene_for(scene, settings, look, box), reuse_meshes=reuse_meshes) as uploaded:
         for candidate, camera in enumerate(cameras):
             out = rasterizer.render(uploaded, camera, normals=settings.normals)
             pixels = out.visible_pixels(ids)
             if settings.occlusion == "drop" and min(pixels.values()) < settings.min_visible_pixels:
                 dropped.append(candidate)
                 continue
-            frame = view_centric_frame(camera.T_world_cam, ids, poses, vertices)
+            frame = view_centric_frame(camera.T_world_cam, ids, poses, points)
             kept.append(SynthView(len(kept), candidate, camera, out, frame, pixels, settings.min_visible_pixels))
     return ViewSet(tuple(kept), tuple(dropped), len(cameras))
