@@ -608,3 +608,11 @@ def test_learned_pose_without_a_checkpoint_is_a_clear_error(engine_data, tmp_pat
     assert code == 2 and "no pose-model checkpoint ships" in err and "Traceback" not in err
     with pytest.raises(InputError, match="not a pose-model checkpoint"):
         _pipeline_on_engine_view(engine_data, {"name": "learned", "config": {"checkpoint": str(tmp_path)}})
+
+
+def test_engine_views_of_either_kind(tmp_path):
+    from sceneforge.engine_views import write_engine_view
+
+    view = write_engine_view(tmp_path / "o", seed=3, size=64, layout={}, kind="openset")
+    assert view.ground_truth.metadata["synth"]["kind"] == "openset" and view.ground_truth.objects
+    assert write_engine_view(tmp_path / "i", seed=3, size=64).ground_truth.metadata["synth"]["kind"] == "iscene"
