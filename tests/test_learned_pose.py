@@ -616,3 +616,15 @@ def test_engine_views_of_either_kind(tmp_path):
     view = write_engine_view(tmp_path / "o", seed=3, size=64, layout={}, kind="openset")
     assert view.ground_truth.metadata["synth"]["kind"] == "openset" and view.ground_truth.objects
     assert write_engine_view(tmp_path / "i", seed=3, size=64).ground_truth.metadata["synth"]["kind"] == "iscene"
+
+
+def test_the_shipped_checkpoint_loads_and_fits_the_size_limit():
+    from sceneforge.pose.learned import shipped_checkpoint
+
+    folder = shipped_checkpoint()
+    if folder is None:
+        pytest.skip("this installation ships no pose-model checkpoint")
+    assert sum(f.stat().st_size for f in folder.iterdir()) <= 30 * 2**20
+    loaded = load_model(folder)
+    assert loaded.step > 0 and not any(p.requires_grad and not torch.isfinite(p).all() for p in loaded.model.parameters())
+    assert {f.name for f in folder.iterdir()} == {"model.safetensors", "config.json"}

@@ -76,9 +76,11 @@ def test_bad_settings_name_the_field():
 
 
 def test_auto_pose_stage_optimises_only_with_depth():
-    from sceneforge.pose.base import InitialPoses, OptimisedPoses, resolve_pose_stage
+    from sceneforge.pose.base import InitialPoses, resolve_pose_stage
+    from sceneforge.pose.learned import shipped_checkpoint
 
-    assert isinstance(resolve_pose_stage("auto", depth_given=True), OptimisedPoses)
+    with_depth = "learned_optimise" if shipped_checkpoint() is not None else "optimise"
+    assert resolve_pose_stage("auto", depth_given=True).registry_name == with_depth
     assert isinstance(resolve_pose_stage(None, depth_given=False), InitialPoses)
     assert isinstance(resolve_pose_stage("initial", depth_given=True), InitialPoses)
     built = resolve_pose_stage({"name": "optimise", "config": {"iterations": 7}}, depth_given=False)

@@ -11,10 +11,13 @@ import pytest
 from sceneforge.errors import DepthError, InputError
 from sceneforge.eval import EvalConfig, evaluate_scene
 from sceneforge.pipeline import NothingReconstructedError, ScenePipeline
+from sceneforge.pose.learned import shipped_checkpoint
 from sceneforge.registry import UnknownComponentError
 from sceneforge.types import SceneInput
 from synthetic_scenes import make_view
 
+# auto with depth: the optimisation, started from the learned model when its checkpoint ships
+AUTO_WITH_DEPTH = "learned_optimise" if shipped_checkpoint() is not None else "optimise"
 CAMERA_FRAME = EvalConfig(frame="camera", align=False, points_per_object=4096, taus=(0.1, 0.02), threads=1)
 
 
@@ -66,7 +69,7 @@ def test_config_errors_name_the_problem():
 
 def test_auto_pose_resolves_by_depth(raycast_view):
     pipeline = ScenePipeline()
-    assert pipeline.pose_stage_for(raycast_view.scene_input).registry_name == "optimise"
+    assert pipeline.pose_stage_for(raycast_view.scene_input).registry_name == AUTO_WITH_DEPTH
     no_depth = SceneInput(raycast_view.scene_input.image, raycast_view.scene_input.instances)
     assert pipeline.pose_stage_for(no_depth).registry_name == "initial"
 
@@ -101,8 +104,8 @@ def test_default_pipeline_with_pose_optimisation(engine_view):
     from sceneforge.io.inputs import load_input
 
     result = ScenePipeline().run(load_input(engine_view.input_dir))
-    assert result.report["pipeline"]["pose"]["resolved"]["name"] == "optimise"
-    assert result.report["pose"]["name"] == "optimise"
+    assert result.report["pipeline"]["pose"]["resolved"]["name"] == AUTO_WITH_DEPTH
+    assert result.report["pose"]["name"] == AUTO_WITH_DEPTH
     f_scene, _ = fscores(result.scene, engine_view.ground_truth)
     assert f_scene >= 0.65  # measured 0.80 (the optimisation moves lift shapes off their initial fit)
 
