@@ -14,7 +14,8 @@ Objects with too few depth pixels for the model keep their incoming poses.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,8 +57,21 @@ def _load(folder: str) -> LoadedPoseModel:
     return load_model(folder)
 
 
+@contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    """Run the block with at most ``count`` torch threads (more threads on busy cores are slower)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(count, previous)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def learned_objects(perception: PerceptionResult, objects: Sequence[SceneObject], checkpoint: str | Path | None,
-                    samples: int, flow_steps: int, seed: int, keep_incoming: bool = False
+                    samples: int, flow_steps: int, seed: int, keep_incoming: bool = False, threads: int = 1
                     ) -> tuple[tuple[SceneObject, ...], dict[str, Any]]:
     """The objects with the model's poses (world frame) and a JSON-ready report of the sampling;
     with ``keep_incoming`` each object's incoming pose competes with the K samples."""
@@ -69,8 +83,9 @@ def learned_objects(perception: PerceptionResult, objects: Sequence[SceneObject]
                              source="the learned pose stage's input")
     world_cam = Similarity.from_matrix(perception.camera.T_world_cam)
     incoming = {o.id: world_cam.inverse() @ o.pose for o in objects} if keep_incoming else None
-    prediction = predict_poses(loaded, scene_input, {o.id: o.mesh for o in objects}, samples=samples,
-                               steps=flow_steps, seed=seed, incoming=incoming)
+    with _torch_threads(threads):
+        prediction = predict_poses(loaded, scene_input, {o.id: o.mesh for o in objects}, samples=samples,
+                                   steps=flow_steps, seed=seed, incoming=incoming)
     poses = {p.object_id: world_cam @ p.T_cam_obj for p in prediction.objects}
     posed = tuple(SceneObject(o.id, o.label, o.mesh, poses.get(o.id, o.pose), o.confidence) for o in objects)
     report = {"checkpoint": str(folder), "checkpoint_step": loaded.step, "samples": samples, "flow_steps": flow_steps,
@@ -85,19 +100,20 @@ def learned_objects(perception: PerceptionResult, objects: Sequence[SceneObject]
 class LearnedPoses(PoseStage):
     """The learned model's poses. ``checkpoint``: folder (None = the shipped one); ``samples``: K flow
     samples per scene; ``flow_steps``: Euler steps; ``seed``: noise seed; ``keep_incoming``: score
-    each object's incoming pose with the samples and keep it when it is the most consistent."""
+    each object's incoming pose with the samples and keep it when it is the most consistent;
+    ``threads``: torch threads (1: on shared cores more threads were several times slower)."""
 
     def __init__(self, checkpoint: str | None = None, samples: int = 8, flow_steps: int = 10, seed: int = 0,
-                 keep_incoming: bool = False) -> None:
+                 keep_incoming: bool = False, threads: int = 1) -> None:
         if samples < 1 or flow_steps < 1:
             raise ValueError(f"samples and flow_steps must be >= 1, got {samples} and {flow_steps}")
         self.checkpoint, self.samples, self.flow_steps, self.seed = checkpoint, samples, flow_steps, seed
-        self.keep_incoming = keep_incoming
+        self.keep_incoming, self.threads = keep_incoming, threads
 
     def refine(self, perception: PerceptionResult, objects: Sequence[SceneObject],
                amodal: Mapping[int, AmodalResult]) -> PoseStageResult:
         posed, report = learned_objects(perception, objects, self.checkpoint, self.samples, self.flow_steps,
-                                        self.seed, self.keep_incoming)
+                                        self.seed, self.keep_incoming, self.threads)
         return PoseStageResult(posed, {"name": self.registry_name, **report})
 
 
