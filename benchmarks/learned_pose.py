@@ -21,6 +21,9 @@ IoU-B, rotation error (degrees, no symmetry), translation error and relative sca
 stage seconds per scene (wall and process CPU time). "Occluded" views are those where some object
 shows less than half of its silhouette (ground-truth object rendered alone vs its visible pixels).
 
+With ``--shapes lift`` the lift backend's meshes are kept instead (what ``reconstruct`` gives the
+pose stage), so the scores also include the shapes' errors.
+
 ``--cache DIR`` keeps each view's prepared inputs and its checkpoint-independent rows, so a run
 with a new checkpoint only runs the model rows. Per-view rows go to ``--json``.
 """
@@ -67,15 +70,17 @@ def occluded_fractions(view, scene_input) -> dict[int, float]:
     return out
 
 
-def prepare(kind: str, index: int, size: int) -> dict:
-    """Render the view, run perception/amodal/lift, swap in GT meshes; the rows that need no model."""
+def prepare(kind: str, index: int, size: int, shapes: str) -> dict:
+    """Render the view, run perception/amodal/lift, swap in GT meshes unless ``shapes`` is "lift";
+    the rows that need no model."""
     with tempfile.TemporaryDirectory() as tmp:
         view = write_engine_view(Path(tmp), seed=KINDS[kind], index=index, size=size, layout={}, kind=kind)
         scene_input = load_input(view.input_dir)
         occluded = occluded_fractions(view, scene_input)
     perception, amodal, objects = reconstruct_initial(scene_input)
     prepared = {"kind": kind, "index": index, "perception": perception, "amodal": amodal,
-                "objects": gt_mesh_objects(objects, view.ground_truth), "truth": view.ground_truth,
+                "objects": objects if shapes == "lift" else gt_mesh_objects(objects, view.ground_truth),
+                "truth": view.ground_truth,
                 "max_occluded": max(occluded.values()) if occluded else 0.0, "rows": {}}
     prepared["rows"][FIXED_ROWS[0]] = score(prepared, prepared["objects"], 0.0, 0.0)
     prepared["rows"][FIXED_ROWS[1]] = run_stage(prepared, create("pose", "optimise"))
@@ -118,6 +123,7 @@ def main(argv=None) -> int:
     parser.add_argument("--views", type=int, default=100, help="views per kind")
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--shapes", choices=("gt", "lift"), default="gt", help="meshes the pose stages get")
     parser.add_argument("--samples", type=int, default=8, help="K flow samples per scene")
     parser.add_argument("--flow-steps", type=int, default=10)
     parser.add_argument("--cache", type=Path, default=None)
@@ -141,12 +147,14 @@ def main(argv=None) -> int:
         for kind in args.kinds:
             if args.time_limit is not None and time.perf_counter() - began > args.time_limit:
                 break
-            cached = None if args.cache is None else args.cache / f"{kind}_{KINDS[kind]}_{index:04d}_{args.size}.pkl"
+            suffix = "" if args.shapes == "gt" else "_lift"
+            cached = None if args.cache is None else \
+                args.cache / f"{kind}_{KINDS[kind]}_{index:04d}_{args.size}{suffix}.pkl"
             try:
                 if cached is not None and cached.is_file():
                     prepared = pickle.loads(cached.read_bytes())
                 else:
-                    prepared = prepare(kind, index, args.size)
+                    prepared = prepare(kind, index, args.size, args.shapes)
                     if cached is not None:
                         cached.parent.mkdir(parents=True, exist_ok=True)
                         cached.write_bytes(pickle.dumps(prepared))
@@ -163,7 +171,8 @@ def main(argv=None) -> int:
                   file=sys.stderr, flush=True)
     rows = FIXED_ROWS + (MODEL_ROWS if stages else ())
     text = [f"Checkpoint: {args.checkpoint} (K = {args.samples}, {args.flow_steps} Euler steps). "
-            f"{args.size}x{args.size} views, GT meshes given, given depth; camera frame, no alignment; "
+            f"{args.size}x{args.size} views, " + ("GT meshes given" if args.shapes == "gt" else "lift meshes") +
+            ", given depth; camera frame, no alignment; "
             "CD l2_sum in the GT's normalised space, F-Score at tau = 0.1 in %; rotation error in degrees "
             "(no symmetry), translation in GT units, scale relative; pose stage time per scene, one torch "
             f"thread. Total wall time {time.perf_counter() - began:.0f} s.", ""]
