@@ -29,7 +29,9 @@ from sceneforge.models.data import (
     UnitMesh,
     camera_pose,
     collate_samples,
+    find_views,
     poses_to_vectors,
+    split_views,
     target_pose,
     vectors_to_poses,
 )
@@ -286,6 +288,18 @@ def test_collate_pads_and_masks(engine_data):
     assert not np.array_equal(ds[(0, 1)].object_points, ds[(0, 2)].object_points)
 
 
+def test_a_folder_of_datasets_is_read_together(engine_data, tmp_path):
+    root = tmp_path / "both"
+    root.mkdir()
+    for name in ("iscene", "openset"):
+        (root / name).symlink_to(engine_data, target_is_directory=True)
+    single, both = find_views(engine_data), find_views(root)
+    assert len(both) == 2 * len(single)
+    assert [v.relative_to(root / "iscene") for v in both[:len(single)]] == [v.relative_to(engine_data) for v in single]
+    held = split_views(both, "val", 1)
+    assert held and all(v.parts[-4] == "openset" for v in held)
+
+
 def test_dataset_errors_name_the_problem(tmp_path):
     with pytest.raises(InputError, match="dataset folder not found"):
         EngineViewDataset(tmp_path / "missing")
@@ -386,20 +400,31 @@ def test_consistency_prefers_the_true_pose(engine_data):
     observed = [torch.from_numpy(norm.apply(backproject_depth(scene_input.camera, scene_input.depth,
                                                                scene_input.instances == i))).float()
                 for i in sample.object_ids]
-    scores = consistency_scores(poses, torch.from_numpy(sample.mesh_points), observed, scene_input,
-                                sample.object_ids, norm)
+    per_object = consistency_scores(poses, torch.from_numpy(sample.mesh_points), observed, scene_input,
+                                    sample.object_ids, norm)
+    assert per_object.shape == (2, len(sample.object_ids)) and torch.all(per_object[0] < per_object[1])
+    scores = per_object.mean(dim=1)
     assert scores[0] < scores[1]
     assert float(scores[0]) < 0.06 and float(scores[1]) > float(scores[0]) + 0.05
 
 
 def test_predict_poses_keeps_the_best_sample(engine_data, tmp_path):
+    from sceneforge.types import Similarity
+
     train_pose_model(engine_data, tmp_path / "ck", tiny_run(2))
     loaded = load_model(tmp_path / "ck")
     ds = EngineViewDataset(engine_data, TINY_DATA)
     scene = read_scene_json(ds.views[0].parent.parent)
-    prediction = predict_poses(loaded, load_input(ds.views[0]), {o.id: o.mesh for o in scene.objects},
-                               samples=4, steps=3)
-    assert len(prediction.scores) == 4 and prediction.chosen == int(np.argmin(prediction.scores))
+    scene_input, meshes = load_input(ds.views[0]), {o.id: o.mesh for o in scene.objects}
+    whole = predict_poses(loaded, scene_input, meshes, samples=4, steps=3, select="scene")
+    assert len(whole.scores) == 4 and set(whole.chosen) == {int(np.argmin(whole.scores))}
+    prediction = predict_poses(loaded, scene_input, meshes, samples=4, steps=3)
+    assert prediction.scores == whole.scores and len(prediction.chosen) == len(prediction.objects)
+    truth = {int(o["id"]): Similarity.from_matrix(np.asarray(o["T_cam_obj"]))
+             for o in json.loads((ds.views[0] / "view.json").read_text())["objects"]}
+    with_truth = predict_poses(loaded, scene_input, meshes, samples=4, steps=3, incoming=truth)
+    assert len(with_truth.scores) == 5 and set(with_truth.chosen) == {4}     # the true poses win
+    assert all(o.T_cam_obj is truth[o.object_id] for o in with_truth.objects)
     assert {o.object_id for o in prediction.objects} <= set(scene.ids)
     assert all(np.isfinite(o.T_cam_obj.matrix).all() for o in prediction.objects)
 
@@ -505,6 +530,101 @@ def test_pose_errors_are_zero_for_the_true_poses(engine_data, tmp_path, monkeypa
     errors = validate.pose_errors(loaded, ds, max_views=2)
     assert errors.views == 2 and errors.objects >= 2
     assert errors.rotation_deg_mean < 0.01 and errors.translation_mean < 1e-6 and errors.log_scale_mean < 1e-6
+    assert errors.rotation_shape_median < 1e-6 < errors.rotation_shape_random_median
     monkeypatch.setattr(validate, "predict_poses", real_predict)
     untrained = validate.pose_errors(loaded, ds, max_views=2, samples=2, steps=2)
-    assert untrained.rotation_deg_median > 1.0
+    assert untrained.rotation_deg_median > 1.0 and untrained.rotation_shape_median > 0.01
+
+
+def test_rotation_shape_distance_ignores_symmetries():
+    from scipy.spatial.transform import Rotation
+
+    from sceneforge.models.validate import rotation_shape_distance
+
+    import trimesh
+
+    box = UnitMesh.of(trimesh.creation.box((1.0, 0.4, 0.2))).sample(800, np.random.default_rng(0))  # half-turn symmetric
+    half_turn = Rotation.from_euler("z", 180, degrees=True).as_matrix()
+    quarter_turn = Rotation.from_euler("z", 90, degrees=True).as_matrix()
+    assert rotation_shape_distance(half_turn, np.eye(3), box) < 0.03
+    assert rotation_shape_distance(quarter_turn, np.eye(3), box) > 0.1
+
+
+# ------------------------------------------------------------------------------ pose stages
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A tiny model with random (non-zero) output layers, saved as a checkpoint folder."""
+    torch.manual_seed(0)
+    return save_model(trained_like(PoseModel(TINY_MODEL)), TINY_DATA, tmp_path_factory.mktemp("ck"), step=7)
+
+
+def _pipeline_on_engine_view(engine_data: Path, pose):
+    from sceneforge.pipeline import ScenePipeline
+
+    view = find_views(engine_data)[0]
+    scene_input = load_input(view)
+    return scene_input, ScenePipeline(shape="visible", pose=pose).run(scene_input)
+
+
+def test_learned_stage_poses_are_the_models_in_the_world_frame(engine_data, tiny_checkpoint):
+    from sceneforge.types import SceneInput, Similarity
+
+    stage = {"name": "learned", "config": {"checkpoint": str(tiny_checkpoint), "samples": 3, "flow_steps": 2}}
+    _, result = _pipeline_on_engine_view(engine_data, stage)
+    report = result.report["pose"]
+    assert report["name"] == "learned" and report["checkpoint_step"] == 7 and len(report["sample_scores"]) == 3
+    seen = result.perception   # the model sees the cleaned depth of the perception stage
+    seen_input = SceneInput(seen.image, seen.instances, seen.depth, seen.camera)
+    direct = predict_poses(load_model(tiny_checkpoint), seen_input, {o.id: o.mesh for o in result.scene.objects},
+                           samples=3, steps=2, seed=0)
+    cam_world = Similarity.from_matrix(result.scene.camera.T_world_cam).inverse()
+    by_id = {o.id: o for o in result.scene.objects}
+    assert direct.objects
+    for predicted in direct.objects:
+        in_camera = (cam_world @ by_id[predicted.object_id].pose).matrix
+        np.testing.assert_allclose(in_camera, predicted.T_cam_obj.matrix, atol=1e-6)
+
+
+def test_learned_optimise_starts_from_the_model(engine_data, tiny_checkpoint):
+    stage = {"name": "learned_optimise", "config": {"checkpoint": str(tiny_checkpoint), "samples": 2,
+                                                    "flow_steps": 1, "iterations": 3}}
+    _, result = _pipeline_on_engine_view(engine_data, stage)
+    report = result.report["pose"]
+    assert report["name"] == "learned_optimise" and report["initialisation"]["name"] == "learned"
+    assert len(report["objects"]) == len(result.scene.objects)
+    json.dumps(report)
+
+
+def test_learned_pose_without_a_checkpoint_is_a_clear_error(engine_data, tmp_path, monkeypatch, run_cli):
+    from sceneforge.pose import learned
+    from sceneforge.pose.base import OptimisedPoses, resolve_pose_stage
+
+    monkeypatch.setattr(learned, "SHIPPED_CHECKPOINT", tmp_path / "none")
+    assert isinstance(resolve_pose_stage("auto", depth_given=True), OptimisedPoses)
+    code, _, err = run_cli("reconstruct", "--input", find_views(engine_data)[0], "--out", tmp_path / "out", "--pose", "learned",
+                           "--shape", "visible")
+    assert code == 2 and "no pose-model checkpoint ships" in err and "Traceback" not in err
+    with pytest.raises(InputError, match="not a pose-model checkpoint"):
+        _pipeline_on_engine_view(engine_data, {"name": "learned", "config": {"checkpoint": str(tmp_path)}})
+
+
+def test_engine_views_of_either_kind(tmp_path):
+    from sceneforge.engine_views import write_engine_view
+
+    view = write_engine_view(tmp_path / "o", seed=3, size=64, layout={}, kind="openset")
+    assert view.ground_truth.metadata["synth"]["kind"] == "openset" and view.ground_truth.objects
+    assert write_engine_view(tmp_path / "i", seed=3, size=64).ground_truth.metadata["synth"]["kind"] == "iscene"
+
+
+def test_the_shipped_checkpoint_loads_and_fits_the_size_limit():
+    from sceneforge.pose.learned import shipped_checkpoint
+
+    folder = shipped_checkpoint()
+    if folder is None:
+        pytest.skip("this installation ships no pose-model checkpoint")
+    assert sum(f.stat().st_size for f in folder.iterdir()) <= 30 * 2**20
+    loaded = load_model(folder)
+    assert loaded.step > 0 and not any(p.requires_grad and not torch.isfinite(p).all() for p in loaded.model.parameters())
+    assert {f.name for f in folder.iterdir()} == {"model.safetensors", "config.json"}

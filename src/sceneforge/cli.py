@@ -251,7 +251,9 @@ def train_pose(
         if main_process and "validation" in row:
             console.print(f"step {row['step']:>6}  held-out ({row['views']} views, {row['objects']} objects): "
                           f"rotation {row['rotation_deg_median']:.1f} deg, translation {row['translation_median']:.3f}, "
-                          f"|log scale| {row['log_scale_median']:.3f} (medians)", highlight=False)
+                          f"|log scale| {row['log_scale_median']:.3f}, rotation as shape "
+                          f"{row['rotation_shape_median']:.3f} (random rotation: {row['rotation_shape_random_median']:.3f}) "
+                          "(medians)", highlight=False)
         elif main_process:
             console.print(f"step {row['step']:>6}  loss {row['loss']:.4f}  (R {row['rotation']:.4f}  "
                           f"T {row['translation']:.4f}  S {row['scale']:.4f})  lr {row['lr']:.2e}  "
@@ -266,7 +268,9 @@ ShapeOption = typer.Option(None, "--shape", help="Shape backend: lift (completed
                                                  "(best procedural library asset) or visible (the visible-points "
                                                  "baseline).")
 PoseOption = typer.Option(None, "--pose", help="Pose stage: auto (default: optimise with depth, initial without), "
-                                               "initial (the shape stage's poses) or optimise.")
+                                               "initial (the shape stage's poses), optimise, learned (the shipped "
+                                               "learned pose model alone) or learned_optimise (optimise started "
+                                               "from the learned model's poses).")
 ConfigOption = typer.Option(None, "--config", help="Pipeline JSON (stage names and settings, e.g. the 'pipeline' "
                                                    "of a report.json); --shape/--pose override it.")
 FormatOption = typer.Option(["glb", "usda", "json"], "--format", help="Scene files to write (repeatable): "

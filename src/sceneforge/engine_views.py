@@ -31,10 +31,11 @@ class EngineView:
 
 
 def write_engine_view(folder: str | Path, seed: int = 0, index: int = 0, size: int = 256,
-                      layout: dict | None = None, hfov_deg: float = 55.0) -> EngineView:
+                      layout: dict | None = None, hfov_deg: float = 55.0, kind: str = "iscene") -> EngineView:
     """Render engine scene ``index`` of dataset ``seed`` from one camera into ``folder``.
 
-    size : image width and height, pixels.  layout : options of the iscene layout (object counts).
+    size : image width and height, pixels.  layout : options of the kind's layout (object counts;
+    None = DEMO_LAYOUT, {} = the kind's defaults).  kind : "iscene" or "openset".
     """
     from sceneforge.synth.cameras import OrbitSpec
     from sceneforge.synth.dataset import SynthConfig, build_scene_files
@@ -42,7 +43,7 @@ def write_engine_view(folder: str | Path, seed: int = 0, index: int = 0, size: i
 
     folder = Path(folder)
     views = ViewSettings(orbit=OrbitSpec(n_views=1, width=size, height=size, hfov_deg=hfov_deg), occlusion="mark")
-    config = SynthConfig(kind="iscene", seed=seed, layout=dict(DEMO_LAYOUT if layout is None else layout),
+    config = SynthConfig(kind=kind, seed=seed, layout=dict(DEMO_LAYOUT if layout is None else layout),
                          views=views)
     files = build_scene_files(index, config)
     for name, data in files.files.items():

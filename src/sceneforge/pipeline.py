@@ -3,7 +3,8 @@
 Stages are swappable components chosen by registry name (perception, amodal, shape, pose); the
 pipeline config (names + constructor arguments) goes to and from JSON. The default needs no model
 weights: ``ScenePipeline()`` = depth perception, OpenCV amodal completion, lift shape backend and
-the ``auto`` pose stage (``optimise`` when the input has depth, ``initial`` otherwise).
+the ``auto`` pose stage (with depth: the optimisation, started from the learned pose model's poses
+when the package ships its checkpoint; ``initial`` without depth).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from scipy.spatial import cKDTree
 # built-in components register themselves on import
 import sceneforge.amodal.opencv  # noqa: F401
 import sceneforge.perception.depth  # noqa: F401
+import sceneforge.pose.learned  # noqa: F401
 import sceneforge.shape.lift  # noqa: F401
 import sceneforge.shape.retrieve  # noqa: F401
 import sceneforge.shape.visible  # noqa: F401

@@ -304,14 +304,19 @@ def build_conditions(scene_input: SceneInput, object_ids: Sequence[int], unit_me
 
 
 def find_views(root: str | Path) -> list[Path]:
-    """Every ``scene_*/views/*`` folder holding a view.json under an engine dataset ``root``, sorted."""
+    """Every ``scene_*/views/*`` folder holding a view.json under ``root``, sorted.
+
+    ``root`` is an engine dataset, or a folder of engine datasets (e.g. ``iscene/`` and ``openset/``,
+    one level down) that are used together.
+    """
     root = Path(root)
     if not root.is_dir():
         raise InputError(root, "dataset folder not found")
-    views = sorted(p.parent for p in root.glob("scene_*/views/*/view.json"))
+    views = sorted(p.parent for pattern in ("scene_*/views/*/view.json", "*/scene_*/views/*/view.json")
+                   for p in root.glob(pattern))
     if not views:
-        raise InputError(root, "no engine views here (expected scene_*/views/NNNN/view.json; make them with "
-                               "sceneforge synth)")
+        raise InputError(root, "no engine views here (expected [DATASET/]scene_*/views/NNNN/view.json; make them "
+                               "with sceneforge synth)")
     return views
 
 

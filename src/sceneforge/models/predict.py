@@ -1,6 +1,10 @@
-"""Inference: K flow samples per scene, the one most consistent with the masks and depth kept.
+"""Inference: K flow samples per scene, the most consistent with the masks and depth kept.
 
-Consistency of a sample (lower is better), averaged over its objects, in normalised units:
+The K samples are drawn jointly for all objects of the scene; then, with ``select="object"`` (the
+default), each object keeps its own most consistent sample (the consistency terms below are per
+object), or with ``select="scene"`` one whole sample is kept (lowest mean over the objects).
+
+Consistency of an object's pose (lower is better), in normalised units:
 
 - ``fit``: mean distance from each observed object point to the nearest point of the posed mesh
   samples (the visible surface must lie on the object);
@@ -27,6 +31,7 @@ from sceneforge.models.data import (
     build_conditions,
     camera_pose,
     collate_samples,
+    target_pose,
     vectors_to_poses,
 )
 from sceneforge.models.flow import euler_sample
@@ -62,14 +67,18 @@ class ObjectPosePrediction:
     T_cam_obj: Similarity
 
 
+SELECTIONS = ("object", "scene")
+
+
 @dataclass(frozen=True, eq=False)
 class PosePrediction:
-    """The kept sample of one scene, with every sample's score (index ``chosen`` is the kept one)."""
+    """The kept poses of one scene: ``scores`` (K,) each sample's mean score over the objects (K + 1
+    with the incoming poses last), ``chosen`` the sample kept for each object (order of ``objects``)."""
 
     objects: tuple[ObjectPosePrediction, ...]
     normalisation: Normalisation
     scores: tuple[float, ...]
-    chosen: int
+    chosen: tuple[int, ...]
 
 
 @torch.no_grad()
@@ -86,7 +95,7 @@ def sample_pose_vectors(model: PoseModel, conditions: PoseConditions, samples: i
 def consistency_scores(poses: NormalisedPoses, mesh_points: torch.Tensor, observed: list[torch.Tensor],
                        scene_input: SceneInput, object_ids: tuple[int, ...], norm: Normalisation,
                        config: ScoringConfig = ScoringConfig()) -> torch.Tensor:
-    """Scores of K samples of one scene (lower = more consistent).
+    """(K, N) score of each object in each of K samples of one scene (lower = more consistent).
 
     poses : R (K, N, 3, 3), T (K, N, 3), S (K, N).  mesh_points : (N, M, 3) unit-mesh samples.
     observed : per object (P_i, 3) observed points in the normalised frame.
@@ -109,18 +118,32 @@ def consistency_scores(poses: NormalisedPoses, mesh_points: torch.Tensor, observ
     seen_behind = (depth > 0) & (depth > z.numpy() + config.tolerance * norm.scale)
     violation = inside & seen_behind & ~on_own
     free = torch.from_numpy(violation.mean(axis=-1))                                 # (K, N)
-    return (fit + config.free_space_weight * free.to(fit.dtype)).mean(dim=1)
+    return fit + config.free_space_weight * free.to(fit.dtype)
+
+
+def _with_candidate(poses: NormalisedPoses, candidate: list[tuple[np.ndarray, np.ndarray, float]]) -> NormalisedPoses:
+    """Append one candidate (per object (R, T, S) in the normalised frame) as sample K."""
+    R = torch.from_numpy(np.stack([c[0] for c in candidate])).to(poses.R.dtype)
+    T = torch.from_numpy(np.stack([c[1] for c in candidate])).to(poses.T.dtype)
+    S = torch.tensor([c[2] for c in candidate], dtype=poses.S.dtype)
+    return NormalisedPoses(torch.cat([poses.R, R[None]]), torch.cat([poses.T, T[None]]), torch.cat([poses.S, S[None]]))
 
 
 def predict_poses(loaded: LoadedPoseModel, scene_input: SceneInput, meshes: Mapping[int, trimesh.Trimesh],
                   samples: int = 8, steps: int = 20, seed: int = 0,
-                  scoring: ScoringConfig = ScoringConfig()) -> PosePrediction:
+                  scoring: ScoringConfig = ScoringConfig(), select: str = "object",
+                  incoming: Mapping[int, Similarity] | None = None) -> PosePrediction:
     """Poses of the objects of ``meshes`` (object id -> canonical mesh) seen in ``scene_input``.
 
-    Objects with too few depth pixels are left out of the prediction.
+    Objects with too few depth pixels are left out of the prediction. ``select``: "object" or
+    "scene" (see the module doc). ``incoming``: poses (``T_cam_obj``) known from elsewhere for every
+    object (e.g. the shape stage's), scored as one more candidate (index K); when one is kept it is
+    returned as given.
     """
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
+    if select not in SELECTIONS:
+        raise ValueError(f"select must be one of {', '.join(SELECTIONS)}, got {select!r}")
     rng = np.random.default_rng(seed)
     units = {int(i): UnitMesh.of(m) for i, m in meshes.items()}
     arrays, ids, norm = build_conditions(scene_input, sorted(units), units, loaded.data, rng)
@@ -129,16 +152,22 @@ def predict_poses(loaded: LoadedPoseModel, scene_input: SceneInput, meshes: Mapp
     generator = torch.Generator().manual_seed(seed)
     vectors = sample_pose_vectors(loaded.model, batch.conditions, samples, steps, generator)[0]   # (K, N, D)
     poses = vectors_to_poses(vectors)
+    if incoming is not None:
+        poses = _with_candidate(poses, [target_pose(incoming[i].matrix, units[i], norm) for i in ids])
     observed = []
     for object_id in ids:
         points = norm.apply(backproject_depth(scene_input.camera, scene_input.depth, scene_input.instances == object_id))
         observed.append(torch.from_numpy(points[rng.permutation(len(points))[:scoring.fit_points]]).float())
     mesh_points = torch.from_numpy(np.stack([units[i].sample(loaded.data.mesh_points, rng) for i in ids]))
-    scores = consistency_scores(poses, mesh_points, observed, scene_input, tuple(ids), norm, scoring)
-    best = int(torch.argmin(scores))
+    per_object = consistency_scores(poses, mesh_points, observed, scene_input, tuple(ids), norm, scoring)
+    scores = per_object.mean(dim=1)
+    chosen = per_object.argmin(dim=0).tolist() if select == "object" else [int(torch.argmin(scores))] * len(ids)
     objects = []
-    for n, object_id in enumerate(ids):
-        T = camera_pose(poses.R[best, n].double().numpy(), poses.T[best, n].double().numpy(),
-                        float(poses.S[best, n]), units[object_id], norm)
+    for n, (object_id, k) in enumerate(zip(ids, chosen)):
+        if k == samples:          # the incoming pose
+            objects.append(ObjectPosePrediction(object_id, incoming[object_id]))
+            continue
+        T = camera_pose(poses.R[k, n].double().numpy(), poses.T[k, n].double().numpy(),
+                        float(poses.S[k, n]), units[object_id], norm)
         objects.append(ObjectPosePrediction(object_id, Similarity.from_matrix(T)))
-    return PosePrediction(tuple(objects), norm, tuple(float(s) for s in scores), best)
+    return PosePrediction(tuple(objects), norm, tuple(float(s) for s in scores), tuple(int(k) for k in chosen))

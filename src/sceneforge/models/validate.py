@@ -4,6 +4,12 @@ benchmark, IoU-B and F-Score-S, are computed by ``sceneforge evaluate`` on expor
 Per object, for the kept sample of each view: rotation error (degrees, geodesic), translation error
 (distance between predicted and true box centres, in units of the observed normalisation, i.e. of the
 scene's largest observed side) and scale error ``|log(S_pred / S_true)|``.
+
+The geodesic error says nothing useful for symmetric shapes (a box turned by a half turn is the same
+box), so rotation is also scored by shape: ``rotation_shape`` is the symmetric mean nearest-neighbour
+distance between the object's unit mesh (largest side 1) rotated by the predicted and by the true
+rotation (0 for any symmetry of the shape); ``rotation_shape_random`` is the same for a uniformly
+random rotation, the level of a model that has learned nothing about rotation.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.spatial.transform import Rotation
 
 from sceneforge.io.inputs import load_input
 from sceneforge.io.scene_json import read_scene_json
@@ -19,6 +26,8 @@ from sceneforge.models.checkpoint import LoadedPoseModel
 from sceneforge.models.data import EngineViewDataset, UnitMesh, target_pose
 from sceneforge.models.predict import predict_poses
 from sceneforge.models.rotations import geodesic_angle
+
+SHAPE_POINTS = 512
 
 
 @dataclass(frozen=True)
@@ -33,7 +42,17 @@ class PoseErrors:
     rotation_deg_mean: float
     translation_mean: float
     log_scale_mean: float
+    rotation_shape_median: float
+    rotation_shape_random_median: float
     seconds_per_view: float
+
+
+def rotation_shape_distance(R_a: np.ndarray, R_b: np.ndarray, points: np.ndarray) -> float:
+    """Symmetric mean nearest-neighbour distance between ``points`` (M, 3) rotated by R_a and by R_b."""
+    from scipy.spatial import cKDTree
+
+    a, b = points @ R_a.T, points @ R_b.T
+    return 0.5 * float(cKDTree(a).query(b)[0].mean() + cKDTree(b).query(a)[0].mean())
 
 
 def pose_errors(loaded: LoadedPoseModel, dataset: EngineViewDataset, max_views: int | None = None,
@@ -42,7 +61,8 @@ def pose_errors(loaded: LoadedPoseModel, dataset: EngineViewDataset, max_views: 
     import json
     import time
 
-    rot, trans, scale = [], [], []
+    rot, trans, scale, shape, shape_random = [], [], [], [], []
+    rng = np.random.default_rng(seed)
     views = dataset.views[:max_views] if max_views else dataset.views
     began = time.perf_counter()
     for i, view in enumerate(views):
@@ -58,8 +78,12 @@ def pose_errors(loaded: LoadedPoseModel, dataset: EngineViewDataset, max_views: 
             rot.append(float(np.degrees(float(geodesic_angle(torch.from_numpy(R_p), torch.from_numpy(R_t))))))
             trans.append(float(np.linalg.norm(T_p - T_t)))
             scale.append(abs(float(np.log(S_p / S_t))))
+            points = unit.sample(SHAPE_POINTS, rng).astype(np.float64)
+            shape.append(rotation_shape_distance(R_p, R_t, points))
+            shape_random.append(rotation_shape_distance(Rotation.random(random_state=rng).as_matrix(), R_t, points))
     seconds = (time.perf_counter() - began) / max(len(views), 1)
     if not rot:
         raise ValueError("no object was predicted in the evaluated views")
     return PoseErrors(len(views), len(rot), float(np.median(rot)), float(np.median(trans)), float(np.median(scale)),
-                      float(np.mean(rot)), float(np.mean(trans)), float(np.mean(scale)), seconds)
+                      float(np.mean(rot)), float(np.mean(trans)), float(np.mean(scale)), float(np.median(shape)),
+                      float(np.median(shape_random)), seconds)

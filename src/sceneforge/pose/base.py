@@ -2,6 +2,8 @@
 
 - ``initial``: keep the shape stage's initial poses (the reconstruction issue's baseline);
 - ``optimise``: 3D-RE-GEN's joint differentiable refinement (:class:`~sceneforge.pose.optimise.PoseOptimiser`).
+
+The learned model's stages (``learned``, ``learned_optimise``) are in :mod:`sceneforge.pose.learned`.
 """
 
 from __future__ import annotations
@@ -71,8 +73,10 @@ AUTO = "auto"
 
 def resolve_pose_stage(pose: str | Mapping[str, Any] | None, depth_given: bool) -> PoseStage:
     """The pose component for a run: ``"auto"`` (or None) means ``optimise`` when the input has
-    depth (the optimisation needs its points and floor) and ``initial`` otherwise; any other name
-    or ``{"name", "config"}`` description is built from the registry."""
+    depth (the optimisation needs its points) and ``initial`` without. The learned model's stages
+    (``learned``, ``learned_optimise``) are chosen by name: on held-out views with the lift meshes
+    they did not beat ``optimise`` (docs/learned_pose.md). Any other name or ``{"name",
+    "config"}`` description is built from the registry."""
     from sceneforge.registry import from_description
 
     if pose is None or pose == AUTO:

@@ -1,0 +1,137 @@
+"""Pose stages of the learned pose model (SceneMaker-style flow transformer, ``sceneforge.models``).
+
+- ``learned``: the model's poses alone: K flow samples of all objects, the one most consistent with
+  the masks and depth kept (:func:`sceneforge.models.predict.predict_poses`);
+- ``learned_optimise``: the pose optimisation started from the model's poses instead of the shape
+  stage's; by default the shape stage's pose of each object is scored with the K samples and kept
+  when it is the most consistent (``keep_incoming``).
+
+The geometry the model sees is each object's mesh from the shape stage. The checkpoint is a folder
+written by ``sceneforge train pose`` (``checkpoint=DIR``); without one the checkpoint shipped in the
+package (``sceneforge/data/pose_model``) is used, and a clear error says when there is none.
+Objects with too few depth pixels for the model keep their incoming poses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sceneforge.amodal.base import AmodalResult
+from sceneforge.errors import InputError
+from sceneforge.perception.base import PerceptionResult
+from sceneforge.pose.base import OptimisedPoses, PoseStage, PoseStageResult
+from sceneforge.registry import register
+from sceneforge.types import SceneInput, SceneObject, Similarity
+
+if TYPE_CHECKING:
+    from sceneforge.models.checkpoint import LoadedPoseModel
+
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "pose_model"
+
+
+def shipped_checkpoint() -> Path | None:
+    """The package's checkpoint folder, or None when this installation ships none."""
+    return SHIPPED_CHECKPOINT if (SHIPPED_CHECKPOINT / "config.json").is_file() else None
+
+
+def checkpoint_folder(checkpoint: str | Path | None) -> Path:
+    """The folder to load: ``checkpoint`` when given, else the shipped one; a clear error when none."""
+    if checkpoint is not None:
+        return Path(checkpoint)
+    shipped = shipped_checkpoint()
+    if shipped is None:
+        raise InputError(SHIPPED_CHECKPOINT, "no pose-model checkpoint ships with this installation; train one "
+                                             "(sceneforge train pose, docs/learned_pose.md) and give its folder as "
+                                             "the pose stage's checkpoint")
+    return shipped
+
+
+@lru_cache(maxsize=2)
+def _load(folder: str) -> LoadedPoseModel:
+    from sceneforge.models.checkpoint import load_model
+
+    return load_model(folder)
+
+
+@contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    """Run the block with at most ``count`` torch threads (more threads on busy cores are slower)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(count, previous)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def learned_objects(perception: PerceptionResult, objects: Sequence[SceneObject], checkpoint: str | Path | None,
+                    samples: int, flow_steps: int, seed: int, keep_incoming: bool = False, threads: int = 1
+                    ) -> tuple[tuple[SceneObject, ...], dict[str, Any]]:
+    """The objects with the model's poses (world frame) and a JSON-ready report of the sampling;
+    with ``keep_incoming`` each object's incoming pose competes with the K samples."""
+    from sceneforge.models.predict import predict_poses
+
+    folder = checkpoint_folder(checkpoint)
+    loaded = _load(str(folder.resolve()))
+    scene_input = SceneInput(perception.image, perception.instances, perception.depth, perception.camera,
+                             source="the learned pose stage's input")
+    world_cam = Similarity.from_matrix(perception.camera.T_world_cam)
+    incoming = {o.id: world_cam.inverse() @ o.pose for o in objects} if keep_incoming else None
+    with _torch_threads(threads):
+        prediction = predict_poses(loaded, scene_input, {o.id: o.mesh for o in objects}, samples=samples,
+                                   steps=flow_steps, seed=seed, incoming=incoming)
+    poses = {p.object_id: world_cam @ p.T_cam_obj for p in prediction.objects}
+    posed = tuple(SceneObject(o.id, o.label, o.mesh, poses.get(o.id, o.pose), o.confidence) for o in objects)
+    report = {"checkpoint": str(folder), "checkpoint_step": loaded.step, "samples": samples, "flow_steps": flow_steps,
+              "chosen_samples": list(prediction.chosen), "sample_scores": list(prediction.scores),
+              "kept_incoming_pose": sorted({o.id for o in objects if o.id not in poses} |
+                                           {p.object_id for p, k in zip(prediction.objects, prediction.chosen)
+                                            if k == samples})}
+    return posed, report
+
+
+@register("pose", "learned")
+class LearnedPoses(PoseStage):
+    """The learned model's poses. ``checkpoint``: folder (None = the shipped one); ``samples``: K flow
+    samples per scene; ``flow_steps``: Euler steps; ``seed``: noise seed; ``keep_incoming``: score
+    each object's incoming pose with the samples and keep it when it is the most consistent;
+    ``threads``: torch threads (1: on shared cores more threads were several times slower)."""
+
+    def __init__(self, checkpoint: str | None = None, samples: int = 8, flow_steps: int = 10, seed: int = 0,
+                 keep_incoming: bool = False, threads: int = 1) -> None:
+        if samples < 1 or flow_steps < 1:
+            raise ValueError(f"samples and flow_steps must be >= 1, got {samples} and {flow_steps}")
+        self.checkpoint, self.samples, self.flow_steps, self.seed = checkpoint, samples, flow_steps, seed
+        self.keep_incoming, self.threads = keep_incoming, threads
+
+    def refine(self, perception: PerceptionResult, objects: Sequence[SceneObject],
+               amodal: Mapping[int, AmodalResult]) -> PoseStageResult:
+        posed, report = learned_objects(perception, objects, self.checkpoint, self.samples, self.flow_steps,
+                                        self.seed, self.keep_incoming, self.threads)
+        return PoseStageResult(posed, {"name": self.registry_name, **report})
+
+
+@register("pose", "learned_optimise")
+class LearnedOptimisedPoses(PoseStage):
+    """The pose optimisation initialised by the learned model. ``checkpoint``, ``samples``,
+    ``flow_steps``, ``seed``, ``keep_incoming`` (default on here) as for ``learned``; other keyword
+    arguments are the optimiser's :class:`~sceneforge.pose.problem.PoseSettings` fields."""
+
+    def __init__(self, checkpoint: str | None = None, samples: int = 8, flow_steps: int = 10, seed: int = 0,
+                 keep_incoming: bool = True, **settings: Any) -> None:
+        self.model = LearnedPoses(checkpoint=checkpoint, samples=samples, flow_steps=flow_steps, seed=seed,
+                                  keep_incoming=keep_incoming)
+        self.optimiser = OptimisedPoses(seed=seed, **settings)
+
+    def refine(self, perception: PerceptionResult, objects: Sequence[SceneObject],
+               amodal: Mapping[int, AmodalResult]) -> PoseStageResult:
+        initial = self.model.refine(perception, objects, amodal)
+        refined = self.optimiser.refine(perception, initial.objects, amodal)
+        report = {**refined.report, "name": self.registry_name, "initialisation": initial.report}
+        return PoseStageResult(refined.objects, report, initial.warnings + refined.warnings)
