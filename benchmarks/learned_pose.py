@@ -41,10 +41,11 @@ from pathlib import Path
 import numpy as np
 
 import sceneforge.pose.learned  # noqa: F401  (registers the learned pose stages)
-from pose_ablation import gt_mesh_objects, reconstruct_initial
+from reconstruct import with_truth_meshes
 from sceneforge.engine_views import write_engine_view
 from sceneforge.eval import EvalConfig, evaluate_scene
 from sceneforge.io.inputs import load_input
+from sceneforge.pipeline import ScenePipeline
 from sceneforge.registry import create
 from sceneforge.types import Scene
 
@@ -77,9 +78,10 @@ def prepare(kind: str, index: int, size: int, shapes: str) -> dict:
         view = write_engine_view(Path(tmp), seed=KINDS[kind], index=index, size=size, layout={}, kind=kind)
         scene_input = load_input(view.input_dir)
         occluded = occluded_fractions(view, scene_input)
-    perception, amodal, objects = reconstruct_initial(scene_input)
-    prepared = {"kind": kind, "index": index, "perception": perception, "amodal": amodal,
-                "objects": objects if shapes == "lift" else gt_mesh_objects(objects, view.ground_truth),
+    initial = ScenePipeline(shape="lift", pose="initial").run(scene_input)
+    objects = list(initial.scene.objects)
+    prepared = {"kind": kind, "index": index, "perception": initial.perception, "amodal": initial.amodal,
+                "objects": objects if shapes == "lift" else with_truth_meshes(objects, view.ground_truth),
                 "truth": view.ground_truth,
                 "max_occluded": max(occluded.values()) if occluded else 0.0, "rows": {}}
     prepared["rows"][FIXED_ROWS[0]] = score(prepared, prepared["objects"], 0.0, 0.0)
