@@ -29,14 +29,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 
 os.environ.setdefault("LP_NUM_THREADS", "1")  # as in a worker process
 
 from sceneforge.synth import dataset  # noqa: E402
 from sceneforge.synth.cameras import OrbitSpec  # noqa: E402
 from sceneforge.synth.runner import generate_dataset  # noqa: E402
-from sceneforge.synth.views import ViewSettings, render_scene_for, scene_cameras  # noqa: E402
+from sceneforge.synth.views import ViewSettings  # noqa: E402
+from synth_throughput import candidate_views  # noqa: E402
 
 STAGES = ("layout", "render", "encode", "write")
 
@@ -86,12 +86,7 @@ def raw_cpu(config: dataset.SynthConfig, n_scenes: int) -> float:
 
     rasterizer = shared_rasterizer()
     reuse = {"reuse_meshes": True} if "reuse_meshes" in inspect.signature(rasterizer.upload).parameters else {}
-    prepared = []
-    for i in range(n_scenes):
-        made = dataset.make_scene(i, config)
-        rng = np.random.default_rng(dataset.stream_seed(config.seed, i, 1))
-        prepared.append((render_scene_for(made.scene, config.views, made.look),
-                         scene_cameras(made.scene, config.views.orbit, rng)))
+    prepared = candidate_views(config, range(n_scenes))
     start = time.process_time()
     for render_scene, cameras in prepared:
         with rasterizer.upload(render_scene, **reuse) as uploaded:

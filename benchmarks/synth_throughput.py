@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sceneforge.io.atomic import write_text_atomic
 from sceneforge.synth.cameras import OrbitSpec
 from sceneforge.synth.dataset import SynthConfig, make_scene, stream_seed
 from sceneforge.synth.runner import generate_dataset
@@ -74,17 +75,23 @@ def end_to_end(config: SynthConfig, n_scenes: int, workers: int) -> dict[str, fl
             **{f"{k}_cpu_ms": 1000 * v / n_scenes for k, v in stage_cpu.items()}}
 
 
+def candidate_views(config: SynthConfig, indices) -> list[tuple]:
+    """(render scene, candidate cameras) of each scene index, as the generation draws them."""
+    prepared = []
+    for i in indices:
+        made = make_scene(i, config)
+        cameras = scene_cameras(made.scene, config.views.orbit, np.random.default_rng(stream_seed(config.seed, i, 1)))
+        prepared.append((render_scene_for(made.scene, config.views, made.look), cameras))
+    return prepared
+
+
 def _raw_worker(indices: list[int], config_doc: dict, barrier, results) -> None:
     os.environ.setdefault("LP_NUM_THREADS", "1")
     from sceneforge.render.rasterizer import shared_rasterizer
 
     config = SynthConfig.from_dict(config_doc)
     rasterizer = shared_rasterizer()
-    prepared = []
-    for i in indices:
-        made = make_scene(i, config)
-        cameras = scene_cameras(made.scene, config.views.orbit, np.random.default_rng(stream_seed(config.seed, i, 1)))
-        prepared.append((render_scene_for(made.scene, config.views, made.look), cameras))
+    prepared = candidate_views(config, indices)
     with rasterizer.upload(prepared[0][0]) as warm:  # compile shaders, allocate the framebuffer
         rasterizer.render(warm, prepared[0][1][0])
     barrier.wait()
@@ -129,8 +136,7 @@ def write_markdown(path: Path, block: str) -> None:
         text = head + marked + ("\n" + after if after else "")
     else:
         text = f"# Synthetic engine throughput\n\n{marked}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    write_text_atomic(path, text)
 
 
 def main() -> None:
