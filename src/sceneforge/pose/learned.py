@@ -14,8 +14,7 @@ Objects with too few depth pixels for the model keep their incoming poses.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ from sceneforge.amodal.base import AmodalResult
 from sceneforge.errors import InputError
 from sceneforge.perception.base import PerceptionResult
 from sceneforge.pose.base import OptimisedPoses, PoseStage, PoseStageResult
+from sceneforge.pose.optimise import torch_threads
 from sceneforge.registry import register
 from sceneforge.types import SceneInput, SceneObject, Similarity
 
@@ -57,19 +57,6 @@ def _load(folder: str) -> LoadedPoseModel:
     return load_model(folder)
 
 
-@contextmanager
-def _torch_threads(count: int) -> Iterator[None]:
-    """Run the block with at most ``count`` torch threads (more threads on busy cores are slower)."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(count, previous)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def learned_objects(perception: PerceptionResult, objects: Sequence[SceneObject], checkpoint: str | Path | None,
                     samples: int, flow_steps: int, seed: int, keep_incoming: bool = False, threads: int = 1
                     ) -> tuple[tuple[SceneObject, ...], dict[str, Any]]:
@@ -83,7 +70,7 @@ def learned_objects(perception: PerceptionResult, objects: Sequence[SceneObject]
                              source="the learned pose stage's input")
     world_cam = Similarity.from_matrix(perception.camera.T_world_cam)
     incoming = {o.id: world_cam.inverse() @ o.pose for o in objects} if keep_incoming else None
-    with _torch_threads(threads):
+    with torch_threads(threads):
         prediction = predict_poses(loaded, scene_input, {o.id: o.mesh for o in objects}, samples=samples,
                                    steps=flow_steps, seed=seed, incoming=incoming)
     poses = {p.object_id: world_cam @ p.T_cam_obj for p in prediction.objects}

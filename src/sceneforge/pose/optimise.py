@@ -13,6 +13,8 @@ import copy
 import dataclasses
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,6 +110,17 @@ def background_depth_map(mesh: trimesh.Trimesh, camera, long_side: int) -> tuple
         loc_cam = (locations - T[:3, 3]) @ T[:3, :3]
         depth[ray_index] = loc_cam[:, 2]
     return depth.reshape(h, w).astype(np.float32), K
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with at most ``count`` torch threads (more threads on busy cores are slower)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(count, previous)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class PoseOptimiser:
@@ -271,9 +284,7 @@ class PoseOptimiser:
         """Run the optimisation; never raises on a bad object (it keeps its initial pose)."""
         start = time.perf_counter()
         s = self.settings
-        previous_threads = torch.get_num_threads()
-        torch.set_num_threads(max(1, min(s.num_threads, previous_threads)))
-        try:
+        with torch_threads(s.num_threads):
             torch.manual_seed(s.seed)
             generator = np.random.default_rng(s.seed)
             objects = self._prepare(problem, generator)
@@ -286,8 +297,6 @@ class PoseOptimiser:
                 iterations = self._refine(problem, objects, context, history, s.iterations, s.use_physical)
             final_terms = self._final_terms(problem, objects, context)
             results = tuple(self._result(o, terms) for o, terms in zip(objects, final_terms))
-        finally:
-            torch.set_num_threads(previous_threads)
         warnings = tuple(f"object {r.id}: {w}" for r in results for w in r.warnings)
         return PoseOptimisationResult(results, tuple(history), iterations, time.perf_counter() - start, warnings)
 
