@@ -14,8 +14,8 @@ import trimesh
 
 from sceneforge.geometry import rotation_y
 from sceneforge.preview import look_at
-from sceneforge.types import Camera, Scene, SceneInput, SceneObject, Similarity
 from sceneforge.shape.base import canonicalise
+from sceneforge.types import Camera, Scene, SceneInput, SceneObject
 
 
 @dataclass(frozen=True, eq=False)

@@ -108,6 +108,12 @@ def test_matching_functions():
     assert sorted(m.pairs) == [(0, 1), (1, 0)] and m.extra == (2,) and m.missed == ()
     by_id = match_objects([3, 1], [1, 2, 3], [box([0, 0, 0])] * 2, [box([0, 0, 0])] * 3, mode="id")
     assert sorted(by_id.pairs) == [(0, 2), (1, 0)] and by_id.missed == (1,)
+    # auto keeps ids when the prediction skipped an object, even if its boxes would pair them otherwise
+    skipped = match_objects([3, 1], [1, 2, 3], [box([0, 0, 0]), box([5, 0, 0])],
+                            [box([0, 0, 0]), box([9, 0, 0]), box([5, 0, 0])])
+    assert skipped.method == "id" and sorted(skipped.pairs) == [(0, 2), (1, 0)] and skipped.missed == (1,)
+    assert match_objects([1, 1], [1, 2], [box([0, 0, 0])] * 2, [box([0, 0, 0])] * 2).method == "hungarian"
+    assert match_objects([1, 7], [1, 2], [box([0, 0, 0])] * 2, [box([0, 0, 0])] * 2).method == "hungarian"
     with pytest.raises(ValueError, match="match mode must be one of"):
         match_objects([], [], [], [], mode="greedy")
 

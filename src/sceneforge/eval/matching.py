@@ -1,6 +1,7 @@
 """Matching predicted objects to ground-truth objects.
 
-By id when both sides carry the same set of ids; otherwise by the Hungarian algorithm on a cost
+By id when every predicted id is a ground-truth id (a reconstruction of an engine view keeps the
+instance ids of its masks and may skip objects); otherwise by the Hungarian algorithm on a cost
 ``(1 - IoU of the axis-aligned boxes) + centroid distance / scene diagonal``. Pairs that neither
 overlap nor lie within ``max_distance`` (a share of the ground-truth scene diagonal) are refused.
 Unmatched ground-truth objects are *missed*, unmatched predictions *extra*; both are reported.
@@ -78,11 +79,13 @@ def _centre(box: np.ndarray) -> np.ndarray:
 def match_objects(pred_ids: Sequence[int], gt_ids: Sequence[int], pred_boxes: Sequence[np.ndarray],
                   gt_boxes: Sequence[np.ndarray], mode: MatchMode = "auto",
                   max_distance: float = 0.25) -> Matching:
-    """Match by id ("id"), by boxes ("hungarian"), or "auto": by id when both sides carry the same
-    set of ids, by boxes otherwise."""
+    """Match by id ("id"), by boxes ("hungarian"), or "auto": by id when the predicted ids are
+    distinct and all among the ground truth's (skipped objects then count as missed), by boxes
+    otherwise."""
     if mode not in MATCH_MODES:
         raise ValueError(f"match mode must be one of {', '.join(MATCH_MODES)}, got {mode!r}")
-    same_ids = sorted(int(i) for i in pred_ids) == sorted(int(i) for i in gt_ids)
-    if mode == "id" or (mode == "auto" and same_ids and len(gt_ids) > 0):
+    pred_set = {int(i) for i in pred_ids}
+    ids_are_gt_ids = (len(pred_set) == len(pred_ids) > 0) and pred_set <= {int(i) for i in gt_ids}
+    if mode == "id" or (mode == "auto" and ids_are_gt_ids):
         return match_by_id(pred_ids, gt_ids)
     return match_by_boxes(pred_boxes, gt_boxes, max_distance)

@@ -56,7 +56,7 @@ class EvalConfig:
         largest side -> [-1, 1]); "none" in the ground truth's own units.
     object_normalisation : "uniform" (each object by its own AABB centre and largest side),
         "per_axis" (each axis to [-1, 1], MIDI-3D; distorts shapes), "scene" (the scene space).
-    match : "auto" (by id when both sides carry the same ids, else Hungarian), "id", "hungarian".
+    match : "auto" (by id when every predicted id is a GT id, else Hungarian), "id", "hungarian".
     symmetry : label -> order of rotational symmetry about the object's up (y) axis for the rotation
         error (2 = 180 degrees, 4 = 90 degrees, 0 = continuous); ``default_symmetry`` for others.
     up : world up vector for the floating check when the ground truth has no floor plane.
