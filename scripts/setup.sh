@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install sceneforge with everything its default path needs, on Debian/Ubuntu:
 #   system libraries for headless OpenGL (EGL + Mesa) and Open3D, torch 2.13.0 (CPU build) first,
-#   then the package in editable mode with its test dependencies.
+#   then the package in editable mode with its test dependencies; where npm is available, the
+#   Khronos glTF validator into .tools/gltf-validator (the GLB export tests run it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,4 +25,13 @@ fi
 # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 python -m pip install -q torch==2.13.0
 python -m pip install -q -e ".[test]"
+
+validator=.tools/gltf-validator
+if [ -d "$validator/node_modules/gltf-validator" ]; then
+    :
+elif command -v npm >/dev/null 2>&1; then
+    npm install --silent --no-audit --no-fund --prefix "$validator" gltf-validator@2.0.0-dev.3.10
+else
+    echo "setup: npm not found: the Khronos glTF-validator tests will be skipped" >&2
+fi
 echo "setup: sceneforge $(python -c 'import sceneforge; print(sceneforge.__version__)') installed"
