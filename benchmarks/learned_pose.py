@@ -25,7 +25,11 @@ With ``--shapes lift`` the lift backend's meshes are kept instead (what ``recons
 pose stage), so the scores also include the shapes' errors.
 
 ``--cache DIR`` keeps each view's prepared inputs and its checkpoint-independent rows, so a run
-with a new checkpoint only runs the model rows. Per-view rows go to ``--json``.
+with a new checkpoint only runs the model rows. Per-view rows go to ``--json``. ``--rows`` picks
+rows (default: all); ``--compare NAME=DIR ...`` adds a ``model: NAME`` row per further checkpoint
+(the ``learned`` stage, same K and steps), e.g. the architecture ablations of docs/learned_pose.md:
+
+    python benchmarks/learned_pose.py --rows --compare full=runs/full "w/o GSA=runs/no_gsa" ... --views 50
 """
 
 from __future__ import annotations
@@ -84,9 +88,14 @@ def prepare(kind: str, index: int, size: int, shapes: str) -> dict:
                 "objects": objects if shapes == "lift" else with_truth_meshes(objects, view.ground_truth),
                 "truth": view.ground_truth,
                 "max_occluded": max(occluded.values()) if occluded else 0.0, "rows": {}}
-    prepared["rows"][FIXED_ROWS[0]] = score(prepared, prepared["objects"], 0.0, 0.0)
-    prepared["rows"][FIXED_ROWS[1]] = run_stage(prepared, create("pose", "optimise"))
     return prepared
+
+
+def fixed_row(prepared: dict, name: str) -> dict[str, float]:
+    """A checkpoint-independent row: the shape stage's poses, or the optimiser alone."""
+    if name == FIXED_ROWS[0]:
+        return score(prepared, prepared["objects"], 0.0, 0.0)
+    return run_stage(prepared, create("pose", "optimise"))
 
 
 def run_stage(prepared: dict, stage) -> dict[str, float]:
@@ -132,16 +141,28 @@ def main(argv=None) -> int:
     parser.add_argument("--time-limit", type=float, default=None, help="stop taking new views after this many s")
     parser.add_argument("--out", type=Path, default=None, help="Markdown file for the tables")
     parser.add_argument("--json", type=Path, default=None, help="per-view rows")
+    parser.add_argument("--rows", nargs="*", choices=FIXED_ROWS + MODEL_ROWS, default=None, metavar="ROW",
+                        help="rows to run (default: all; with --checkpoint the model rows)")
+    parser.add_argument("--compare", nargs="+", default=[], metavar="NAME=DIR",
+                        help="more checkpoints, one 'model: NAME' row each")
     args = parser.parse_args(argv)
+    if any("=" not in c for c in args.compare):
+        parser.error("--compare takes NAME=DIR pairs")
     import torch
 
     torch.set_num_threads(1)
+    sampling = {"samples": args.samples, "flow_steps": args.flow_steps}
     stages = {}
     if args.checkpoint is not None:
-        model = {"checkpoint": str(args.checkpoint), "samples": args.samples, "flow_steps": args.flow_steps}
+        model = {"checkpoint": str(args.checkpoint), **sampling}
         stages = {MODEL_ROWS[0]: create("pose", "learned", **model),
                   MODEL_ROWS[1]: create("pose", "learned", keep_incoming=True, **model),
                   MODEL_ROWS[2]: create("pose", "learned_optimise", **model)}
+    fixed = FIXED_ROWS if args.rows is None else tuple(r for r in FIXED_ROWS if r in args.rows)
+    stages = {name: stage for name, stage in stages.items() if args.rows is None or name in args.rows}
+    for pair in args.compare:
+        name, folder = pair.split("=", 1)
+        stages[f"model: {name}"] = create("pose", "learned", checkpoint=folder, **sampling)
     began = time.perf_counter()
     done: dict[str, list[dict]] = {kind: [] for kind in args.kinds}
     failures = []
@@ -157,9 +178,12 @@ def main(argv=None) -> int:
                     prepared = pickle.loads(cached.read_bytes())
                 else:
                     prepared = prepare(kind, index, args.size, args.shapes)
-                    if cached is not None:
-                        cached.parent.mkdir(parents=True, exist_ok=True)
-                        cached.write_bytes(pickle.dumps(prepared))
+                missing = [name for name in fixed if name not in prepared["rows"]]
+                for name in missing:
+                    prepared["rows"][name] = fixed_row(prepared, name)
+                if cached is not None and (missing or not cached.is_file()):
+                    cached.parent.mkdir(parents=True, exist_ok=True)
+                    cached.write_bytes(pickle.dumps(prepared))
             except Exception as exc:  # a view the reconstruction cannot handle is listed, not hidden
                 failures.append(f"{kind} {index}: {exc}")
                 continue
@@ -171,8 +195,9 @@ def main(argv=None) -> int:
             done[kind].append(prepared)
             print(f"{kind} {index}: {len(prepared['objects'])} objects, {time.perf_counter() - began:.0f} s",
                   file=sys.stderr, flush=True)
-    rows = FIXED_ROWS + (MODEL_ROWS if stages else ())
-    text = [f"Checkpoint: {args.checkpoint} (K = {args.samples}, {args.flow_steps} Euler steps). "
+    rows = fixed + tuple(stages)
+    compared = "".join(f"; {pair}" for pair in args.compare)
+    text = [f"Checkpoint: {args.checkpoint}{compared} (K = {args.samples}, {args.flow_steps} Euler steps). "
             f"{args.size}x{args.size} views, " + ("GT meshes given" if args.shapes == "gt" else "lift meshes") +
             ", given depth; camera frame, no alignment; "
             "CD l2_sum in the GT's normalised space, F-Score at tau = 0.1 in %; rotation error in degrees "
