@@ -738,6 +738,7 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
         radii.append(float(np.hypot(v[:, 0], v[:, 2]).max()))
         local_vertices.append(v)
     radii_a = np.array(radii)
+    support = np.stack([footprint_support(v[:, [0, 2]]) for v in local_vertices])  # (N, 2, M)
     order = sorted(range(len(assets)), key=lambda k: -radii_a[k])
     region = cfg.spread * float(np.sqrt(np.sum(radii_a ** 2)))
     centres = np.zeros((len(assets), 2))
@@ -759,7 +760,7 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
             room = region - r
             if room >= 0:
                 p = first_accepted(rng, room, cfg.max_tries,
-                                   lambda cands: _open_set_first_fit(k, cands, placed, centres, radii_a, obj,
+                                   lambda cands: _open_set_first_fit(k, cands, placed, centres, radii_a, support, obj,
                                                                      cfg.min_clearance))
                 if p is not None:
                     centres[k] = p
@@ -791,22 +792,44 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
                         {}, ground, background, cfg.verify, built)
 
 
+#: Unit x/z directions (M, 2) along which footprints are compared before any fcl call.
+_SUPPORT_DIRECTIONS = np.stack([np.cos(np.arange(16) * np.pi / 16), np.sin(np.arange(16) * np.pi / 16)], axis=1)
+
+
+def footprint_support(points_xz: np.ndarray) -> np.ndarray:
+    """(2, M) least and greatest projection of x/z points (V, 2), metres, on each of the M unit
+    directions of ``_SUPPORT_DIRECTIONS``: the object lies between these lines along each direction."""
+    projection = np.asarray(points_xz, dtype=np.float64) @ _SUPPORT_DIRECTIONS.T
+    return np.stack([projection.min(axis=0), projection.max(axis=0)])
+
+
 def _open_set_first_fit(k: int, candidates: np.ndarray, placed: Sequence[int], centres: np.ndarray,
-                        radii: np.ndarray, obj: Callable[[int], Any], clearance: float) -> int | None:
+                        radii: np.ndarray, support: np.ndarray, obj: Callable[[int], Any],
+                        clearance: float) -> int | None:
     """Index of the first candidate centre (T, 2) where object ``k`` fits, or None: every placed
     disc is clear by ``clearance``, or overlaps without nesting (one footprint inside the other,
-    where it could hide) and fcl finds the meshes at least ``clearance`` apart. The disc tests run
-    on all candidates at once, fcl only on candidates in order until one fits."""
+    where it could hide) and the meshes are at least ``clearance`` apart. Those are apart when their
+    footprints' projections on one of the support directions (``support``: (N, 2, M) per object, at
+    its centre) are, else when fcl finds them so. The disc and projection tests run on all candidates
+    at once, fcl only on candidates in order until one fits."""
     if not placed:
         return 0 if len(candidates) else None
     j = np.asarray(placed)
     d = np.hypot(candidates[:, None, 0] - centres[j, 0][None], candidates[:, None, 1] - centres[j, 1][None])
     clear = d >= radii[k] + radii[j][None] + clearance
     nested = d + np.minimum(radii[k], radii[j])[None] <= np.maximum(radii[k], radii[j])[None]
+    check = ~clear
+    if check.any():  # a gap between the projections along some direction bounds the distance from below
+        at_k = candidates @ _SUPPORT_DIRECTIONS.T  # (T, M)
+        at_j = centres[j] @ _SUPPORT_DIRECTIONS.T  # (J, M)
+        low_k, high_k = at_k + support[k, 0], at_k + support[k, 1]
+        low_j, high_j = at_j + support[j, 0], at_j + support[j, 1]
+        gap = np.maximum(low_k[:, None] - high_j[None], low_j[None] - high_k[:, None]).max(axis=2)  # (T, J)
+        check &= ~(gap >= clearance)
     for t in np.flatnonzero(~np.any(~clear & nested, axis=1)):
-        if not clear[t].all():
+        if check[t].any():
             set_translation(obj(k), np.array([candidates[t, 0], 0.0, candidates[t, 1]]))
-            if any(collide(obj(k), obj(i)) or distance(obj(k), obj(i)) < clearance for i in j[~clear[t]]):
+            if any(collide(obj(k), obj(i)) or distance(obj(k), obj(i)) < clearance for i in j[check[t]]):
                 continue
         return int(t)
     return None

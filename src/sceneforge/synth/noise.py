@@ -31,17 +31,29 @@ def perlin_noise(size: int, cells: int, rng: np.random.Generator) -> np.ndarray:
     coords = (np.arange(size) + 0.5) * (cells / size)
     i = np.minimum(coords.astype(int), cells - 1)
     f = (coords - i).astype(np.float32)  # fractional position, the same along rows and columns
+    lattice = np.arange(cells)
 
     def corner(dy: int, dx: int) -> np.ndarray:
-        # (size, size) gradient components at the (dy, dx) corner of each pixel's cell: rows, then columns
-        cx = gx.take(i + dy, axis=0).take(i + dx, axis=1)
-        cy = gy.take(i + dy, axis=0).take(i + dx, axis=1)
-        return cx * (f - dx)[None, :] + cy * (f - dy)[:, None]
+        # (size, size) dot product of the (dy, dx) corner's gradient with the offset to it. The x term
+        # of pixel (r, c) depends on r only through its cell row i[r], the y term on c only through
+        # its cell column i[c]: each is computed per cell and then spread over the cell's pixels.
+        x_term = gx[lattice + dy].take(i + dx, axis=1) * (f - dx)[None, :]  # (cells, size)
+        y_term = gy.take(i + dy, axis=0)[:, lattice + dx] * (f - dy)[:, None]  # (size, cells)
+        out = x_term.take(i, axis=0)
+        out += y_term.take(i, axis=1)
+        return out
+
+    def blend(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+        # a * (1 - t) + b * t, in place in a and b
+        a *= 1 - t
+        b *= t
+        a += b
+        return a
 
     u, v = _fade(f)[None, :], _fade(f)[:, None]
-    top = corner(0, 0) * (1 - u) + corner(0, 1) * u
-    bottom = corner(1, 0) * (1 - u) + corner(1, 1) * u
-    return (top * (1 - v) + bottom * v).astype(np.float64)
+    top = blend(corner(0, 0), corner(0, 1), u)
+    bottom = blend(corner(1, 0), corner(1, 1), u)
+    return blend(top, bottom, v).astype(np.float64)
 
 
 def fractal_noise(size: int, cells: int, octaves: int, rng: np.random.Generator, persistence: float = 0.5) -> np.ndarray:
