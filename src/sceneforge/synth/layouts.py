@@ -56,7 +56,7 @@ import trimesh
 from sceneforge.assets import Asset, AssetPool
 from sceneforge.errors import InputError, SceneforgeError
 from sceneforge.geometry.transforms import rotation_y
-from sceneforge.synth.noise import fractal_noise, noise_texture
+from sceneforge.synth.noise import fractal_noise, mean_colour, noise_texture
 from sceneforge.synth.physics import FLOOR, check_physics, collide, distance, fcl_object, set_translation
 from sceneforge.types import Plane, Scene, SceneObject, Similarity
 
@@ -698,7 +698,7 @@ def _sample_ground(rng: np.random.Generator, size_m: float, cfg: OpenSetConfig) 
     noise = fractal_noise(cfg.texture_size, cfg.noise_cells, cfg.noise_octaves, rng)
     texture = noise_texture(noise, a, b)
     texture.setflags(write=False)
-    mean = tuple(int(c) for c in np.rint(texture.reshape(-1, 3).mean(axis=0)))
+    mean = tuple(int(c) for c in np.rint(mean_colour(texture)))
     params = {"noise": "perlin_fractal", "cells": cfg.noise_cells, "octaves": cfg.noise_octaves,
               "texture_size": cfg.texture_size, "colour_a": list(a), "colour_b": list(b)}
     return GroundSpec(float(size_m), mean, texture, params)

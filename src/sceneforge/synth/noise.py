@@ -72,7 +72,21 @@ def fractal_noise(size: int, cells: int, octaves: int, rng: np.random.Generator,
 
 
 def noise_texture(noise: np.ndarray, colour_a: Sequence[int], colour_b: Sequence[int]) -> np.ndarray:
-    """(H, W, 3) uint8: per pixel ``(1 - n) * colour_a + n * colour_b`` for noise n in [0, 1]."""
-    a = np.asarray(colour_a, dtype=np.float64)
-    b = np.asarray(colour_b, dtype=np.float64)
-    return np.clip(np.rint((1.0 - noise)[..., None] * a + noise[..., None] * b), 0, 255).astype(np.uint8)
+    """(H, W, 3) uint8: per pixel ``(1 - n) * colour_a + n * colour_b`` for noise n in [0, 1] (rounded)."""
+    noise = np.asarray(noise, dtype=np.float64)
+    out = np.empty(noise.shape + (3,), dtype=np.uint8)
+    weight_a = 1.0 - noise
+    for c in range(3):  # one contiguous channel at a time (several times faster than broadcasting over RGB)
+        channel = weight_a * float(colour_a[c])
+        channel += noise * float(colour_b[c])
+        np.rint(channel, out=channel)
+        np.clip(channel, 0, 255, out=channel)
+        out[..., c] = channel
+    return out
+
+
+def mean_colour(image: np.ndarray) -> np.ndarray:
+    """(3,) float64 mean of an (H, W, 3) integer image: exact channel sums (the same value as
+    ``image.reshape(-1, 3).mean(axis=0)``, several times faster)."""
+    image = np.asarray(image)
+    return np.array([image[..., c].sum(dtype=np.int64) for c in range(3)]) / (image.shape[0] * image.shape[1])
