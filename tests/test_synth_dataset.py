@@ -171,10 +171,13 @@ def test_resume_after_kill_makes_only_the_missing_scenes(tmp_path):
     leftover = out / ".scene_000002.k1ll3d.tmp"
     (leftover / "views").mkdir(parents=True)
     (leftover / "scene.json").write_text("{half")
+    store = out / ".assets.k1ll3d.tmp"  # the asset store the workers of a killed run shared
+    store.mkdir()
+    (store / "chair-1.pkl").write_bytes(b"half")
     events = []
     report = generate_dataset(out, _config(), n_scenes=3, on_scene=events.append)
     assert report.generated == 1 and report.skipped == 2 and [e.index for e in events] == [2]
-    assert not leftover.exists()
+    assert not leftover.exists() and not store.exists()
     assert _digest(out) == before
     assert keep.stat().st_mtime_ns == stamp
     # asking for more scenes extends the dataset
