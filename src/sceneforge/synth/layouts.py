@@ -56,6 +56,7 @@ import trimesh
 from sceneforge.assets import Asset, AssetPool
 from sceneforge.errors import InputError, SceneforgeError
 from sceneforge.geometry.transforms import rotation_y
+from sceneforge.synth.meshmemo import mesh_memo
 from sceneforge.synth.noise import fractal_noise, mean_colour, noise_texture
 from sceneforge.synth.physics import FLOOR, check_physics, collide, distance, fcl_object, set_translation
 from sceneforge.types import Plane, Scene, SceneObject, Similarity
@@ -744,12 +745,22 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
     centres = np.zeros((len(assets), 2))
     objs: dict[int, Any] = {}
 
+    cores: dict[int, Any] = {}
+
     def obj(k: int) -> Any:
         """fcl object of asset k resting on the floor at its centre, built when first needed."""
         if k not in objs:
             objs[k] = fcl_object(local_vertices[k] + [0.0, lifts[k], 0.0], assets[k].mesh.faces)
             set_translation(objs[k], np.array([centres[k][0], 0.0, centres[k][1]]))
         return objs[k]
+
+    def core(k: int) -> Any:
+        """fcl object of the largest faces of asset k (see _open_set_first_fit), placed as obj(k)."""
+        if k not in cores:
+            used, faces = largest_faces(assets[k].mesh)
+            cores[k] = fcl_object(local_vertices[k][used] + [0.0, lifts[k], 0.0], faces)
+            set_translation(cores[k], np.array([centres[k][0], 0.0, centres[k][1]]))
+        return cores[k]
 
     placed: list[int] = []
     expansions = 0
@@ -761,11 +772,12 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
             if room >= 0:
                 p = first_accepted(rng, room, cfg.max_tries,
                                    lambda cands: _open_set_first_fit(k, cands, placed, centres, radii_a, support, obj,
-                                                                     cfg.min_clearance))
+                                                                     core, cfg.min_clearance))
                 if p is not None:
                     centres[k] = p
-                    if k in objs:
-                        set_translation(objs[k], np.array([p[0], 0.0, p[1]]))
+                    for made in (objs, cores):
+                        if k in made:
+                            set_translation(made[k], np.array([p[0], 0.0, p[1]]))
                     placed.append(k)
                     done = True
             if done:
@@ -803,15 +815,34 @@ def footprint_support(points_xz: np.ndarray) -> np.ndarray:
     return np.stack([projection.min(axis=0), projection.max(axis=0)])
 
 
+#: Faces of an asset in its "core" collision object (the largest ones: see _open_set_first_fit).
+CORE_FACES = 16
+
+
+@mesh_memo
+def largest_faces(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
+    """The CORE_FACES largest faces of a mesh (any uniform scale and rotation keeps the order):
+    (U,) indices of the vertices they use and (F', 3) faces indexing those."""
+    faces = np.asarray(mesh.faces)
+    tri = np.asarray(mesh.vertices, dtype=np.float64)[faces]
+    area = np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    chosen = faces[np.argsort(-area, kind="stable")[:CORE_FACES]]
+    used, inverse = np.unique(chosen, return_inverse=True)
+    return used, inverse.reshape(-1, 3)
+
+
 def _open_set_first_fit(k: int, candidates: np.ndarray, placed: Sequence[int], centres: np.ndarray,
                         radii: np.ndarray, support: np.ndarray, obj: Callable[[int], Any],
-                        clearance: float) -> int | None:
+                        core: Callable[[int], Any], clearance: float) -> int | None:
     """Index of the first candidate centre (T, 2) where object ``k`` fits, or None: every placed
     disc is clear by ``clearance``, or overlaps without nesting (one footprint inside the other,
     where it could hide) and the meshes are at least ``clearance`` apart. Those are apart when their
     footprints' projections on one of the support directions (``support``: (N, 2, M) per object, at
-    its centre) are, else when fcl finds them so. The disc and projection tests run on all candidates
-    at once, fcl only on candidates in order until one fits."""
+    its centre) are, else when fcl finds them so (``obj``: whole meshes). A candidate is rejected
+    without the whole meshes when the fcl objects of a few of their largest faces (``core``, cheap
+    to build) already collide: those faces are part of the meshes, so the meshes collide too. The
+    disc and projection tests run on all candidates at once, fcl only on candidates in order until
+    one fits."""
     if not placed:
         return 0 if len(candidates) else None
     j = np.asarray(placed)
@@ -828,7 +859,11 @@ def _open_set_first_fit(k: int, candidates: np.ndarray, placed: Sequence[int], c
         check &= ~(gap >= clearance)
     for t in np.flatnonzero(~np.any(~clear & nested, axis=1)):
         if check[t].any():
-            set_translation(obj(k), np.array([candidates[t, 0], 0.0, candidates[t, 1]]))
+            at = np.array([candidates[t, 0], 0.0, candidates[t, 1]])
+            set_translation(core(k), at)
+            if any(collide(core(k), core(i)) for i in j[check[t]]):
+                continue
+            set_translation(obj(k), at)
             if any(collide(obj(k), obj(i)) or distance(obj(k), obj(i)) < clearance for i in j[check[t]]):
                 continue
         return int(t)
