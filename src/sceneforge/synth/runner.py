@@ -144,6 +144,7 @@ def _run_pool(out: Path, todo: list[int], config: SynthConfig, workers: int) -> 
 
 def _pool_scenes(ctx: Any, out: Path, todo: list[int], config: SynthConfig, workers: int,
                  store: str) -> Iterator[SceneDone]:
+    """The pool of :func:`_run_pool`, its workers sharing assets through ``store``."""
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(store,)) as pool:
         pending: set[Future[SceneDone]] = set()
