@@ -14,7 +14,8 @@ to other jobs on a shared machine) compares the steady-state CPU of the driver a
 the raw workers' CPU. The last column splits a worker's CPU time per scene (process time, renderer
 threads included; averaged over all scenes, so the per-process asset building of the first scenes is
 in it) into layout (asset sampling, placement, physics check), render (upload + all candidate views
-incl. read-back, visibility, view-centric frames) and encode (PNG, JSON, PLY). Usage::
+incl. read-back, visibility, view-centric frames), encode (PNG, JSON, PLY) and write (the scene
+folder, by the worker). Usage::
 
     python benchmarks/synth_throughput.py --scenes 200 --views 4 --size 256 --objects 5 --workers 1 2 \\
         --markdown docs/synth_throughput.md
@@ -45,9 +46,10 @@ def make_config(kind: str, views: int, size: int, objects: int, seed: int) -> Sy
                        layout={"min_objects": objects, "max_objects": objects})
 
 
-def end_to_end(config: SynthConfig, n_scenes: int, workers: int) -> dict[str, float]:
-    """Wall and CPU time of generate_dataset; CPU in steady state = the driver's process time plus,
-    with worker processes, the workers' stage CPU time of the scenes finished in that window."""
+def end_to_end(config: SynthConfig, n_scenes: int, workers: int, out: Path) -> dict[str, float]:
+    """Wall and CPU time of generate_dataset into the new folder ``out``; CPU in steady state = the
+    driver's process time plus, with worker processes, the workers' stage CPU time (writing included)
+    of the scenes finished in that window."""
     stamps: list[tuple[float, float]] = []  # (wall, driver CPU) when each scene was written
     scene_cpu: list[float] = []
     stage_cpu: dict[str, float] = {}
@@ -58,10 +60,9 @@ def end_to_end(config: SynthConfig, n_scenes: int, workers: int) -> dict[str, fl
         for k, v in done.cpu_seconds.items():
             stage_cpu[k] = stage_cpu.get(k, 0.0) + v
 
-    with tempfile.TemporaryDirectory(prefix="synth-bench-") as out:
-        start = time.perf_counter()
-        report = generate_dataset(out, config, n_scenes, workers=workers, on_scene=on_scene)
-        total = time.perf_counter() - start
+    start = time.perf_counter()
+    report = generate_dataset(out, config, n_scenes, workers=workers, on_scene=on_scene)
+    total = time.perf_counter() - start
     first = min(workers, len(stamps) - 1)
     steady_scenes = len(stamps) - 1 - first
     steady_seconds = stamps[-1][0] - stamps[first][0]
@@ -153,20 +154,25 @@ def main() -> None:
 
     header = ("| kind | workers | scenes/s (whole run) | scenes/s (steady) | views/s (steady) | raw frames/s "
               "| end-to-end / raw time per frame | CPU ms per frame: end-to-end / raw (ratio) "
-              "| per scene in a worker, CPU ms: layout / render / encode |")
+              "| per scene in a worker, CPU ms: layout / render / encode / write |")
     lines = [header, "|" + "---|" * 9]
-    for kind in args.kinds:
-        config = make_config(kind, args.views, args.size, args.objects, args.seed)
-        for workers in args.workers:
-            e2e = end_to_end(config, args.scenes, workers)
-            raw = raw_render(config, args.scenes, workers)
-            ratio = e2e["steady_s_per_frame"] / raw["s_per_frame"]
-            e2e_cpu, raw_cpu = 1000 * e2e["steady_cpu_s_per_frame"], 1000 * raw["cpu_s_per_frame"]
-            lines.append(f"| {kind} | {workers} | {e2e['scenes_per_s']:.1f} | {e2e['steady_scenes_per_s']:.1f} "
-                         f"| {e2e['steady_scenes_per_s'] * args.views:.1f} | {raw['frames_per_s']:.1f} | {ratio:.2f} "
-                         f"| {e2e_cpu:.2f} / {raw_cpu:.2f} ({e2e_cpu / raw_cpu:.2f}) "
-                         f"| {e2e['layout_cpu_ms']:.1f} / {e2e['render_cpu_ms']:.1f} / {e2e['encode_cpu_ms']:.1f} |")
-            print(lines[-1], flush=True)
+    # Every row's output is kept until the end: on this machine's ext4 (no journal) creating a file
+    # costs more for every file deleted in the last minutes (the inode allocator skips recently
+    # deleted inodes one by one), so deleting one row's thousands of files would slow the next row.
+    with tempfile.TemporaryDirectory(prefix="synth-bench-") as outputs:
+        for kind in args.kinds:
+            config = make_config(kind, args.views, args.size, args.objects, args.seed)
+            for workers in args.workers:
+                e2e = end_to_end(config, args.scenes, workers, Path(outputs) / f"{kind}-{workers}")
+                raw = raw_render(config, args.scenes, workers)
+                ratio = e2e["steady_s_per_frame"] / raw["s_per_frame"]
+                e2e_cpu, raw_cpu = 1000 * e2e["steady_cpu_s_per_frame"], 1000 * raw["cpu_s_per_frame"]
+                lines.append(f"| {kind} | {workers} | {e2e['scenes_per_s']:.1f} | {e2e['steady_scenes_per_s']:.1f} "
+                             f"| {e2e['steady_scenes_per_s'] * args.views:.1f} | {raw['frames_per_s']:.1f} | {ratio:.2f} "
+                             f"| {e2e_cpu:.2f} / {raw_cpu:.2f} ({e2e_cpu / raw_cpu:.2f}) "
+                             f"| {e2e['layout_cpu_ms']:.1f} / {e2e['render_cpu_ms']:.1f} / {e2e['encode_cpu_ms']:.1f} "
+                             f"/ {e2e['write_cpu_ms']:.1f} |")
+                print(lines[-1], flush=True)
     from sceneforge.render.rasterizer import Rasterizer
 
     renderer = Rasterizer().renderer_name

@@ -195,6 +195,25 @@ def test_pool_is_deterministic_and_cached():
     assert AssetPool(["mug"], 3, seed=5).get("mug", 0).key != pool_a.get("mug", 0).key
 
 
+def test_pools_sharing_a_store_build_each_asset_once(tmp_path, monkeypatch):
+    from sceneforge.assets import pool as pool_module
+
+    first = AssetPool(["mug", "table"], 3, seed=4, store=tmp_path)
+    built = first.get("table", 1)
+    assert len(list(tmp_path.glob("table-*.pkl"))) == 1
+
+    def no_building(*args, **kwargs):
+        raise AssertionError("the asset should have been loaded from the store")
+
+    monkeypatch.setattr(pool_module, "generate_asset", no_building)
+    loaded = AssetPool(["table"], 3, seed=4, store=tmp_path).get("table", 1)  # other settings, same asset
+    assert loaded is not built and loaded.key == built.key and loaded.params == built.params
+    np.testing.assert_array_equal(loaded.mesh.vertices, built.mesh.vertices)
+    np.testing.assert_array_equal(loaded.mesh.faces, built.mesh.faces)
+    np.testing.assert_array_equal(loaded.face_colours, built.face_colours)
+    np.testing.assert_array_equal(loaded.part_ids, built.part_ids)
+
+
 # -------------------------------------------------------------------------------- bad arguments
 def test_bad_arguments_name_the_value_and_the_range():
     with pytest.raises(InputError, match=r"leg_count=7 is out of range; allowed: an integer in \[3, 4\]"):

@@ -171,10 +171,13 @@ def test_resume_after_kill_makes_only_the_missing_scenes(tmp_path):
     leftover = out / ".scene_000002.k1ll3d.tmp"
     (leftover / "views").mkdir(parents=True)
     (leftover / "scene.json").write_text("{half")
+    store = out / ".assets.k1ll3d.tmp"  # the asset store the workers of a killed run shared
+    store.mkdir()
+    (store / "chair-1.pkl").write_bytes(b"half")
     events = []
     report = generate_dataset(out, _config(), n_scenes=3, on_scene=events.append)
     assert report.generated == 1 and report.skipped == 2 and [e.index for e in events] == [2]
-    assert not leftover.exists()
+    assert not leftover.exists() and not store.exists()
     assert _digest(out) == before
     assert keep.stat().st_mtime_ns == stamp
     # asking for more scenes extends the dataset
@@ -183,17 +186,16 @@ def test_resume_after_kill_makes_only_the_missing_scenes(tmp_path):
 
 
 def test_failure_mid_write_leaves_no_scene_folder(tmp_path, monkeypatch):
+    from sceneforge.synth import dataset
+
     out = tmp_path / "out"
-    calls = {"n": 0}
-    original = Path.write_bytes
+    original = dataset.write_files
 
-    def failing_write(self, data):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise OSError("disk full (simulated)")
-        return original(self, data)
+    def failing_write(folder, files):
+        original(folder, dict(list(files.items())[:4]))  # some files written, then the disk is full
+        raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(Path, "write_bytes", failing_write)
+    monkeypatch.setattr(dataset, "write_files", failing_write)
     with pytest.raises(OSError, match="disk full"):
         generate_dataset(out, _config(), n_scenes=1)
     monkeypatch.undo()

@@ -46,6 +46,7 @@ def test_worker_processes_give_the_same_bytes(tmp_path):
     generate_dataset(tmp_path / "one", _config("openset"), n_scenes=3, workers=1)
     generate_dataset(tmp_path / "two", _config("openset"), n_scenes=3, workers=2)
     assert _digest(tmp_path / "one") == _digest(tmp_path / "two")
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["dataset.json", *(f"scene_00000{i}" for i in range(3))]
 
 
 @pytest.mark.slow

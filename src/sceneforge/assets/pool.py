@@ -2,7 +2,9 @@
 
 Variant ``k`` of procedural category ``c`` is ``generate_asset(c, seed_for(seed, c, k))``, built on
 first use and kept; drawing an asset is then only an index draw, so a layout costs no mesh
-building after warm-up, and a renderer can key GPU buffers by ``asset.key``. User assets (from
+building after warm-up, and a renderer can key GPU buffers by ``asset.key``. Pools in several
+processes can share what they build through a ``store`` folder (one pickle per asset): a process
+loads an asset another one built (~0.05 ms) instead of building it again (~1.6 ms). User assets (from
 :func:`load_user_assets`) join the pool under their category. Tags of user categories: the
 procedural category's tags when the name matches one, else ``floor``, plus ``stackable`` when the
 asset's largest side is under 0.5 m.
@@ -10,14 +12,17 @@ asset's largest side is under 0.5 m.
 
 from __future__ import annotations
 
+import pickle
 import zlib
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 
 from sceneforge.assets.base import Asset
 from sceneforge.assets.procedural import CATEGORIES, REGISTRY, generate_asset
 from sceneforge.errors import InputError
+from sceneforge.io.atomic import write_bytes_atomic
 
 TAGS = ("floor", "stackable", "support")
 
@@ -35,10 +40,14 @@ class AssetPool:
     variants_per_category : how many distinct procedural assets per category (>= 1).
     seed : pool seed; the same seed gives the same assets.
     user_assets : extra assets, grouped by their ``category``.
+    store : a folder shared with pools in other processes (e.g. the workers of one run, which trust
+        each other's pickles): a procedural asset is loaded from it when there (files are named by
+        category and variant seed, so pools of any settings can share one), else built and written
+        to it atomically. None = build every asset in this process.
     """
 
     def __init__(self, categories: Iterable[str] | None = None, variants_per_category: int = 8, seed: int = 0,
-                 user_assets: Sequence[Asset] = ()):
+                 user_assets: Sequence[Asset] = (), store: str | Path | None = None):
         names = tuple(CATEGORIES if categories is None else categories)
         unknown = [c for c in names if c not in REGISTRY]
         if unknown:
@@ -48,6 +57,7 @@ class AssetPool:
         self.procedural_categories = names
         self.variants_per_category = variants_per_category
         self.seed = int(seed)
+        self.store = None if store is None else Path(store)
         self._cache: dict[tuple[str, int], Asset] = {}
         self._user: dict[str, list[Asset]] = {}
         for asset in user_assets:
@@ -88,10 +98,22 @@ class AssetPool:
         if category in self.procedural_categories and index < self.variants_per_category:
             key = (category, index)
             if key not in self._cache:
-                self._cache[key] = generate_asset(category, variant_seed(self.seed, category, index))
+                self._cache[key] = self._procedural(category, variant_seed(self.seed, category, index))
             return self._cache[key]
         offset = self.variants_per_category if category in self.procedural_categories else 0
         return self._user[category][index - offset]
+
+    def _procedural(self, category: str, seed: int) -> Asset:
+        """generate_asset(category, seed), through the store when there is one."""
+        if self.store is None:
+            return generate_asset(category, seed)
+        path = self.store / f"{category}-{seed}.pkl"
+        try:
+            asset = pickle.loads(path.read_bytes())
+        except FileNotFoundError:
+            asset = generate_asset(category, seed)
+            write_bytes_atomic(path, pickle.dumps(asset, protocol=pickle.HIGHEST_PROTOCOL))
+        return asset
 
     def sample(self, rng: np.random.Generator, categories: Sequence[str] | None = None) -> Asset:
         """One asset: a uniform category from ``categories`` (default: all), then a uniform variant."""

@@ -87,10 +87,12 @@ def view_centric_frame(T_world_cam: np.ndarray, object_ids: Sequence[int],
     T_cam_world = invert_transform(np.asarray(T_world_cam, dtype=np.float64))
     poses_cam = [T_cam_world @ np.asarray(T, dtype=np.float64) for T in T_world_objs]
     points_cam = [transform_points(T, v) for T, v in zip(poses_cam, vertices_obj)]
-    norm = box_normalisation(np.concatenate(points_cam, axis=0), frame="camera")
+    points = np.concatenate(points_cam, axis=0)
+    norm = box_normalisation(points, frame="camera")
     T_norm_cam = normalisation_matrix(norm)
+    starts = np.cumsum([0] + [len(p) for p in points_cam[:-1]])  # each object's box in one pass each
+    boxes = np.stack([np.minimum.reduceat(points, starts, axis=0), np.maximum.reduceat(points, starts, axis=0)], axis=1)
     objects = tuple(
-        ViewObjectPose(int(i), T, T_norm_cam @ T, np.stack([p.min(axis=0), p.max(axis=0)]))
-        for i, T, p in zip(object_ids, poses_cam, points_cam)
+        ViewObjectPose(int(i), T, T_norm_cam @ T, box) for i, T, box in zip(object_ids, poses_cam, boxes)
     )
     return ViewCentricFrame(T_cam_world, norm, objects)

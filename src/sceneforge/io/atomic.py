@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,6 +39,25 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_files(folder: str | Path, files: Mapping[str, bytes]) -> None:
+    """Write ``files`` (relative path -> bytes) as new files under ``folder``, making sub-folders.
+
+    Meant for a fresh temporary folder (see :func:`atomic_directory`): a file that already exists is
+    an error. One open, write and close per file (fewer system calls than Path.write_bytes)."""
+    folder = Path(folder)
+    for sub in sorted({rel.rpartition("/")[0] for rel in files} - {""}):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for rel, data in files.items():
+        fd = os.open(folder / rel, flags, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
 
 
 @contextmanager

@@ -12,7 +12,8 @@ Scene ``i`` depends only on ``(seed, i)`` and the config: the layout draws from
 ``SeedSequence([seed, i, 0])``, the cameras from ``SeedSequence([seed, i, 1])``, so any worker
 count, order or restart gives the same files. A scene folder appears only once complete
 (:func:`~sceneforge.io.atomic.atomic_directory`); a run that was killed leaves at most hidden
-``.scene_*.tmp`` folders, which the next run removes before making the missing scenes.
+``.scene_*.tmp`` folders (and the ``.assets.*.tmp`` folder its workers shared built assets in),
+which the next run removes before making the missing scenes.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from sceneforge.errors import InputError
-from sceneforge.io.atomic import atomic_directory, write_text_atomic
+from sceneforge.io.atomic import atomic_directory, write_files, write_text_atomic
 from sceneforge.io.scene_json import scene_json_files
 from sceneforge.synth.cameras import OrbitSpec
 from sceneforge.synth.kinds import KINDS, SynthScene
@@ -44,7 +45,9 @@ MAX_SCENES = 10_000_000
 #: The stages of making one scene, timed in :class:`SceneFiles`.
 STAGES = ("layout", "render", "encode")
 SCENE_DIR = re.compile(r"^scene_(\d{6,})$")
-LEFTOVER = re.compile(r"^\.scene_\d{6,}\..*\.(tmp|old)$")
+#: Hidden folder in which the worker processes of a run share built assets (runner.py).
+ASSET_STORE_PREFIX = ".assets."
+LEFTOVER = re.compile(r"^(\.scene_\d{6,}\..*\.(tmp|old)|\.assets\..*\.tmp)$")
 
 #: A layout kind: (layout seed, options) -> SynthScene (posed objects on the ground y = 0 + look).
 LayoutFn = Callable[[int, Mapping[str, Any]], SynthScene]
@@ -198,10 +201,7 @@ def commit_scene(out: str | Path, scene_files: SceneFiles) -> Path:
     """Write one scene folder atomically (temp folder, then rename); returns its path."""
     target = Path(out) / scene_files.name
     with atomic_directory(target) as tmp:
-        for folder in sorted({rel.rpartition("/")[0] for rel in scene_files.files} - {""}):
-            (tmp / folder).mkdir(parents=True, exist_ok=True)
-        for rel, data in scene_files.files.items():
-            (tmp / rel).write_bytes(data)
+        write_files(tmp, scene_files.files)
     return target
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,17 +38,29 @@ class SynthScene:
 
 
 _POOLS: dict[tuple[Any, ...], Any] = {}
+_STORE: dict[str, Path] = {}
+
+
+def share_assets(store: str | Path | None) -> None:
+    """Let this process's asset pools share built assets through ``store`` (a folder, or None for
+    none), e.g. with the other worker processes of a run: ``AssetPool(store=...)``."""
+    _POOLS.clear()
+    _STORE.clear()
+    if store is not None:
+        _STORE["path"] = Path(store)
 
 
 def asset_pool(options: Mapping[str, Any]) -> Any:
-    """The process's cached AssetPool for these pool options (assets are built once per process)."""
+    """The process's cached AssetPool for these pool options (assets are built once per process, or
+    once per run with :func:`share_assets`)."""
     from sceneforge.assets import AssetPool
 
     categories = options.get("categories")
     key = (int(options.get("pool_seed", 0)), int(options.get("variants_per_category", 8)),
            None if categories is None else tuple(categories))
     if key not in _POOLS:
-        _POOLS[key] = AssetPool(categories=key[2], variants_per_category=key[1], seed=key[0])
+        _POOLS[key] = AssetPool(categories=key[2], variants_per_category=key[1], seed=key[0],
+                                store=_STORE.get("path"))
     return _POOLS[key]
 
 

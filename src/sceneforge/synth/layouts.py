@@ -56,7 +56,8 @@ import trimesh
 from sceneforge.assets import Asset, AssetPool
 from sceneforge.errors import InputError, SceneforgeError
 from sceneforge.geometry.transforms import rotation_y
-from sceneforge.synth.noise import fractal_noise, noise_texture
+from sceneforge.synth.meshmemo import mesh_memo
+from sceneforge.synth.noise import fractal_noise, mean_colour, noise_texture
 from sceneforge.synth.physics import FLOOR, check_physics, collide, distance, fcl_object, set_translation
 from sceneforge.types import Plane, Scene, SceneObject, Similarity
 
@@ -698,7 +699,7 @@ def _sample_ground(rng: np.random.Generator, size_m: float, cfg: OpenSetConfig) 
     noise = fractal_noise(cfg.texture_size, cfg.noise_cells, cfg.noise_octaves, rng)
     texture = noise_texture(noise, a, b)
     texture.setflags(write=False)
-    mean = tuple(int(c) for c in np.rint(texture.reshape(-1, 3).mean(axis=0)))
+    mean = tuple(int(c) for c in np.rint(mean_colour(texture)))
     params = {"noise": "perlin_fractal", "cells": cfg.noise_cells, "octaves": cfg.noise_octaves,
               "texture_size": cfg.texture_size, "colour_a": list(a), "colour_b": list(b)}
     return GroundSpec(float(size_m), mean, texture, params)
@@ -738,10 +739,13 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
         radii.append(float(np.hypot(v[:, 0], v[:, 2]).max()))
         local_vertices.append(v)
     radii_a = np.array(radii)
+    support = np.stack([footprint_support(v[:, [0, 2]]) for v in local_vertices])  # (N, 2, M)
     order = sorted(range(len(assets)), key=lambda k: -radii_a[k])
     region = cfg.spread * float(np.sqrt(np.sum(radii_a ** 2)))
     centres = np.zeros((len(assets), 2))
     objs: dict[int, Any] = {}
+
+    cores: dict[int, Any] = {}
 
     def obj(k: int) -> Any:
         """fcl object of asset k resting on the floor at its centre, built when first needed."""
@@ -749,6 +753,14 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
             objs[k] = fcl_object(local_vertices[k] + [0.0, lifts[k], 0.0], assets[k].mesh.faces)
             set_translation(objs[k], np.array([centres[k][0], 0.0, centres[k][1]]))
         return objs[k]
+
+    def core(k: int) -> Any:
+        """fcl object of the largest faces of asset k (see _open_set_first_fit), placed as obj(k)."""
+        if k not in cores:
+            used, faces = largest_faces(assets[k].mesh)
+            cores[k] = fcl_object(local_vertices[k][used] + [0.0, lifts[k], 0.0], faces)
+            set_translation(cores[k], np.array([centres[k][0], 0.0, centres[k][1]]))
+        return cores[k]
 
     placed: list[int] = []
     expansions = 0
@@ -759,12 +771,13 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
             room = region - r
             if room >= 0:
                 p = first_accepted(rng, room, cfg.max_tries,
-                                   lambda cands: _open_set_first_fit(k, cands, placed, centres, radii_a, obj,
-                                                                     cfg.min_clearance))
+                                   lambda cands: _open_set_first_fit(k, cands, placed, centres, radii_a, support, obj,
+                                                                     core, cfg.min_clearance))
                 if p is not None:
                     centres[k] = p
-                    if k in objs:
-                        set_translation(objs[k], np.array([p[0], 0.0, p[1]]))
+                    for made in (objs, cores):
+                        if k in made:
+                            set_translation(made[k], np.array([p[0], 0.0, p[1]]))
                     placed.append(k)
                     done = True
             if done:
@@ -791,22 +804,67 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
                         {}, ground, background, cfg.verify, built)
 
 
+#: Unit x/z directions (M, 2) along which footprints are compared before any fcl call.
+_SUPPORT_DIRECTIONS = np.stack([np.cos(np.arange(16) * np.pi / 16), np.sin(np.arange(16) * np.pi / 16)], axis=1)
+
+
+def footprint_support(points_xz: np.ndarray) -> np.ndarray:
+    """(2, M) least and greatest projection of x/z points (V, 2), metres, on each of the M unit
+    directions of ``_SUPPORT_DIRECTIONS``: the object lies between these lines along each direction."""
+    projection = np.asarray(points_xz, dtype=np.float64) @ _SUPPORT_DIRECTIONS.T
+    return np.stack([projection.min(axis=0), projection.max(axis=0)])
+
+
+#: Faces of an asset in its "core" collision object (the largest ones: see _open_set_first_fit).
+CORE_FACES = 16
+
+
+@mesh_memo
+def largest_faces(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
+    """The CORE_FACES largest faces of a mesh (any uniform scale and rotation keeps the order):
+    (U,) indices of the vertices they use and (F', 3) faces indexing those."""
+    faces = np.asarray(mesh.faces)
+    tri = np.asarray(mesh.vertices, dtype=np.float64)[faces]
+    area = np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    chosen = faces[np.argsort(-area, kind="stable")[:CORE_FACES]]
+    used, inverse = np.unique(chosen, return_inverse=True)
+    return used, inverse.reshape(-1, 3)
+
+
 def _open_set_first_fit(k: int, candidates: np.ndarray, placed: Sequence[int], centres: np.ndarray,
-                        radii: np.ndarray, obj: Callable[[int], Any], clearance: float) -> int | None:
+                        radii: np.ndarray, support: np.ndarray, obj: Callable[[int], Any],
+                        core: Callable[[int], Any], clearance: float) -> int | None:
     """Index of the first candidate centre (T, 2) where object ``k`` fits, or None: every placed
     disc is clear by ``clearance``, or overlaps without nesting (one footprint inside the other,
-    where it could hide) and fcl finds the meshes at least ``clearance`` apart. The disc tests run
-    on all candidates at once, fcl only on candidates in order until one fits."""
+    where it could hide) and the meshes are at least ``clearance`` apart. Those are apart when their
+    footprints' projections on one of the support directions (``support``: (N, 2, M) per object, at
+    its centre) are, else when fcl finds them so (``obj``: whole meshes). A candidate is rejected
+    without the whole meshes when the fcl objects of a few of their largest faces (``core``, cheap
+    to build) already collide: those faces are part of the meshes, so the meshes collide too. The
+    disc and projection tests run on all candidates at once, fcl only on candidates in order until
+    one fits."""
     if not placed:
         return 0 if len(candidates) else None
     j = np.asarray(placed)
     d = np.hypot(candidates[:, None, 0] - centres[j, 0][None], candidates[:, None, 1] - centres[j, 1][None])
     clear = d >= radii[k] + radii[j][None] + clearance
     nested = d + np.minimum(radii[k], radii[j])[None] <= np.maximum(radii[k], radii[j])[None]
+    check = ~clear
+    if check.any():  # a gap between the projections along some direction bounds the distance from below
+        at_k = candidates @ _SUPPORT_DIRECTIONS.T  # (T, M)
+        at_j = centres[j] @ _SUPPORT_DIRECTIONS.T  # (J, M)
+        low_k, high_k = at_k + support[k, 0], at_k + support[k, 1]
+        low_j, high_j = at_j + support[j, 0], at_j + support[j, 1]
+        gap = np.maximum(low_k[:, None] - high_j[None], low_j[None] - high_k[:, None]).max(axis=2)  # (T, J)
+        check &= ~(gap >= clearance)
     for t in np.flatnonzero(~np.any(~clear & nested, axis=1)):
-        if not clear[t].all():
-            set_translation(obj(k), np.array([candidates[t, 0], 0.0, candidates[t, 1]]))
-            if any(collide(obj(k), obj(i)) or distance(obj(k), obj(i)) < clearance for i in j[~clear[t]]):
+        if check[t].any():
+            at = np.array([candidates[t, 0], 0.0, candidates[t, 1]])
+            set_translation(core(k), at)
+            if any(collide(core(k), core(i)) for i in j[check[t]]):
+                continue
+            set_translation(obj(k), at)
+            if any(collide(obj(k), obj(i)) or distance(obj(k), obj(i)) < clearance for i in j[check[t]]):
                 continue
         return int(t)
     return None

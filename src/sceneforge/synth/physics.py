@@ -83,6 +83,13 @@ def _inside(container: trimesh.Trimesh, inner: trimesh.Trimesh) -> bool:
     return bool(container.contains(v[[int(np.argmax(depth))]])[0])
 
 
+def _lifted_apart(lifted: np.ndarray, other: np.ndarray, lift: float) -> bool:
+    """True when the (2, 3) box ``lifted``, raised by ``lift`` metres, is apart from the box ``other``
+    by more than half the lift along some axis (so no fcl call can find the two surfaces touching)."""
+    lo, hi = lifted + np.array([0.0, lift, 0.0])
+    return bool(np.any(lo - other[1] > 0.5 * lift) or np.any(other[0] - hi > 0.5 * lift))
+
+
 def check_physics(world_meshes: Sequence[trimesh.Trimesh], ids: Sequence[int], supports: Mapping[int, int],
                   tol: float = 1e-6, contact_lift: float = 1e-4,
                   collision_objects: Mapping[int, Any] | None = None) -> PhysicsReport:
@@ -123,11 +130,14 @@ def check_physics(world_meshes: Sequence[trimesh.Trimesh], ids: Sequence[int], s
                 lifted = a
             elif supports[ib] == ia:
                 lifted = b
-            if lifted is not None:
+            if lifted is None:
+                hit = collide(obj(a), obj(b))
+            elif _lifted_apart(bounds[lifted], bounds[b if lifted == a else a], contact_lift):
+                hit = False  # what fcl finds too: surfaces in disjoint boxes cannot touch
+            else:
                 rest = obj(lifted).getTranslation()
                 obj(lifted).setTranslation(rest + np.array([0.0, contact_lift, 0.0]))
-            hit = collide(obj(a), obj(b))
-            if lifted is not None:
+                hit = collide(obj(a), obj(b))
                 obj(lifted).setTranslation(rest)
             if not hit:
                 hit = _inside(world_meshes[a], world_meshes[b]) or _inside(world_meshes[b], world_meshes[a])

@@ -1,15 +1,19 @@
 """Run dataset generation: in this process, on local worker processes, or on a Ray cluster.
 
-Workers only lay out, render and encode (:func:`~sceneforge.synth.dataset.build_scene_files`) and
-send the finished files back; the driver writes each scene folder atomically. So a Ray cluster needs
-no shared file system, and the output is identical for any number of workers. Each worker process
-keeps one GL context for its whole life (:func:`~sceneforge.render.rasterizer.shared_rasterizer`).
+Local worker processes lay out, render, encode (:func:`~sceneforge.synth.dataset.build_scene_files`)
+and write their own scene folders atomically (:func:`~sceneforge.synth.dataset.commit_scene`), and
+send back only a :class:`SceneDone`: the driver stays nearly idle, so W workers use W cores. Ray
+tasks send the finished files back and the driver writes them, so a Ray cluster needs no shared file
+system. The output is identical for any number of workers. Each worker process keeps one GL context
+for its whole life (:func:`~sceneforge.render.rasterizer.shared_rasterizer`).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -20,6 +24,7 @@ from typing import Any
 import sceneforge
 from sceneforge.errors import InputError, MissingDependencyError
 from sceneforge.synth.dataset import (
+    ASSET_STORE_PREFIX,
     SceneFiles,
     SynthConfig,
     build_scene_files,
@@ -28,13 +33,15 @@ from sceneforge.synth.dataset import (
     existing_scenes,
     prepare_output,
 )
+from sceneforge.synth.kinds import share_assets
 
 MAX_WORKERS = 1024
 
 
 @dataclass(frozen=True)
 class SceneDone:
-    """Progress event: one scene folder was written; per-stage wall and worker CPU seconds (SceneFiles)."""
+    """Progress event: one scene folder was written. ``seconds`` (wall) and ``cpu_seconds`` (CPU time
+    of the process that did the stage) per stage: those of :class:`SceneFiles` plus "write"."""
 
     index: int
     n_views: int
@@ -88,34 +95,62 @@ def generate_dataset(out: str | Path, config: SynthConfig, n_scenes: int, worker
     start = time.perf_counter()
     views = dropped = 0
     if ray_address is not None:
-        results = _run_ray(todo, config, ray_address)
+        results: Iterator[SceneDone] = (write_scene(out, files) for files in _run_ray(todo, config, ray_address))
     elif workers == 1:
-        results = (build_scene_files(i, config) for i in todo)
+        results = (make_scene_folder(out, i, config) for i in todo)
     else:
-        results = _run_pool(todo, config, workers)
-    for files in results:
-        commit_scene(out, files)
-        views += files.n_views
-        dropped += files.n_dropped
+        results = _run_pool(out, todo, config, workers)
+    for done in results:
+        views += done.n_views
+        dropped += done.n_dropped
         if on_scene is not None:
-            on_scene(SceneDone(files.index, files.n_views, files.n_dropped, files.n_bytes, dict(files.seconds),
-                               dict(files.cpu_seconds)))
+            on_scene(done)
     return DatasetReport(out, n_scenes, skipped, len(todo), views, dropped, time.perf_counter() - start)
 
 
-def _init_worker() -> None:
-    """One llvmpipe thread per worker process (the processes already use the cores)."""
+def write_scene(out: Path, files: SceneFiles) -> SceneDone:
+    """Write one built scene's folder atomically (timed as the "write" stage)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    commit_scene(out, files)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return SceneDone(files.index, files.n_views, files.n_dropped, files.n_bytes, {**files.seconds, "write": wall},
+                     {**files.cpu_seconds, "write": cpu})
+
+
+def make_scene_folder(out: Path, index: int, config: SynthConfig) -> SceneDone:
+    """Build scene ``index`` and write its folder (what one worker does per scene)."""
+    return write_scene(out, build_scene_files(index, config))
+
+
+def _init_worker(asset_store: str | None = None) -> None:
+    """One llvmpipe thread per worker process (the processes already use the cores); assets shared
+    with the other workers of the run through ``asset_store``."""
     os.environ.setdefault("LP_NUM_THREADS", "1")
+    if asset_store is not None:
+        share_assets(asset_store)
 
 
-def _run_pool(todo: list[int], config: SynthConfig, workers: int) -> Iterator[SceneFiles]:
-    """Scenes from a pool of spawned processes, at most 2 per worker in flight, as they finish."""
+def _run_pool(out: Path, todo: list[int], config: SynthConfig, workers: int) -> Iterator[SceneDone]:
+    """Scenes made and written by a pool of spawned processes, at most 2 per worker in flight, as they
+    finish. The workers share the assets they build through a hidden folder in ``out`` (removed at
+    the end; one a killed run left is removed by the next run's prepare_output)."""
     ctx = multiprocessing.get_context("spawn")  # a fresh process: no inherited GL or thread state
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
-        pending: set[Future[SceneFiles]] = set()
+    store = tempfile.mkdtemp(prefix=ASSET_STORE_PREFIX, suffix=".tmp", dir=out)
+    try:
+        yield from _pool_scenes(ctx, out, todo, config, workers, store)
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
+
+
+def _pool_scenes(ctx: Any, out: Path, todo: list[int], config: SynthConfig, workers: int,
+                 store: str) -> Iterator[SceneDone]:
+    """The pool of :func:`_run_pool`, its workers sharing assets through ``store``."""
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(store,)) as pool:
+        pending: set[Future[SceneDone]] = set()
         queue = iter(todo)
         for index in queue:
-            pending.add(pool.submit(build_scene_files, index, config))
+            pending.add(pool.submit(make_scene_folder, out, index, config))
             if len(pending) >= 2 * workers:
                 break
         while pending:
@@ -124,7 +159,7 @@ def _run_pool(todo: list[int], config: SynthConfig, workers: int) -> Iterator[Sc
                 yield future.result()
                 nxt = next(queue, None)
                 if nxt is not None:
-                    pending.add(pool.submit(build_scene_files, nxt, config))
+                    pending.add(pool.submit(make_scene_folder, out, nxt, config))
 
 
 def _import_ray() -> Any:
