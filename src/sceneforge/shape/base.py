@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +51,53 @@ class ShapeBackend(Component):
     def warnings(self) -> tuple[str, ...]:
         """Warnings about the backend itself for report.json (e.g. library files it skipped)."""
         return ()
+
+
+@dataclass(frozen=True)
+class FloorContact:
+    """Where an object stands: ``on_floor`` (its bottom is the floor, y = 0), else ``bottom`` (metres,
+    the visible lowest point, or the top of the object under it when ``support_id`` is set)."""
+
+    on_floor: bool
+    bottom: float
+    top: float
+    support_id: int | None = None
+
+
+def floor_contact(points: np.ndarray, others: Sequence[tuple[int, np.ndarray]], contact_m: float = 0.08,
+                  hidden_base: bool = True) -> FloorContact:
+    """Does an object (visible points (N, 3), world metres, y up, floor y = 0) stand on the floor?
+
+    Yes when its lowest visible point (1st percentile) is within ``contact_m`` (or 15% of its visible
+    height) of the floor. Otherwise it stands on another object when one of ``others`` ((id, points)
+    pairs) has a horizontal surface at that height under it: at least 5 of its points within 4 cm
+    (or 10% of the visible height) of the lowest point, inside the object's x/z footprint grown by
+    5 cm plus a quarter of its size, and at most 20% of its points there above that surface. With
+    ``hidden_base`` an object with no such support stands on the floor too: its base is hidden or too
+    thin to be seen (table and floor-lamp legs, a pedestal, a plinth in shadow), which is how engine
+    furniture and most real furniture stands; without it the bottom is the lowest visible point.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    lo, hi = (float(v) for v in np.percentile(points[:, 1], [1.0, 99.0]))
+    if lo < max(contact_m, 0.15 * (hi - lo)):
+        return FloorContact(True, 0.0, hi)
+    x0, z0 = np.percentile(points[:, [0, 2]], 1.0, axis=0)
+    x1, z1 = np.percentile(points[:, [0, 2]], 99.0, axis=0)
+    margin = 0.05 + 0.25 * max(x1 - x0, z1 - z0)
+    tolerance = max(0.04, 0.1 * (hi - lo))
+    best: tuple[int, int, float] | None = None
+    for other_id, other in others:
+        other = np.asarray(other, dtype=np.float64).reshape(-1, 3)
+        inside = other[(other[:, 0] > x0 - margin) & (other[:, 0] < x1 + margin) & (other[:, 2] > z0 - margin) &
+                       (other[:, 2] < z1 + margin)]
+        level = np.abs(inside[:, 1] - lo) < tolerance
+        if level.sum() < 5 or np.mean(inside[:, 1] > lo + tolerance) > 0.2:
+            continue
+        if best is None or level.sum() > best[1]:
+            best = (int(other_id), int(level.sum()), float(np.percentile(inside[level, 1], 90.0)))
+    if best is not None:
+        return FloorContact(False, min(best[2], lo), hi, best[0])
+    return FloorContact(True, 0.0, hi) if hidden_base else FloorContact(False, lo, hi)
 
 
 class ShapeError(Exception):

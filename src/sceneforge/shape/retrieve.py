@@ -44,7 +44,8 @@ from sceneforge.errors import InputError
 from sceneforge.geometry import project_points, rotation_y
 from sceneforge.perception.base import PerceptionResult
 from sceneforge.registry import register
-from sceneforge.shape.base import ShapeBackend, ShapeContext, ShapeError, ShapeResult, canonicalise
+from sceneforge.shape.base import (ShapeBackend, ShapeContext, ShapeError, ShapeResult, canonicalise,
+                                   floor_contact)
 
 LIBRARY_SEED = 90210  # no engine dataset of the tests or benchmarks uses this seed
 
@@ -132,6 +133,7 @@ class Target:
     grid_cell: float
     mask_grid: np.ndarray
     unknown_grid: np.ndarray
+    support_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -177,7 +179,7 @@ class RetrieveShape(ShapeBackend):
                  user_folder: str | None = None, use_labels: bool = True, candidates: int = 12, yaw_steps: int = 24,
                  stretches: tuple[float, ...] | list[float] = (0.8, 1.0, 1.25), refine: int = 3, points: int = 200,
                  grid: int = 48, contact_m: float = 0.08, icp_steps: int = 2, size_tolerance: float = 2.0,
-                 background_depth_m: float = 0.1) -> None:
+                 background_depth_m: float = 0.1, hidden_base: bool = True) -> None:
         self.library = build_library(procedural=procedural, variants_per_category=variants_per_category,
                                      seed=library_seed, user_folder=user_folder)
         self.use_labels = bool(use_labels)
@@ -191,6 +193,7 @@ class RetrieveShape(ShapeBackend):
         self.icp_steps = int(icp_steps)
         self.size_tolerance = float(size_tolerance)
         self.background_depth_m = float(background_depth_m)
+        self.hidden_base = bool(hidden_base)
         self._trees: dict[tuple[int, float, float], cKDTree] = {}
 
     def warnings(self) -> tuple[str, ...]:
@@ -243,14 +246,14 @@ class RetrieveShape(ShapeBackend):
         view[1] = 0.0
         norm = float(np.linalg.norm(view))
         view = view / norm if norm > 1e-6 else np.array([0.0, 0.0, -1.0])
-        lo, hi = np.percentile(points[:, 1], [1.0, 99.0])
-        on_floor = bool(lo < max(self.contact_m, 0.15 * (hi - lo)))
+        others = [(o.id, o.points_world) for o in perception.objects if o.id != context.observation.id]
+        contact = floor_contact(points, others, self.contact_m, self.hidden_base)
         across = np.array([-view[2], 0.0, view[0]])
         a = points @ across
         width = float(np.ptp(np.percentile(a, [1.0, 99.0])))
         origin, cell, mask_grid, unknown_grid = self._grids(context)
-        return Target(points, view, on_floor, 0.0 if on_floor else float(lo), float(hi), max(width, 1e-3),
-                      origin, cell, mask_grid, unknown_grid)
+        return Target(points, view, contact.on_floor, contact.bottom, contact.top, max(width, 1e-3),
+                      origin, cell, mask_grid, unknown_grid, contact.support_id)
 
     def _grids(self, context: ShapeContext) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
         """Grid over the amodal mask's box grown by 30%: (origin (u, v), cell px, mask (G, G), unknown (G, G))."""
@@ -413,6 +416,7 @@ class RetrieveShape(ShapeBackend):
                 "scale_xyz": h.scales[j].tolist(), "score": float(h.score[j]), "fit": float(h.fit[j]),
                 "silhouette_iou": float(h.iou[j]), "depth_violation": float(h.violation[j]),
                 "inlier_fraction": float(h.inliers[j]), "floor_contact": target.on_floor,
+                "support": target.support_id,
                 "candidates": n_candidates, "library_size": len(self.library.entries),
                 "runner_up": (self.library.entries[runner_up[1]].asset.key if runner_up[1] >= 0 else None),
                 "runner_up_score": runner_up[0]}
