@@ -179,7 +179,8 @@ class RetrieveShape(ShapeBackend):
                  user_folder: str | None = None, use_labels: bool = True, candidates: int = 12, yaw_steps: int = 24,
                  stretches: tuple[float, ...] | list[float] = (0.8, 1.0, 1.25), refine: int = 3, points: int = 200,
                  grid: int = 48, contact_m: float = 0.08, icp_steps: int = 2, size_tolerance: float = 2.0,
-                 background_depth_m: float = 0.1, hidden_base: bool = True) -> None:
+                 background_depth_m: float = 0.1, hidden_base: bool = True,
+                 axis_search: tuple[tuple[float, ...], ...] | list = ((0.8, 0.9, 1.1, 1.25), (0.95, 1.05))) -> None:
         self.library = build_library(procedural=procedural, variants_per_category=variants_per_category,
                                      seed=library_seed, user_folder=user_folder)
         self.use_labels = bool(use_labels)
@@ -194,6 +195,7 @@ class RetrieveShape(ShapeBackend):
         self.size_tolerance = float(size_tolerance)
         self.background_depth_m = float(background_depth_m)
         self.hidden_base = bool(hidden_base)
+        self.axis_search = tuple(tuple(float(f) for f in factors) for factors in axis_search)
         self._trees: dict[tuple[int, float, float], cKDTree] = {}
 
     def warnings(self) -> tuple[str, ...]:
@@ -211,7 +213,26 @@ class RetrieveShape(ShapeBackend):
         refined += self._refine(results + refined, 1, step * 0.16, (0.96, 1.0, 1.04), 0.07, target, perception)
         evaluated = results + refined
         best, j = min(((h, j) for h in evaluated for j in range(len(h.yaws))), key=lambda hj: float(hj[0].score[hj[1]]))
+        for factors in self.axis_search:
+            stretched = self._stretch_axes(best, j, factors, target, perception)
+            evaluated += stretched
+            best, j = min(((h, k) for h in [best] + stretched for k in range(len(h.yaws))),
+                          key=lambda hj: float(hj[0].score[hj[1]]))
         return self._result(best, j, target, len(candidates), evaluated)
+
+    def _stretch_axes(self, h: Hypotheses, j: int, factors: tuple[float, ...], target: Target,
+                      perception: PerceptionResult) -> list[Hypotheses]:
+        """Hypothesis ``j`` of ``h`` with its x stretch, then its z stretch, times each of ``factors``
+        (the other axis, yaw and uniform factor kept): one axis at a time, the better x first."""
+        yaw, factor = h.yaws[j:j + 1], h.factors[j:j + 1]
+        sx, sz = float(h.scales[j, 0] / h.scales[j, 1]), float(h.scales[j, 2] / h.scales[j, 1])
+        out = [self._evaluate(h.entry_index, (sx * f, sz), yaw, factor, target, perception) for f in factors]
+        scores = [float(h.score[j])] + [float(o.score[0]) for o in out]
+        k = int(np.argmin(scores))
+        if k > 0:
+            sx *= factors[k - 1]
+        out += [self._evaluate(h.entry_index, (sx, sz * f), yaw, factor, target, perception) for f in factors]
+        return out
 
     def _refine(self, pool: list[Hypotheses], count: int, yaw_offset: float, factors: tuple[float, ...],
                 stretch_step: float, target: Target, perception: PerceptionResult) -> list[Hypotheses]:
