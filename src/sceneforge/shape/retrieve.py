@@ -135,6 +135,11 @@ class Target:
     unknown_grid: np.ndarray
     support_id: int | None = None
 
+    @property
+    def grounded(self) -> bool:
+        """The bottom is known (the floor or a support's top): the height is measured."""
+        return self.on_floor or self.support_id is not None
+
 
 @dataclass(frozen=True)
 class Hypotheses:
@@ -145,6 +150,7 @@ class Hypotheses:
     entry_index: int
     yaws: np.ndarray
     factors: np.ndarray
+    uniform: np.ndarray
     scales: np.ndarray
     translations: np.ndarray
     fit: np.ndarray
@@ -180,7 +186,8 @@ class RetrieveShape(ShapeBackend):
                  stretches: tuple[float, ...] | list[float] = (0.8, 1.0, 1.25), refine: int = 3, points: int = 200,
                  grid: int = 48, contact_m: float = 0.08, icp_steps: int = 2, size_tolerance: float = 2.0,
                  background_depth_m: float = 0.1, hidden_base: bool = True,
-                 axis_search: tuple[tuple[float, ...], ...] | list = ((0.8, 0.9, 1.1, 1.25), (0.95, 1.05))) -> None:
+                 axis_search: tuple[tuple[float, ...], ...] | list = ((0.8, 0.9, 1.1, 1.25), (0.95, 1.05)),
+                 max_squash: float = 0.75, mask_coverage: float = 0.5) -> None:
         self.library = build_library(procedural=procedural, variants_per_category=variants_per_category,
                                      seed=library_seed, user_folder=user_folder)
         self.use_labels = bool(use_labels)
@@ -195,6 +202,8 @@ class RetrieveShape(ShapeBackend):
         self.size_tolerance = float(size_tolerance)
         self.background_depth_m = float(background_depth_m)
         self.hidden_base = bool(hidden_base)
+        self.max_squash = float(max_squash)
+        self.mask_coverage = float(mask_coverage)
         self.axis_search = tuple(tuple(float(f) for f in factors) for factors in axis_search)
         self._trees: dict[tuple[int, float, float], cKDTree] = {}
 
@@ -225,7 +234,7 @@ class RetrieveShape(ShapeBackend):
         """Hypothesis ``j`` of ``h`` with its x stretch, then its z stretch, times each of ``factors``
         (the other axis, yaw and uniform factor kept): one axis at a time, the better x first."""
         yaw, factor = h.yaws[j:j + 1], h.factors[j:j + 1]
-        sx, sz = float(h.scales[j, 0] / h.scales[j, 1]), float(h.scales[j, 2] / h.scales[j, 1])
+        sx, sz = float(h.scales[j, 0] / h.uniform[j]), float(h.scales[j, 2] / h.uniform[j])
         out = [self._evaluate(h.entry_index, (sx * f, sz), yaw, factor, target, perception) for f in factors]
         scores = [float(h.score[j])] + [float(o.score[0]) for o in out]
         k = int(np.argmin(scores))
@@ -248,7 +257,7 @@ class RetrieveShape(ShapeBackend):
             if len(seen) >= count or key in seen:
                 continue
             seen.add(key)
-            sx, sz = float(h.scales[j, 0] / h.scales[j, 1]), float(h.scales[j, 2] / h.scales[j, 1])
+            sx, sz = float(h.scales[j, 0] / h.uniform[j]), float(h.scales[j, 2] / h.uniform[j])
             for fx, fz in ((1.0, 1.0), (1 - stretch_step, 1.0), (1 + stretch_step, 1.0), (1.0, 1 - stretch_step),
                            (1.0, 1 + stretch_step)):
                 out.append(self._evaluate(h.entry_index, (sx * fx, sz * fz), h.yaws[j] + yaws.ravel(),
@@ -288,9 +297,10 @@ class RetrieveShape(ShapeBackend):
         origin = np.array([0.5 * (u0 + u1) - side / 2, 0.5 * (v0 + v1) - side / 2])
         instances = context.perception.instances
         other = (instances != 0) & (instances != context.observation.id) & ~mask
-        return origin, cell, self._to_grid(mask, origin, cell), self._to_grid(other, origin, cell)
+        return (origin, cell, self._to_grid(mask, origin, cell, self.mask_coverage),
+                self._to_grid(other, origin, cell, 0.5))
 
-    def _to_grid(self, image_mask: np.ndarray, origin: np.ndarray, cell: float) -> np.ndarray:
+    def _to_grid(self, image_mask: np.ndarray, origin: np.ndarray, cell: float, coverage: float) -> np.ndarray:
         """(H, W) bool -> (G, G) bool: cells whose pixel centres are mostly inside the mask."""
         G = self.grid
         H, W = image_mask.shape
@@ -299,7 +309,8 @@ class RetrieveShape(ShapeBackend):
         vs = np.clip(np.round(centres[:, 1]).astype(int), -1, H)
         padded = np.pad(image_mask, 1)
         fine = padded[(vs + 1)[:, None], (us + 1)[None, :]].astype(np.float32)
-        return fine.reshape(G, 4, G, 4).mean(axis=(1, 3)) >= 0.5
+        return fine.reshape(G, 4, G, 4).mean(axis=(1, 3)) > coverage - 1e-9 if coverage > 0 else \
+            fine.reshape(G, 4, G, 4).max(axis=(1, 3)) > 0
 
     # --------------------------------------------------------------- prefilter
     @staticmethod
@@ -320,7 +331,7 @@ class RetrieveShape(ShapeBackend):
             scale = max(self._height_scale(target, entry), target.width / float(np.hypot(ex, ez)))
             narrowest = min(ex, ez) * scale * min(self.stretches)
             misfit = max(np.log(narrowest / target.width), 0.0)
-            if target.on_floor:  # the height is measured, not only bounded
+            if target.grounded:  # the height is measured, not only bounded
                 misfit += abs(np.log(scale * ey / (target.top - target.bottom)))
             costs.append(misfit + abs(np.log(scale)))
         order = np.argsort(costs, kind="stable")
@@ -359,30 +370,37 @@ class RetrieveShape(ShapeBackend):
         mid = 0.5 * np.sum(np.percentile(P @ across_dir, [1.0, 99.0]))
         t = (front - along.min(axis=1))[:, None] * target.view + \
             (mid - 0.5 * (across.min(axis=1) + across.max(axis=1)))[:, None] * across_dir
-        t[:, 1] = (target.bottom - turned[:, :, 1].min(axis=1)) if target.on_floor else \
+        # a grounded object's height is measured (support to top): its y axis takes that height, within
+        # max_squash of the uniform scale (a hidden top, as a headboard out of view, keeps the asset's)
+        squash = np.ones(J)
+        if target.grounded:
+            squash = np.clip(height / scale, self.max_squash, 1.0 / self.max_squash)
+            turned[:, :, 1] *= squash[:, None]
+        t[:, 1] = (target.bottom - turned[:, :, 1].min(axis=1)) if target.grounded else \
             (target.top - turned[:, :, 1].max(axis=1))
         size = float(np.max(np.ptp(samples, axis=0))) * scale  # (J,)
+        axis_scale = scale[:, None, None] * np.stack([np.ones(J), squash, np.ones(J)], axis=1)[:, None, :]
         for iteration in range(self.icp_steps + 1):
-            local = np.einsum("jnb,jba->jna", P[None, :, :] - t[:, None, :], rotations) / scale[:, None, None]
-            distance, nearest = tree.query(local.reshape(-1, 3), k=1)
-            distance = distance.reshape(J, -1) * scale[:, None]
-            if iteration == self.icp_steps:
-                break
+            local = np.einsum("jnb,jba->jna", P[None, :, :] - t[:, None, :], rotations) / axis_scale
+            _, nearest = tree.query(local.reshape(-1, 3), k=1)
             matched = turned[np.repeat(np.arange(J), len(P)), nearest].reshape(J, -1, 3) + t[:, None, :]
             residual = P[None, :, :] - matched
+            distance = np.linalg.norm(residual, axis=2)
+            if iteration == self.icp_steps:
+                break
             weight = distance < np.maximum(2.0 * np.median(distance, axis=1, keepdims=True), 0.02 * size[:, None])
             step = (residual * weight[:, :, None]).sum(axis=1) / np.maximum(weight.sum(axis=1), 1)[:, None]
-            if target.on_floor:
+            if target.grounded:
                 step[:, 1] = 0.0
             t = t + step
         cap = 0.1 * size[:, None]
         fit = (np.minimum(distance, cap) / cap).mean(axis=1)
         inliers = (distance < 0.02 * np.maximum(size, 0.5)[:, None]).mean(axis=1)
         iou, violation = self._image_terms(turned + t[:, None, :], target, perception)
-        scales = scale[:, None] * np.array([stretch[0], 1.0, stretch[1]])[None, :]
+        scales = scale[:, None] * np.stack([np.full(J, stretch[0]), squash, np.full(J, stretch[1])], axis=1)
         implausible = np.maximum(np.abs(np.log(scale)) - np.log(self.size_tolerance), 0.0)
-        return Hypotheses(index, np.asarray(yaws, dtype=np.float64), np.asarray(factors, dtype=np.float64), scales,
-                          t, fit, iou, violation, inliers, implausible)
+        return Hypotheses(index, np.asarray(yaws, dtype=np.float64), np.asarray(factors, dtype=np.float64), scale,
+                          scales, t, fit, iou, violation, inliers, implausible)
 
     def _image_terms(self, world: np.ndarray, target: Target,
                      perception: PerceptionResult) -> tuple[np.ndarray, np.ndarray]:
