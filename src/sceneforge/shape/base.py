@@ -68,7 +68,8 @@ def floor_contact(points: np.ndarray, others: Sequence[tuple[int, np.ndarray]], 
                   hidden_base: bool = True) -> FloorContact:
     """Does an object (visible points (N, 3), world metres, y up, floor y = 0) stand on the floor?
 
-    Yes when its lowest visible point (1st percentile) is within ``contact_m`` (or 15% of its visible
+    The top is the 99.5th percentile of the points' heights. Yes when its lowest visible point (1st
+    percentile) is within ``contact_m`` (or 15% of its visible
     height) of the floor. Otherwise it stands on the highest surface of another object under it: one
     of ``others`` ((id, points) pairs) with at least 5 points inside the object's x/z footprint (grown
     by 5 cm plus 10% of its size), at most 20% of them above the object's lowest point (plus 4 cm or
@@ -80,7 +81,7 @@ def floor_contact(points: np.ndarray, others: Sequence[tuple[int, np.ndarray]], 
     its bottom is the lowest visible point.
     """
     points = np.asarray(points, dtype=np.float64)
-    lo, hi = (float(v) for v in np.percentile(points[:, 1], [1.0, 99.0]))
+    lo, hi = (float(v) for v in np.percentile(points[:, 1], [1.0, 99.5]))
     if lo < max(contact_m, 0.15 * (hi - lo)):
         return FloorContact(True, 0.0, hi)
     x0, z0 = np.percentile(points[:, [0, 2]], 1.0, axis=0)

@@ -5,18 +5,22 @@ the 27 categories, built once per process) and/or a user mesh folder
 (:func:`sceneforge.assets.load_user_assets`). Each asset is sampled once (area-uniform surface
 points, a KD-tree). For one object:
 
-1. Target: the object's visible points (world, y up, floor y = 0), floor contact and height as in
-   ``lift``, its amodal mask on a coarse grid over the mask's box, and the grid cells covered by
-   other objects (unknown: the object may continue behind them).
+1. Target: the object's visible points (world, y up, floor y = 0), where it stands
+   (:func:`~sceneforge.shape.base.floor_contact`: on the floor, on another object's top, or, with
+   ``hidden_base`` off, at its lowest visible point) and its top, its amodal mask on a coarse grid
+   over the mask's box, and the grid cells covered by other objects (unknown: the object may
+   continue behind them). A grounded object (on the floor or a support) has a measured height.
 2. Prefilter (cheap, extents only): each asset is scaled to the smallest size that spans the
    visible height and width (both are lower bounds of the true ones); an asset whose narrowest
    footprint side is then wider than the visible width, whose height disagrees with a measured
-   floor-to-top height, or whose scale is far from 1 (its real size) ranks low; the best
+   (grounded) height, or whose scale is far from 1 (its real size) ranks low; the best
    ``candidates`` are kept. When the object's label names a library category (``use_labels``),
    only that category's assets are candidates.
 3. Coarse search: every candidate, at ``yaw_steps`` yaws and horizontal stretch factors
-   ``stretches`` (height fixed by the observation): the asset is placed with its front on the
-   visible points (or its bottom on the floor), its translation refined by a few one-sided
+   ``stretches``: the asset is scaled uniformly to the smallest size that spans the visible height
+   and width, a grounded one's y axis then set to the measured height (within ``max_squash``), so
+   the canonical mesh becomes the asset stretched per axis; it is placed with its front on the
+   visible points and its bottom on the floor or support (else its top at the visible top), its translation refined by a few one-sided
    ICP steps (visible points -> nearest asset sample, KD-tree), and scored by
    ``fit`` (truncated mean distance of the points to the asset, relative to its size)
    + ``1 - silhouette IoU`` (projected samples splatted on the grid vs the amodal mask)
@@ -24,8 +28,10 @@ points, a KD-tree). For one object:
    background: the background hides nothing)
    + an implausible-size penalty (the asset scaled beyond ``size_tolerance`` of its real size).
 4. Refine the best ``refine`` hypotheses over finer yaws, uniform scales and x / z stretches
-   (one axis at a time), then the best one again with half the steps; the winner's mesh,
-   stretched and turned, becomes the canonical mesh with its pose (:func:`canonicalise`).
+   (one axis at a time), then the best one again with half the steps, then the winner's x and z
+   stretches alone (``axis_search``); the winner's mesh, stretched and turned, becomes the
+   canonical mesh with its pose (:func:`canonicalise`; the pose's scale stays uniform, the per-axis
+   proportions live in the canonical mesh).
 """
 
 from __future__ import annotations
@@ -77,7 +83,7 @@ class RetrievalLibrary:
 _LIBRARIES: dict[tuple, RetrievalLibrary] = {}
 
 
-def build_library(*, procedural: bool = True, variants_per_category: int = 4, seed: int = LIBRARY_SEED,
+def build_library(*, procedural: bool = True, variants_per_category: int = 12, seed: int = LIBRARY_SEED,
                   user_folder: str | Path | None = None, samples: int = 1024) -> RetrievalLibrary:
     """The retrieval library (cached per process for the same arguments).
 
@@ -179,15 +185,23 @@ class RetrieveShape(ShapeBackend):
     size_tolerance : an asset scaled by more than this factor (or less than its inverse) away from
         its real size is penalised by the log of the excess.  background_depth_m : asset samples
         this far (plus 2%) behind a background pixel's depth are inside the wall: a violation.
+    hidden_base : an object off the floor with no object under it stands on the floor (its base
+        hidden or too thin to see; :func:`~sceneforge.shape.base.floor_contact`).
+    axis_search : factor sets of the final search of the winner's x, then z stretch (one pass each).
+    max_squash : a grounded object's y scale (measured height / asset height) stays within this factor
+        (and its inverse) of the uniform scale.
+    mask_coverage : share of a grid cell's 4x4 pixel samples that must lie in the amodal mask for the
+        cell to count (0: any; the asset's splat counts a cell with any sample, and 0.5 left the
+        chosen assets about 3% narrower than the truth).
     """
 
-    def __init__(self, *, procedural: bool = True, variants_per_category: int = 4, library_seed: int = LIBRARY_SEED,
+    def __init__(self, *, procedural: bool = True, variants_per_category: int = 12, library_seed: int = LIBRARY_SEED,
                  user_folder: str | None = None, use_labels: bool = True, candidates: int = 12, yaw_steps: int = 24,
                  stretches: tuple[float, ...] | list[float] = (0.8, 1.0, 1.25), refine: int = 3, points: int = 200,
                  grid: int = 48, contact_m: float = 0.08, icp_steps: int = 2, size_tolerance: float = 2.0,
                  background_depth_m: float = 0.1, hidden_base: bool = True,
                  axis_search: tuple[tuple[float, ...], ...] | list = ((0.8, 0.9, 1.1, 1.25), (0.95, 1.05)),
-                 max_squash: float = 0.75, mask_coverage: float = 0.5) -> None:
+                 max_squash: float = 0.75, mask_coverage: float = 0.0) -> None:
         self.library = build_library(procedural=procedural, variants_per_category=variants_per_category,
                                      seed=library_seed, user_folder=user_folder)
         self.use_labels = bool(use_labels)
@@ -270,14 +284,14 @@ class RetrieveShape(ShapeBackend):
         points = np.asarray(context.observation.points_world, dtype=np.float64)
         if len(points) < 10:
             raise ShapeError(f"only {len(points)} points")
+        others = [(o.id, o.points_world) for o in perception.objects if o.id != context.observation.id]
+        contact = floor_contact(points, others, self.contact_m, self.hidden_base)
         if len(points) > self.n_points:
             points = points[np.random.default_rng(0).choice(len(points), self.n_points, replace=False)]
         view = points.mean(axis=0) - perception.camera_centre_world()
         view[1] = 0.0
         norm = float(np.linalg.norm(view))
         view = view / norm if norm > 1e-6 else np.array([0.0, 0.0, -1.0])
-        others = [(o.id, o.points_world) for o in perception.objects if o.id != context.observation.id]
-        contact = floor_contact(points, others, self.contact_m, self.hidden_base)
         across = np.array([-view[2], 0.0, view[0]])
         a = points @ across
         width = float(np.ptp(np.percentile(a, [1.0, 99.0])))
