@@ -26,7 +26,8 @@ points, a KD-tree). For one object:
    + ``1 - silhouette IoU`` (projected samples splatted on the grid vs the amodal mask)
    + depth violation (share of samples where the camera saw through them, or deep behind the
    background: the background hides nothing)
-   + an implausible-size penalty (the asset scaled beyond ``size_tolerance`` of its real size).
+   + an implausible-size penalty (the asset scaled along any axis beyond ``size_tolerance`` of its
+   real size).
 4. Refine the best ``refine`` hypotheses over finer yaws, uniform scales and x / z stretches
    (one axis at a time), then the best one again with half the steps, then the winner's x and z
    stretches alone (``axis_search``); the winner's mesh, stretched and turned, becomes the
@@ -182,8 +183,8 @@ class RetrieveShape(ShapeBackend):
     factors tried around the height-fixed scale.  refine : hypotheses refined.  points : visible
     points used (subsample).  grid : silhouette grid cells on the mask box's longest side.
     contact_m : floor-contact distance (as lift).  icp_steps : translation refinements per hypothesis.
-    size_tolerance : an asset scaled by more than this factor (or less than its inverse) away from
-        its real size is penalised by the log of the excess.  background_depth_m : asset samples
+    size_tolerance : an asset scaled along any axis by more than this factor (or less than its
+        inverse) away from its real size is penalised by the log of the excess.  background_depth_m : asset samples
         this far (plus 2%) behind a background pixel's depth are inside the wall: a violation.
     hidden_base : an object off the floor with no object under it stands on the floor (its base
         hidden or too thin to see; :func:`~sceneforge.shape.base.floor_contact`).
@@ -412,7 +413,7 @@ class RetrieveShape(ShapeBackend):
         inliers = (distance < 0.02 * np.maximum(size, 0.5)[:, None]).mean(axis=1)
         iou, violation = self._image_terms(turned + t[:, None, :], target, perception)
         scales = scale[:, None] * np.stack([np.full(J, stretch[0]), squash, np.full(J, stretch[1])], axis=1)
-        implausible = np.maximum(np.abs(np.log(scale)) - np.log(self.size_tolerance), 0.0)
+        implausible = np.maximum(np.abs(np.log(scales)).max(axis=1) - np.log(self.size_tolerance), 0.0)
         return Hypotheses(index, np.asarray(yaws, dtype=np.float64), np.asarray(factors, dtype=np.float64), scale,
                           scales, t, fit, iou, violation, inliers, implausible)
 
