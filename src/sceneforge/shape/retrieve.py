@@ -30,9 +30,9 @@ points, a KD-tree). For one object:
    real size).
 4. Refine the best ``refine`` hypotheses over finer yaws, uniform scales and x / z stretches
    (one axis at a time), then the best one again with half the steps, then the winner's x and z
-   stretches alone (``axis_search``); the winner's mesh, stretched and turned, becomes the
-   canonical mesh with its pose (:func:`canonicalise`; the pose's scale stays uniform, the per-axis
-   proportions live in the canonical mesh).
+   stretches alone (``axis_search``) and its translation by a longer ICP; the winner's mesh,
+   stretched and turned, becomes the canonical mesh with its pose (:func:`canonicalise`; the pose's
+   scale stays uniform, the per-axis proportions live in the canonical mesh).
 """
 
 from __future__ import annotations
@@ -191,6 +191,7 @@ class RetrieveShape(ShapeBackend):
     axis_search : factor sets of the final search of the winner's x, then z stretch (one pass each).
     max_squash : a grounded object's y scale (measured height / asset height) stays within this factor
         (and its inverse) of the uniform scale.
+    final_icp_steps : ICP steps that settle the winner's translation (kept when its score is not worse).
     mask_coverage : share of a grid cell's 4x4 pixel samples that must lie in the amodal mask for the
         cell to count (0: any; the asset's splat counts a cell with any sample, and 0.5 left the
         chosen assets about 3% narrower than the truth).
@@ -202,7 +203,7 @@ class RetrieveShape(ShapeBackend):
                  grid: int = 48, contact_m: float = 0.08, icp_steps: int = 2, size_tolerance: float = 2.0,
                  background_depth_m: float = 0.1, hidden_base: bool = True,
                  axis_search: tuple[tuple[float, ...], ...] | list = ((0.8, 0.9, 1.1, 1.25), (0.95, 1.05)),
-                 max_squash: float = 0.75, mask_coverage: float = 0.0) -> None:
+                 max_squash: float = 0.75, mask_coverage: float = 0.0, final_icp_steps: int = 8) -> None:
         self.library = build_library(procedural=procedural, variants_per_category=variants_per_category,
                                      seed=library_seed, user_folder=user_folder)
         self.use_labels = bool(use_labels)
@@ -219,6 +220,7 @@ class RetrieveShape(ShapeBackend):
         self.hidden_base = bool(hidden_base)
         self.max_squash = float(max_squash)
         self.mask_coverage = float(mask_coverage)
+        self.final_icp_steps = int(final_icp_steps)
         self.axis_search = tuple(tuple(float(f) for f in factors) for factors in axis_search)
         self._trees: dict[tuple[int, float, float], cKDTree] = {}
 
@@ -242,6 +244,13 @@ class RetrieveShape(ShapeBackend):
             evaluated += stretched
             best, j = min(((h, k) for h in [best] + stretched for k in range(len(h.yaws))),
                           key=lambda hj: float(hj[0].score[hj[1]]))
+        if self.final_icp_steps > self.icp_steps:  # the winner's translation, settled by a longer ICP
+            sx, sz = float(best.scales[j, 0] / best.uniform[j]), float(best.scales[j, 2] / best.uniform[j])
+            settled = self._evaluate(best.entry_index, (sx, sz), best.yaws[j:j + 1], best.factors[j:j + 1], target,
+                                     perception, self.final_icp_steps)
+            if float(settled.score[0]) <= float(best.score[j]):
+                best, j = settled, 0
+                evaluated.append(settled)
         return self._result(best, j, target, len(candidates), evaluated)
 
     def _stretch_axes(self, h: Hypotheses, j: int, factors: tuple[float, ...], target: Target,
@@ -364,7 +373,7 @@ class RetrieveShape(ShapeBackend):
         return samples, self._trees[key]
 
     def _evaluate(self, index: int, stretch: tuple[float, float], yaws: np.ndarray, factors: np.ndarray, target: Target,
-                  perception: PerceptionResult) -> Hypotheses:
+                  perception: PerceptionResult, icp_steps: int | None = None) -> Hypotheses:
         """Place the asset (stretched along its x and z) at each of the J ``yaws`` (radians), scaled uniformly
         to the smallest size that spans the visible height and width times ``factors`` (J,), refine the
         translations by one-sided ICP and score."""
@@ -395,13 +404,14 @@ class RetrieveShape(ShapeBackend):
             (target.top - turned[:, :, 1].max(axis=1))
         size = float(np.max(np.ptp(samples, axis=0))) * scale  # (J,)
         axis_scale = scale[:, None, None] * np.stack([np.ones(J), squash, np.ones(J)], axis=1)[:, None, :]
-        for iteration in range(self.icp_steps + 1):
+        icp_steps = self.icp_steps if icp_steps is None else int(icp_steps)
+        for iteration in range(icp_steps + 1):
             local = np.einsum("jnb,jba->jna", P[None, :, :] - t[:, None, :], rotations) / axis_scale
             _, nearest = tree.query(local.reshape(-1, 3), k=1)
             matched = turned[np.repeat(np.arange(J), len(P)), nearest].reshape(J, -1, 3) + t[:, None, :]
             residual = P[None, :, :] - matched
             distance = np.linalg.norm(residual, axis=2)
-            if iteration == self.icp_steps:
+            if iteration == icp_steps:
                 break
             weight = distance < np.maximum(2.0 * np.median(distance, axis=1, keepdims=True), 0.02 * size[:, None])
             step = (residual * weight[:, :, None]).sum(axis=1) / np.maximum(weight.sum(axis=1), 1)[:, None]
