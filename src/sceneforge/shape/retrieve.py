@@ -5,27 +5,34 @@ the 27 categories, built once per process) and/or a user mesh folder
 (:func:`sceneforge.assets.load_user_assets`). Each asset is sampled once (area-uniform surface
 points, a KD-tree). For one object:
 
-1. Target: the object's visible points (world, y up, floor y = 0), floor contact and height as in
-   ``lift``, its amodal mask on a coarse grid over the mask's box, and the grid cells covered by
-   other objects (unknown: the object may continue behind them).
+1. Target: the object's visible points (world, y up, floor y = 0), where it stands
+   (:func:`~sceneforge.shape.base.floor_contact`: on the floor, on another object's top, or, with
+   ``hidden_base`` off, at its lowest visible point) and its top, its amodal mask on a coarse grid
+   over the mask's box, and the grid cells covered by other objects (unknown: the object may
+   continue behind them). A grounded object (on the floor or a support) has a measured height.
 2. Prefilter (cheap, extents only): each asset is scaled to the smallest size that spans the
    visible height and width (both are lower bounds of the true ones); an asset whose narrowest
    footprint side is then wider than the visible width, whose height disagrees with a measured
-   floor-to-top height, or whose scale is far from 1 (its real size) ranks low; the best
+   (grounded) height, or whose scale is far from 1 (its real size) ranks low; the best
    ``candidates`` are kept. When the object's label names a library category (``use_labels``),
    only that category's assets are candidates.
 3. Coarse search: every candidate, at ``yaw_steps`` yaws and horizontal stretch factors
-   ``stretches`` (height fixed by the observation): the asset is placed with its front on the
-   visible points (or its bottom on the floor), its translation refined by a few one-sided
+   ``stretches``: the asset is scaled uniformly to the smallest size that spans the visible height
+   and width, a grounded one's y axis then set to the measured height (within ``max_squash``), so
+   the canonical mesh becomes the asset stretched per axis; it is placed with its front on the
+   visible points and its bottom on the floor or support (else its top at the visible top), its translation refined by a few one-sided
    ICP steps (visible points -> nearest asset sample, KD-tree), and scored by
    ``fit`` (truncated mean distance of the points to the asset, relative to its size)
    + ``1 - silhouette IoU`` (projected samples splatted on the grid vs the amodal mask)
    + depth violation (share of samples where the camera saw through them, or deep behind the
    background: the background hides nothing)
-   + an implausible-size penalty (the asset scaled beyond ``size_tolerance`` of its real size).
+   + an implausible-size penalty (the asset scaled along any axis beyond ``size_tolerance`` of its
+   real size).
 4. Refine the best ``refine`` hypotheses over finer yaws, uniform scales and x / z stretches
-   (one axis at a time), then the best one again with half the steps; the winner's mesh,
-   stretched and turned, becomes the canonical mesh with its pose (:func:`canonicalise`).
+   (one axis at a time), then the best one again with half the steps, then the winner's x and z
+   stretches alone (``axis_search``) and its translation by a longer ICP; the winner's mesh,
+   stretched and turned, becomes the canonical mesh with its pose (:func:`canonicalise`; the pose's
+   scale stays uniform, the per-axis proportions live in the canonical mesh).
 """
 
 from __future__ import annotations
@@ -44,7 +51,8 @@ from sceneforge.errors import InputError
 from sceneforge.geometry import project_points, rotation_y
 from sceneforge.perception.base import PerceptionResult
 from sceneforge.registry import register
-from sceneforge.shape.base import ShapeBackend, ShapeContext, ShapeError, ShapeResult, canonicalise
+from sceneforge.shape.base import (ShapeBackend, ShapeContext, ShapeError, ShapeResult, canonicalise,
+                                   floor_contact)
 
 LIBRARY_SEED = 90210  # no engine dataset of the tests or benchmarks uses this seed
 
@@ -76,7 +84,7 @@ class RetrievalLibrary:
 _LIBRARIES: dict[tuple, RetrievalLibrary] = {}
 
 
-def build_library(*, procedural: bool = True, variants_per_category: int = 4, seed: int = LIBRARY_SEED,
+def build_library(*, procedural: bool = True, variants_per_category: int = 12, seed: int = LIBRARY_SEED,
                   user_folder: str | Path | None = None, samples: int = 1024) -> RetrievalLibrary:
     """The retrieval library (cached per process for the same arguments).
 
@@ -132,6 +140,12 @@ class Target:
     grid_cell: float
     mask_grid: np.ndarray
     unknown_grid: np.ndarray
+    support_id: int | None = None
+
+    @property
+    def grounded(self) -> bool:
+        """The bottom is known (the floor or a support's top): the height is measured."""
+        return self.on_floor or self.support_id is not None
 
 
 @dataclass(frozen=True)
@@ -143,6 +157,7 @@ class Hypotheses:
     entry_index: int
     yaws: np.ndarray
     factors: np.ndarray
+    uniform: np.ndarray
     scales: np.ndarray
     translations: np.ndarray
     fit: np.ndarray
@@ -168,16 +183,27 @@ class RetrieveShape(ShapeBackend):
     factors tried around the height-fixed scale.  refine : hypotheses refined.  points : visible
     points used (subsample).  grid : silhouette grid cells on the mask box's longest side.
     contact_m : floor-contact distance (as lift).  icp_steps : translation refinements per hypothesis.
-    size_tolerance : an asset scaled by more than this factor (or less than its inverse) away from
-        its real size is penalised by the log of the excess.  background_depth_m : asset samples
+    size_tolerance : an asset scaled along any axis by more than this factor (or less than its
+        inverse) away from its real size is penalised by the log of the excess.  background_depth_m : asset samples
         this far (plus 2%) behind a background pixel's depth are inside the wall: a violation.
+    hidden_base : an object off the floor with no object under it stands on the floor (its base
+        hidden or too thin to see; :func:`~sceneforge.shape.base.floor_contact`).
+    axis_search : factor sets of the final search of the winner's x, then z stretch (one pass each).
+    max_squash : a grounded object's y scale (measured height / asset height) stays within this factor
+        (and its inverse) of the uniform scale.
+    final_icp_steps : ICP steps that settle the winner's translation (kept when its score is not worse).
+    mask_coverage : share of a grid cell's 4x4 pixel samples that must lie in the amodal mask for the
+        cell to count (0: any; the asset's splat counts a cell with any sample, and 0.5 left the
+        chosen assets about 3% narrower than the truth).
     """
 
-    def __init__(self, *, procedural: bool = True, variants_per_category: int = 4, library_seed: int = LIBRARY_SEED,
+    def __init__(self, *, procedural: bool = True, variants_per_category: int = 12, library_seed: int = LIBRARY_SEED,
                  user_folder: str | None = None, use_labels: bool = True, candidates: int = 12, yaw_steps: int = 24,
                  stretches: tuple[float, ...] | list[float] = (0.8, 1.0, 1.25), refine: int = 3, points: int = 200,
                  grid: int = 48, contact_m: float = 0.08, icp_steps: int = 2, size_tolerance: float = 2.0,
-                 background_depth_m: float = 0.1) -> None:
+                 background_depth_m: float = 0.1, hidden_base: bool = True,
+                 axis_search: tuple[tuple[float, ...], ...] | list = ((0.8, 0.9, 1.1, 1.25), (0.95, 1.05)),
+                 max_squash: float = 0.75, mask_coverage: float = 0.0, final_icp_steps: int = 8) -> None:
         self.library = build_library(procedural=procedural, variants_per_category=variants_per_category,
                                      seed=library_seed, user_folder=user_folder)
         self.use_labels = bool(use_labels)
@@ -191,6 +217,11 @@ class RetrieveShape(ShapeBackend):
         self.icp_steps = int(icp_steps)
         self.size_tolerance = float(size_tolerance)
         self.background_depth_m = float(background_depth_m)
+        self.hidden_base = bool(hidden_base)
+        self.max_squash = float(max_squash)
+        self.mask_coverage = float(mask_coverage)
+        self.final_icp_steps = int(final_icp_steps)
+        self.axis_search = tuple(tuple(float(f) for f in factors) for factors in axis_search)
         self._trees: dict[tuple[int, float, float], cKDTree] = {}
 
     def warnings(self) -> tuple[str, ...]:
@@ -208,7 +239,33 @@ class RetrieveShape(ShapeBackend):
         refined += self._refine(results + refined, 1, step * 0.16, (0.96, 1.0, 1.04), 0.07, target, perception)
         evaluated = results + refined
         best, j = min(((h, j) for h in evaluated for j in range(len(h.yaws))), key=lambda hj: float(hj[0].score[hj[1]]))
+        for factors in self.axis_search:
+            stretched = self._stretch_axes(best, j, factors, target, perception)
+            evaluated += stretched
+            best, j = min(((h, k) for h in [best] + stretched for k in range(len(h.yaws))),
+                          key=lambda hj: float(hj[0].score[hj[1]]))
+        if self.final_icp_steps > self.icp_steps:  # the winner's translation, settled by a longer ICP
+            sx, sz = float(best.scales[j, 0] / best.uniform[j]), float(best.scales[j, 2] / best.uniform[j])
+            settled = self._evaluate(best.entry_index, (sx, sz), best.yaws[j:j + 1], best.factors[j:j + 1], target,
+                                     perception, self.final_icp_steps)
+            if float(settled.score[0]) <= float(best.score[j]):
+                best, j = settled, 0
+                evaluated.append(settled)
         return self._result(best, j, target, len(candidates), evaluated)
+
+    def _stretch_axes(self, h: Hypotheses, j: int, factors: tuple[float, ...], target: Target,
+                      perception: PerceptionResult) -> list[Hypotheses]:
+        """Hypothesis ``j`` of ``h`` with its x stretch, then its z stretch, times each of ``factors``
+        (the other axis, yaw and uniform factor kept): one axis at a time, the better x first."""
+        yaw, factor = h.yaws[j:j + 1], h.factors[j:j + 1]
+        sx, sz = float(h.scales[j, 0] / h.uniform[j]), float(h.scales[j, 2] / h.uniform[j])
+        out = [self._evaluate(h.entry_index, (sx * f, sz), yaw, factor, target, perception) for f in factors]
+        scores = [float(h.score[j])] + [float(o.score[0]) for o in out]
+        k = int(np.argmin(scores))
+        if k > 0:
+            sx *= factors[k - 1]
+        out += [self._evaluate(h.entry_index, (sx, sz * f), yaw, factor, target, perception) for f in factors]
+        return out
 
     def _refine(self, pool: list[Hypotheses], count: int, yaw_offset: float, factors: tuple[float, ...],
                 stretch_step: float, target: Target, perception: PerceptionResult) -> list[Hypotheses]:
@@ -224,7 +281,7 @@ class RetrieveShape(ShapeBackend):
             if len(seen) >= count or key in seen:
                 continue
             seen.add(key)
-            sx, sz = float(h.scales[j, 0] / h.scales[j, 1]), float(h.scales[j, 2] / h.scales[j, 1])
+            sx, sz = float(h.scales[j, 0] / h.uniform[j]), float(h.scales[j, 2] / h.uniform[j])
             for fx, fz in ((1.0, 1.0), (1 - stretch_step, 1.0), (1 + stretch_step, 1.0), (1.0, 1 - stretch_step),
                            (1.0, 1 + stretch_step)):
                 out.append(self._evaluate(h.entry_index, (sx * fx, sz * fz), h.yaws[j] + yaws.ravel(),
@@ -237,20 +294,20 @@ class RetrieveShape(ShapeBackend):
         points = np.asarray(context.observation.points_world, dtype=np.float64)
         if len(points) < 10:
             raise ShapeError(f"only {len(points)} points")
+        others = [(o.id, o.points_world) for o in perception.objects if o.id != context.observation.id]
+        contact = floor_contact(points, others, self.contact_m, self.hidden_base)
         if len(points) > self.n_points:
             points = points[np.random.default_rng(0).choice(len(points), self.n_points, replace=False)]
         view = points.mean(axis=0) - perception.camera_centre_world()
         view[1] = 0.0
         norm = float(np.linalg.norm(view))
         view = view / norm if norm > 1e-6 else np.array([0.0, 0.0, -1.0])
-        lo, hi = np.percentile(points[:, 1], [1.0, 99.0])
-        on_floor = bool(lo < max(self.contact_m, 0.15 * (hi - lo)))
         across = np.array([-view[2], 0.0, view[0]])
         a = points @ across
         width = float(np.ptp(np.percentile(a, [1.0, 99.0])))
         origin, cell, mask_grid, unknown_grid = self._grids(context)
-        return Target(points, view, on_floor, 0.0 if on_floor else float(lo), float(hi), max(width, 1e-3),
-                      origin, cell, mask_grid, unknown_grid)
+        return Target(points, view, contact.on_floor, contact.bottom, contact.top, max(width, 1e-3),
+                      origin, cell, mask_grid, unknown_grid, contact.support_id)
 
     def _grids(self, context: ShapeContext) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
         """Grid over the amodal mask's box grown by 30%: (origin (u, v), cell px, mask (G, G), unknown (G, G))."""
@@ -264,9 +321,10 @@ class RetrieveShape(ShapeBackend):
         origin = np.array([0.5 * (u0 + u1) - side / 2, 0.5 * (v0 + v1) - side / 2])
         instances = context.perception.instances
         other = (instances != 0) & (instances != context.observation.id) & ~mask
-        return origin, cell, self._to_grid(mask, origin, cell), self._to_grid(other, origin, cell)
+        return (origin, cell, self._to_grid(mask, origin, cell, self.mask_coverage),
+                self._to_grid(other, origin, cell, 0.5))
 
-    def _to_grid(self, image_mask: np.ndarray, origin: np.ndarray, cell: float) -> np.ndarray:
+    def _to_grid(self, image_mask: np.ndarray, origin: np.ndarray, cell: float, coverage: float) -> np.ndarray:
         """(H, W) bool -> (G, G) bool: cells whose pixel centres are mostly inside the mask."""
         G = self.grid
         H, W = image_mask.shape
@@ -275,7 +333,8 @@ class RetrieveShape(ShapeBackend):
         vs = np.clip(np.round(centres[:, 1]).astype(int), -1, H)
         padded = np.pad(image_mask, 1)
         fine = padded[(vs + 1)[:, None], (us + 1)[None, :]].astype(np.float32)
-        return fine.reshape(G, 4, G, 4).mean(axis=(1, 3)) >= 0.5
+        return fine.reshape(G, 4, G, 4).mean(axis=(1, 3)) > coverage - 1e-9 if coverage > 0 else \
+            fine.reshape(G, 4, G, 4).max(axis=(1, 3)) > 0
 
     # --------------------------------------------------------------- prefilter
     @staticmethod
@@ -296,7 +355,7 @@ class RetrieveShape(ShapeBackend):
             scale = max(self._height_scale(target, entry), target.width / float(np.hypot(ex, ez)))
             narrowest = min(ex, ez) * scale * min(self.stretches)
             misfit = max(np.log(narrowest / target.width), 0.0)
-            if target.on_floor:  # the height is measured, not only bounded
+            if target.grounded:  # the height is measured, not only bounded
                 misfit += abs(np.log(scale * ey / (target.top - target.bottom)))
             costs.append(misfit + abs(np.log(scale)))
         order = np.argsort(costs, kind="stable")
@@ -314,7 +373,7 @@ class RetrieveShape(ShapeBackend):
         return samples, self._trees[key]
 
     def _evaluate(self, index: int, stretch: tuple[float, float], yaws: np.ndarray, factors: np.ndarray, target: Target,
-                  perception: PerceptionResult) -> Hypotheses:
+                  perception: PerceptionResult, icp_steps: int | None = None) -> Hypotheses:
         """Place the asset (stretched along its x and z) at each of the J ``yaws`` (radians), scaled uniformly
         to the smallest size that spans the visible height and width times ``factors`` (J,), refine the
         translations by one-sided ICP and score."""
@@ -335,30 +394,38 @@ class RetrieveShape(ShapeBackend):
         mid = 0.5 * np.sum(np.percentile(P @ across_dir, [1.0, 99.0]))
         t = (front - along.min(axis=1))[:, None] * target.view + \
             (mid - 0.5 * (across.min(axis=1) + across.max(axis=1)))[:, None] * across_dir
-        t[:, 1] = (target.bottom - turned[:, :, 1].min(axis=1)) if target.on_floor else \
+        # a grounded object's height is measured (support to top): its y axis takes that height, within
+        # max_squash of the uniform scale (a hidden top, as a headboard out of view, keeps the asset's)
+        squash = np.ones(J)
+        if target.grounded:
+            squash = np.clip(height / scale, self.max_squash, 1.0 / self.max_squash)
+            turned[:, :, 1] *= squash[:, None]
+        t[:, 1] = (target.bottom - turned[:, :, 1].min(axis=1)) if target.grounded else \
             (target.top - turned[:, :, 1].max(axis=1))
         size = float(np.max(np.ptp(samples, axis=0))) * scale  # (J,)
-        for iteration in range(self.icp_steps + 1):
-            local = np.einsum("jnb,jba->jna", P[None, :, :] - t[:, None, :], rotations) / scale[:, None, None]
-            distance, nearest = tree.query(local.reshape(-1, 3), k=1)
-            distance = distance.reshape(J, -1) * scale[:, None]
-            if iteration == self.icp_steps:
-                break
+        axis_scale = scale[:, None, None] * np.stack([np.ones(J), squash, np.ones(J)], axis=1)[:, None, :]
+        icp_steps = self.icp_steps if icp_steps is None else int(icp_steps)
+        for iteration in range(icp_steps + 1):
+            local = np.einsum("jnb,jba->jna", P[None, :, :] - t[:, None, :], rotations) / axis_scale
+            _, nearest = tree.query(local.reshape(-1, 3), k=1)
             matched = turned[np.repeat(np.arange(J), len(P)), nearest].reshape(J, -1, 3) + t[:, None, :]
             residual = P[None, :, :] - matched
+            distance = np.linalg.norm(residual, axis=2)
+            if iteration == icp_steps:
+                break
             weight = distance < np.maximum(2.0 * np.median(distance, axis=1, keepdims=True), 0.02 * size[:, None])
             step = (residual * weight[:, :, None]).sum(axis=1) / np.maximum(weight.sum(axis=1), 1)[:, None]
-            if target.on_floor:
+            if target.grounded:
                 step[:, 1] = 0.0
             t = t + step
         cap = 0.1 * size[:, None]
         fit = (np.minimum(distance, cap) / cap).mean(axis=1)
         inliers = (distance < 0.02 * np.maximum(size, 0.5)[:, None]).mean(axis=1)
         iou, violation = self._image_terms(turned + t[:, None, :], target, perception)
-        scales = scale[:, None] * np.array([stretch[0], 1.0, stretch[1]])[None, :]
-        implausible = np.maximum(np.abs(np.log(scale)) - np.log(self.size_tolerance), 0.0)
-        return Hypotheses(index, np.asarray(yaws, dtype=np.float64), np.asarray(factors, dtype=np.float64), scales,
-                          t, fit, iou, violation, inliers, implausible)
+        scales = scale[:, None] * np.stack([np.full(J, stretch[0]), squash, np.full(J, stretch[1])], axis=1)
+        implausible = np.maximum(np.abs(np.log(scales)).max(axis=1) - np.log(self.size_tolerance), 0.0)
+        return Hypotheses(index, np.asarray(yaws, dtype=np.float64), np.asarray(factors, dtype=np.float64), scale,
+                          scales, t, fit, iou, violation, inliers, implausible)
 
     def _image_terms(self, world: np.ndarray, target: Target,
                      perception: PerceptionResult) -> tuple[np.ndarray, np.ndarray]:
@@ -413,6 +480,7 @@ class RetrieveShape(ShapeBackend):
                 "scale_xyz": h.scales[j].tolist(), "score": float(h.score[j]), "fit": float(h.fit[j]),
                 "silhouette_iou": float(h.iou[j]), "depth_violation": float(h.violation[j]),
                 "inlier_fraction": float(h.inliers[j]), "floor_contact": target.on_floor,
+                "support": target.support_id,
                 "candidates": n_candidates, "library_size": len(self.library.entries),
                 "runner_up": (self.library.entries[runner_up[1]].asset.key if runner_up[1] >= 0 else None),
                 "runner_up_score": runner_up[0]}
