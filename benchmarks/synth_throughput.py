@@ -179,7 +179,7 @@ def main() -> None:
     setup = (f"{args.scenes} scenes per row, {args.objects} objects each, {args.views} candidate views at "
              f"{args.size}x{args.size}, seed {args.seed}; {os.cpu_count()} CPU cores "
              f"({platform.processor() or platform.machine()}), renderer: {renderer}; load average after the run "
-             f"{os.getloadavg()[0]:.1f} (the machine is shared: other jobs ran beside this one).")
+             f"{os.getloadavg()[0]:.1f} (its own worker processes count in it).")
     table = "\n".join(lines)
     print(setup)
     if args.markdown is not None:
