@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, default=None, help="data/real/rgbd (default: the shared folder)")
     parser.add_argument("--frame", choices=sorted(FRAMES), default="redwood")
     parser.add_argument("--preview", type=Path, default=Path("docs/real_rgbd_preview.png"))
-    parser.add_argument("--preview-method", default="lift, optimised poses (auto)", choices=sorted(REAL_METHODS))
+    parser.add_argument("--preview-method", default="lift, optimised poses", choices=sorted(REAL_METHODS))
     args = parser.parse_args(argv)
     folder = args.data
     if folder is None:

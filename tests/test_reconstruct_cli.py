@@ -25,7 +25,7 @@ def test_reconstruct_engine_view_folder(run_cli, engine_view, tmp_path):
     for name in ("scene.glb", "scene.usda", "scene.json", "preview.png", "report.json"):
         assert (out / name).is_file()
     report = json.loads((out / "report.json").read_text())
-    assert report["pipeline"]["shape"]["name"] == "lift"
+    assert report["pipeline"]["shape"]["name"] == "retrieve"
     assert report["pipeline"]["pose"]["resolved"]["name"] == "initial"
 
 

@@ -264,8 +264,8 @@ def train_pose(
         console.print(f"trained steps {result.start_step}..{result.step} in {result.seconds:.1f} s -> {result.out}")
 
 
-ShapeOption = typer.Option(None, "--shape", help="Shape backend: lift (completed closed meshes; default), retrieve "
-                                                 "(best procedural library asset) or visible (the visible-points "
+ShapeOption = typer.Option(None, "--shape", help="Shape backend: retrieve (best procedural library asset; default), "
+                                                 "lift (completed closed meshes from the object's own points) or visible (the visible-points "
                                                  "baseline).")
 PoseOption = typer.Option(None, "--pose", help="Pose stage: auto (default: optimise with depth, initial without), "
                                                "initial (the shape stage's poses), optimise, learned (the shipped "

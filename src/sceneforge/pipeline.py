@@ -2,9 +2,9 @@
 
 Stages are swappable components chosen by registry name (perception, amodal, shape, pose); the
 pipeline config (names + constructor arguments) goes to and from JSON. The default needs no model
-weights: ``ScenePipeline()`` = depth perception, OpenCV amodal completion, lift shape backend and
-the ``auto`` pose stage (with depth: the optimisation, started from the learned pose model's poses
-when the package ships its checkpoint; ``initial`` without depth).
+weights: ``ScenePipeline()`` = depth perception, OpenCV amodal completion, the retrieve shape backend
+(procedural asset library) and the ``auto`` pose stage (the optimisation with depth, the shape
+stage's poses without).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class ScenePipeline:
     """
 
     def __init__(self, perception: str | Mapping[str, Any] = "depth", amodal: str | Mapping[str, Any] = "opencv",
-                 shape: str | Mapping[str, Any] = "lift", pose: str | Mapping[str, Any] = AUTO) -> None:
+                 shape: str | Mapping[str, Any] = "retrieve", pose: str | Mapping[str, Any] = AUTO) -> None:
         self.perception = from_description("perception", perception)
         self.amodal = from_description("amodal", amodal)
         self.shape = from_description("shape", shape)
