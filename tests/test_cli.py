@@ -4,6 +4,7 @@ no traceback."""
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
+from sceneforge.errors import DepthError, InputError, MissingDependencyError
+from sceneforge.synth.layouts import LayoutError
 
 
 
@@ -73,3 +77,15 @@ def test_mask_size_error_from_the_real_entry_point(tmp_path):
     assert proc.returncode == 2
     assert "instance map is 10x10 but the image is 32x24" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("error", [
+    DepthError("depth.png", "no valid pixel"),
+    InputError(None, "scenes=-1 is out of range"),
+    MissingDependencyError("ray", "ray", "running on a Ray cluster"),
+    LayoutError("iscene", 3, "could not place object 1 of 4"),
+])
+def test_typed_errors_survive_pickling(error):
+    """Worker processes send their errors to the driver pickled: type, message and fields survive."""
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error) and str(copy) == str(error) and vars(copy) == vars(error)

@@ -9,13 +9,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import trimesh
 
 from sceneforge.io.scene_json import read_scene_json
 from sceneforge.synth.cameras import OrbitSpec
-from sceneforge.synth.dataset import SynthConfig
+from sceneforge.synth.dataset import SynthConfig, register_layout
+from sceneforge.synth.kinds import SynthScene
 from sceneforge.synth.runner import generate_dataset, ray_runtime_env
 from sceneforge.synth.views import ViewSettings
+from sceneforge.types import Plane, Scene, SceneObject, Similarity
 
 pytest.importorskip("moderngl")
 
@@ -47,6 +51,21 @@ def test_worker_processes_give_the_same_bytes(tmp_path):
     generate_dataset(tmp_path / "two", _config("openset"), n_scenes=3, workers=2)
     assert _digest(tmp_path / "one") == _digest(tmp_path / "two")
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["dataset.json", *(f"scene_00000{i}" for i in range(3))]
+
+
+def two_boxes_kind(seed: int, options) -> SynthScene:
+    """Two boxes a seeded distance apart on y = 0 (a user layout kind, registered in a test)."""
+    gap = float(np.random.default_rng(seed).uniform(0.2, 0.6))
+    objects = tuple(SceneObject(k + 1, "box", trimesh.creation.box((0.4, 0.4, 0.4)),
+                                Similarity(t=[k * (0.4 + gap), 0.2, 0.0])) for k in range(2))
+    return SynthScene(Scene(objects, floor=Plane(np.array([0.0, 1.0, 0.0]), 0.0)))
+
+
+def test_worker_processes_know_the_layouts_registered_by_the_driver(tmp_path):
+    register_layout("test_runner_boxes", two_boxes_kind)  # after import: spawned workers never saw it
+    generate_dataset(tmp_path / "one", _config("test_runner_boxes"), n_scenes=2, workers=1)
+    generate_dataset(tmp_path / "two", _config("test_runner_boxes"), n_scenes=2, workers=2)
+    assert _digest(tmp_path / "one") == _digest(tmp_path / "two")
 
 
 @pytest.mark.slow
@@ -86,6 +105,16 @@ def test_cli_synth_writes_and_resumes(tmp_path):
     assert doc["config"]["kind"] == "openset" and doc["config"]["layout"] == {"max_objects": 3}
     again = _cli(*args)
     assert again.returncode == 0 and "0 scene(s) made, 2 already there" in again.stdout
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_cli_synth_reports_an_unsatisfiable_layout_from_any_worker(tmp_path, workers):
+    result = _cli("synth", "--out", str(tmp_path / "ds"), "--scenes", "2", "--views", "1", "--width", "32",
+                  "--height", "32", "--workers", workers, "--layout-option", "min_objects=12",
+                  "--layout-option", "region_half_extent=0.3", "--layout-option", "max_expansions=0")
+    assert result.returncode == 2, result.stderr
+    assert "iscene layout (seed" in result.stderr and "could not place object" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("args,message", [

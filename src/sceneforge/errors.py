@@ -20,6 +20,9 @@ class InputError(SceneforgeError, ValueError):
         self.problem = problem
         super().__init__(problem if path is None else f"{path}: {problem}")
 
+    def __reduce__(self):  # pickled by its arguments: errors raised in worker processes reach the driver intact
+        return type(self), (self.path, self.problem)
+
 
 class UnsupportedFormatError(InputError):
     """A file type that no reader handles."""
@@ -52,3 +55,7 @@ class MissingDependencyError(SceneforgeError, ImportError):
         hint = f'pip install "sceneforge[{extra}]"' if extra else f"pip install {package}"
         what = f" for {purpose}" if purpose else ""
         super().__init__(f"{package} is needed{what}: {hint}")
+        self.arguments = (package, extra, purpose)
+
+    def __reduce__(self):
+        return type(self), self.arguments

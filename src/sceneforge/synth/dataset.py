@@ -55,12 +55,18 @@ _LAYOUTS: dict[str, LayoutFn] = dict(KINDS)
 
 
 def register_layout(kind: str, fn: LayoutFn) -> None:
-    """Make ``kind`` available to :class:`SynthConfig` in this process (worker processes of a pool or
-    of Ray only know the built-in kinds and the ones registered on import of a module).
+    """Make ``kind`` available to :class:`SynthConfig`; the runner hands it on to its worker
+    processes and Ray tasks (``fn`` must be picklable: a module-level function).
 
     The meshes a layout returns are treated as immutable: a worker encodes and uploads each mesh
     object once and reuses it in later scenes, so never modify one in place after returning it."""
     _LAYOUTS[kind] = fn
+
+
+def registered_layout(kind: str) -> dict[str, LayoutFn]:
+    """``{kind: fn}`` when ``kind`` was registered with :func:`register_layout` (not built in), else
+    ``{}``: what a worker process must register before it builds scenes of ``kind``."""
+    return {kind: _LAYOUTS[kind]} if kind in _LAYOUTS and kind not in KINDS else {}
 
 
 def layout_kinds() -> tuple[str, ...]:

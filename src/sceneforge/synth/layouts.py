@@ -75,6 +75,9 @@ class LayoutError(SceneforgeError, RuntimeError):
         self.kind, self.seed, self.problem = kind, seed, problem
         super().__init__(f"{kind} layout (seed {seed}): {problem}")
 
+    def __reduce__(self):  # pickled by its arguments: raised in a worker process, it reaches the driver
+        return type(self), (self.kind, self.seed, self.problem)
+
 
 # --------------------------------------------------------------------------------- result types
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,7 @@ import sceneforge
 from sceneforge.errors import InputError, MissingDependencyError
 from sceneforge.synth.dataset import (
     ASSET_STORE_PREFIX,
+    LayoutFn,
     SceneFiles,
     SynthConfig,
     build_scene_files,
@@ -32,6 +33,8 @@ from sceneforge.synth.dataset import (
     commit_scene,
     existing_scenes,
     prepare_output,
+    register_layout,
+    registered_layout,
 )
 from sceneforge.synth.kinds import share_assets
 
@@ -122,10 +125,13 @@ def make_scene_folder(out: Path, index: int, config: SynthConfig) -> SceneDone:
     return write_scene(out, build_scene_files(index, config))
 
 
-def _init_worker(asset_store: str | None = None) -> None:
+def _init_worker(asset_store: str | None = None, layouts: Mapping[str, LayoutFn] | None = None) -> None:
     """One llvmpipe thread per worker process (the processes already use the cores); assets shared
-    with the other workers of the run through ``asset_store``."""
+    with the other workers of the run through ``asset_store``; the driver's user-registered layout
+    ``layouts`` registered here too."""
     os.environ.setdefault("LP_NUM_THREADS", "1")
+    for kind, fn in (layouts or {}).items():
+        register_layout(kind, fn)
     if asset_store is not None:
         share_assets(asset_store)
 
@@ -146,7 +152,7 @@ def _pool_scenes(ctx: Any, out: Path, todo: list[int], config: SynthConfig, work
                  store: str) -> Iterator[SceneDone]:
     """The pool of :func:`_run_pool`, its workers sharing assets through ``store``."""
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(store,)) as pool:
+                             initargs=(store, registered_layout(config.kind))) as pool:
         pending: set[Future[SceneDone]] = set()
         queue = iter(todo)
         for index in queue:
@@ -170,8 +176,8 @@ def _import_ray() -> Any:
     return ray
 
 
-def _ray_build(index: int, config_doc: dict[str, Any]) -> SceneFiles:
-    _init_worker()
+def _ray_build(index: int, config_doc: dict[str, Any], layouts: Mapping[str, LayoutFn]) -> SceneFiles:
+    _init_worker(layouts=layouts)
     return build_scene_files(index, SynthConfig.from_dict(config_doc))
 
 
@@ -202,14 +208,14 @@ def _run_ray(todo: list[int], config: SynthConfig, address: str) -> Iterator[Sce
 
 def _ray_tasks(ray: Any, todo: list[int], config: SynthConfig) -> Iterator[SceneFiles]:
     task = ray.remote(num_cpus=1)(_ray_build)
-    config_doc = config.to_dict()
+    config_doc, layouts = config.to_dict(), registered_layout(config.kind)
     in_flight = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
     queue = iter(todo)
-    pending = [task.remote(i, config_doc) for _, i in zip(range(in_flight), queue)]
+    pending = [task.remote(i, config_doc, layouts) for _, i in zip(range(in_flight), queue)]
     while pending:
         finished, pending = ray.wait(pending, num_returns=1)
         for ref in finished:
             yield ray.get(ref)
             nxt = next(queue, None)
             if nxt is not None:
-                pending.append(task.remote(nxt, config_doc))
+                pending.append(task.remote(nxt, config_doc, layouts))
