@@ -58,7 +58,16 @@ from sceneforge.errors import InputError, SceneforgeError
 from sceneforge.geometry.transforms import rotation_y
 from sceneforge.synth.meshmemo import mesh_memo
 from sceneforge.synth.noise import fractal_noise, mean_colour, noise_texture
-from sceneforge.synth.physics import FLOOR, check_physics, collide, distance, fcl_object, set_translation
+from sceneforge.synth.physics import (
+    FLOOR,
+    box_object,
+    boxes_apart,
+    check_physics,
+    collide,
+    distance,
+    fcl_object,
+    set_translation,
+)
 from sceneforge.types import Plane, Scene, SceneObject, Similarity
 
 RELATIONS = ("left_of", "right_of", "in_front_of", "behind", "on_top_of")
@@ -746,6 +755,7 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
     objs: dict[int, Any] = {}
 
     cores: dict[int, Any] = {}
+    boxes: dict[int, Any] = {}
 
     def obj(k: int) -> Any:
         """fcl object of asset k resting on the floor at its centre, built when first needed."""
@@ -762,6 +772,16 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
             set_translation(cores[k], np.array([centres[k][0], 0.0, centres[k][1]]))
         return cores[k]
 
+    def box(k: int, at: np.ndarray | None = None) -> Any:
+        """fcl box object of asset k's rotated, scaled canonical bounding box (it holds obj(k)), moved
+        to the x/z spot ``at`` (3,) or, by default, to the asset's centre."""
+        lo, hi = _canonical_bounds(assets[k].mesh)
+        offset = rotations[k] @ (scales[k] * 0.5 * (lo + hi)) + [0.0, lifts[k], 0.0]
+        if k not in boxes:
+            boxes[k] = box_object(rotations[k], offset, scales[k] * 0.5 * (hi - lo))
+        boxes[k].setTranslation(offset + (np.array([centres[k][0], 0.0, centres[k][1]]) if at is None else at))
+        return boxes[k]
+
     placed: list[int] = []
     expansions = 0
     for k in order:
@@ -772,7 +792,7 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
             if room >= 0:
                 p = first_accepted(rng, room, cfg.max_tries,
                                    lambda cands: _open_set_first_fit(k, cands, placed, centres, radii_a, support, obj,
-                                                                     core, cfg.min_clearance))
+                                                                     core, box, cfg.min_clearance))
                 if p is not None:
                     centres[k] = p
                     for made in (objs, cores):
@@ -800,8 +820,9 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
         supports[n + 1] = FLOOR
         discs.append([t[0], t[2], r])
     built = {n: objs[k] for n, k in enumerate(placed) if k in objs}
+    placed_boxes = {n: box(k) for n, k in enumerate(placed)}
     return _make_layout("open_set", seed, objects, [it[0] for it in items], supports, np.array(discs), 0.0, region,
-                        {}, ground, background, cfg.verify, built)
+                        {}, ground, background, cfg.verify, built, placed_boxes)
 
 
 #: Unit x/z directions (M, 2) along which footprints are compared before any fcl call.
@@ -831,18 +852,26 @@ def largest_faces(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
     return used, inverse.reshape(-1, 3)
 
 
+@mesh_memo
+def _canonical_bounds(mesh: trimesh.Trimesh) -> np.ndarray:
+    """(2, 3) [min, max] of a mesh's vertices, metres."""
+    vertices = np.asarray(mesh.vertices, dtype=np.float64)
+    return np.stack([vertices.min(axis=0), vertices.max(axis=0)])
+
+
 def _open_set_first_fit(k: int, candidates: np.ndarray, placed: Sequence[int], centres: np.ndarray,
                         radii: np.ndarray, support: np.ndarray, obj: Callable[[int], Any],
-                        core: Callable[[int], Any], clearance: float) -> int | None:
+                        core: Callable[[int], Any], box: Callable[..., Any], clearance: float) -> int | None:
     """Index of the first candidate centre (T, 2) where object ``k`` fits, or None: every placed
     disc is clear by ``clearance``, or overlaps without nesting (one footprint inside the other,
     where it could hide) and the meshes are at least ``clearance`` apart. Those are apart when their
     footprints' projections on one of the support directions (``support``: (N, 2, M) per object, at
     its centre) are, else when fcl finds them so (``obj``: whole meshes). A candidate is rejected
     without the whole meshes when the fcl objects of a few of their largest faces (``core``, cheap
-    to build) already collide: those faces are part of the meshes, so the meshes collide too. The
-    disc and projection tests run on all candidates at once, fcl only on candidates in order until
-    one fits."""
+    to build) already collide: those faces are part of the meshes, so the meshes collide too. Before
+    either, a pair whose bounding boxes (``box(i)``, ``box(k, at)``: fcl boxes, no BVH to build) are
+    more than the clearance apart is settled: the meshes inside are too. The disc and projection
+    tests run on all candidates at once, fcl only on candidates in order until one fits."""
     if not placed:
         return 0 if len(candidates) else None
     j = np.asarray(placed)
@@ -860,11 +889,15 @@ def _open_set_first_fit(k: int, candidates: np.ndarray, placed: Sequence[int], c
     for t in np.flatnonzero(~np.any(~clear & nested, axis=1)):
         if check[t].any():
             at = np.array([candidates[t, 0], 0.0, candidates[t, 1]])
+            box_k = box(k, at)
+            near = [i for i in j[check[t]] if not boxes_apart(box_k, box(i), clearance)]
+            if not near:
+                return int(t)
             set_translation(core(k), at)
-            if any(collide(core(k), core(i)) for i in j[check[t]]):
+            if any(collide(core(k), core(i)) or distance(core(k), core(i)) < clearance for i in near):
                 continue
             set_translation(obj(k), at)
-            if any(collide(obj(k), obj(i)) or distance(obj(k), obj(i)) < clearance for i in j[check[t]]):
+            if any(collide(obj(k), obj(i)) or distance(obj(k), obj(i)) < clearance for i in near):
                 continue
         return int(t)
     return None
@@ -884,9 +917,11 @@ def _finish(kind: str, seed: int, placed: Sequence[_Placed], gap: float, region:
 def _make_layout(kind: str, seed: int, objects: Sequence[SceneObject], assets: Sequence[Asset],
                  supports: Mapping[int, int], discs: np.ndarray, gap: float, region: float,
                  tops: Mapping[int, SupportTop], ground: GroundSpec | None, background: BackgroundSpec | None,
-                 verify: bool, collision_objects: Mapping[int, Any] | None = None) -> Layout:
+                 verify: bool, collision_objects: Mapping[int, Any] | None = None,
+                 boxes: Mapping[int, Any] | None = None) -> Layout:
     """The Layout of placed objects; ``verify`` runs the physics check (reusing ``collision_objects``:
-    position -> fcl object already in world coordinates)."""
+    position -> fcl object already in world coordinates, and ``boxes``: position -> fcl box holding
+    the posed mesh)."""
     ids = [o.id for o in objects]
     relations = compute_relations(ids, discs[:, :2], supports)
     discs = np.array(discs, dtype=np.float64)
@@ -898,7 +933,7 @@ def _make_layout(kind: str, seed: int, objects: Sequence[SceneObject], assets: S
                     dict(tops), ground, background)
     if verify:
         world = [trimesh.Trimesh(o.pose.apply(o.mesh.vertices), o.mesh.faces, process=False) for o in objects]
-        report = check_physics(world, ids, supports, collision_objects=collision_objects)
+        report = check_physics(world, ids, supports, collision_objects=collision_objects, boxes=boxes)
         if not report.ok:
             raise LayoutError(kind, seed, f"physics check failed: interpenetrating {list(report.penetrating)}, "
                                           f"not resting {list(report.not_resting)}")
