@@ -146,6 +146,16 @@ class PhysicsReport:
         return not self.penetrating and not self.not_resting
 
 
+def _bounds(mesh: trimesh.Trimesh) -> np.ndarray:
+    """(2, 3) [min, max] of the vertices the faces use: ``mesh.bounds`` without trimesh's cache
+    bookkeeping (hashing the arrays), which costs more than the box of a new mesh itself."""
+    vertices = np.asarray(mesh.vertices)
+    used = np.zeros(len(vertices), dtype=bool)
+    used[np.asarray(mesh.faces)] = True
+    vertices = vertices[used]
+    return np.array([vertices.min(axis=0), vertices.max(axis=0)])
+
+
 def _inside(container: trimesh.Trimesh, inner: trimesh.Trimesh) -> bool:
     """True when ``inner`` lies inside the closed ``container`` (its box nested in the container's box
     and its vertex deepest inside that box inside the mesh). Crossing surfaces are fcl's job."""
@@ -177,7 +187,7 @@ def check_physics(world_meshes: Sequence[trimesh.Trimesh], ids: Sequence[int], s
         :func:`meshes_close` (no BVH of a whole mesh).
     """
     index = {int(i): k for k, i in enumerate(ids)}
-    bounds = [m.bounds for m in world_meshes]
+    bounds = [_bounds(m) for m in world_meshes]
     rest_error: dict[int, float] = {}
     not_resting = []
     for k, i in enumerate(ids):

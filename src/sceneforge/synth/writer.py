@@ -54,7 +54,8 @@ def deflate(data: bytes, level: int) -> bytes:
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    crc = _fast_deflate.crc32(data, zlib.crc32(kind)) if _fast_deflate is not None else zlib.crc32(data, zlib.crc32(kind))
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
 
 def encode_png(image: np.ndarray, compression: int) -> bytes:
@@ -80,9 +81,10 @@ def encode_png(image: np.ndarray, compression: int) -> bytes:
 
 def depth_to_millimetres(depth: np.ndarray) -> np.ndarray:
     """(H, W) float metres -> uint16 millimetres (rounded); 0 and anything beyond 65.535 m become 0."""
-    mm = np.asarray(depth, dtype=np.float64) * 1000.0
+    mm = np.multiply(depth, 1000.0, dtype=np.float64)
     np.rint(mm, out=mm)
-    mm[~((mm > 0) & (mm <= MAX_DEPTH_MM))] = 0  # also NaN
+    np.maximum(mm, 0.0, out=mm)  # NaN stays NaN
+    mm[~(mm <= MAX_DEPTH_MM)] = 0  # beyond the range, and NaN
     return mm.astype(np.uint16)
 
 
