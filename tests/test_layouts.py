@@ -414,6 +414,17 @@ def test_physics_check_with_boxed_meshes_agrees_with_whole_meshes():
     assert (1, 2) in expected.penetrating and (1, 3) in expected.penetrating
     got = check_physics(meshes, ids, supports, boxed=boxed)
     assert got.penetrating == expected.penetrating and got.not_resting == expected.not_resting
+    # support and supported: resting exactly on the top passes, sunk 5 mm in fails (the contact lift)
+    table = generate_asset("table", 1).mesh
+    top = float(table.bounds[1, 1])
+    for sink, penetrating in ((0.0, ()), (0.005, ((1, 2),))):
+        cup = generate_asset("mug", 0).mesh
+        at = np.array([0.05, top - cup.bounds[0, 1] - sink, 0.0])
+        boxed = {0: (_boxed(table, np.eye(3), 1.0), np.zeros(3)), 1: (_boxed(cup, np.eye(3), 1.0), at)}
+        meshes = [trimesh.Trimesh(b.vertices + t, b.faces, process=False) for b, t in boxed.values()]
+        plain = check_physics(meshes, [1, 2], {1: 0, 2: 1})
+        assert plain.penetrating == penetrating
+        assert check_physics(meshes, [1, 2], {1: 0, 2: 1}, boxed=boxed).penetrating == penetrating
 
 
 def test_meshes_close_agrees_with_fcl_on_whole_meshes():

@@ -858,6 +858,14 @@ def _canonical_bounds(mesh: trimesh.Trimesh) -> np.ndarray:
     return np.stack([vertices.min(axis=0), vertices.max(axis=0)])
 
 
+def _posed_boxed_mesh(obj: SceneObject, world: trimesh.Trimesh) -> BoxedMesh:
+    """``world`` (the posed mesh of ``obj``, world coordinates) with its canonical bounding box posed too."""
+    lo, hi = _canonical_bounds(obj.mesh)
+    scale = obj.pose.scale_xyz
+    return BoxedMesh(np.asarray(world.vertices), np.asarray(world.faces), obj.pose.R,
+                     obj.pose.R @ (scale * 0.5 * (lo + hi)) + obj.pose.t, scale * 0.5 * (hi - lo))
+
+
 def _open_set_first_fit(k: int, candidates: np.ndarray, placed: Sequence[int], centres: np.ndarray,
                         radii: np.ndarray, support: np.ndarray, core: Callable[[int], Any],
                         box: Callable[..., Any], close: Callable[[int, np.ndarray, int], bool],
@@ -930,6 +938,8 @@ def _make_layout(kind: str, seed: int, objects: Sequence[SceneObject], assets: S
                     dict(tops), ground, background)
     if verify:
         world = [trimesh.Trimesh(o.pose.apply(o.mesh.vertices), o.mesh.faces, process=False) for o in objects]
+        if boxed is None:  # each posed mesh with its posed canonical bounding box, in world coordinates
+            boxed = {k: (_posed_boxed_mesh(o, m), np.zeros(3)) for k, (o, m) in enumerate(zip(objects, world))}
         report = check_physics(world, ids, supports, boxed=boxed)
         if not report.ok:
             raise LayoutError(kind, seed, f"physics check failed: interpenetrating {list(report.penetrating)}, "

@@ -182,9 +182,9 @@ def check_physics(world_meshes: Sequence[trimesh.Trimesh], ids: Sequence[int], s
     world_meshes : meshes in world coordinates (metres), one per id.
     supports : id -> support id (0 = floor).
     boxed : position k -> ``world_meshes[k]`` as a :class:`BoxedMesh` in its own frame and the
-        translation (3,) that places it (e.g. from the layout). A pair of such objects that are not
-        support and supported is settled by their boxes when those are apart, else by
-        :func:`meshes_close` (no BVH of a whole mesh).
+        translation (3,) that places it (e.g. from the layout). A pair of such objects is tested by
+        :func:`meshes_close` (no BVH of a whole mesh), after their boxes when not support and
+        supported (boxes apart settle the pair).
     """
     index = {int(i): k for k, i in enumerate(ids)}
     bounds = [_bounds(m) for m in world_meshes]
@@ -218,17 +218,21 @@ def check_physics(world_meshes: Sequence[trimesh.Trimesh], ids: Sequence[int], s
                 lifted = a
             elif supports[ib] == ia:
                 lifted = b
-            if lifted is None and a in boxed and b in boxed:
+            if lifted is not None and _lifted_apart(bounds[lifted], bounds[b if lifted == a else a], contact_lift):
+                hit = False  # what fcl finds too: surfaces in disjoint boxes cannot touch
+            elif a in boxed and b in boxed:
                 for k in (a, b):
                     if k not in boxes:
                         boxes[k] = boxed[k][0].box_object(boxed[k][1])
-                if boxes_apart(boxes[a], boxes[b]):
+                if lifted is None and boxes_apart(boxes[a], boxes[b]):
                     continue  # the surfaces neither touch nor cross, neither holds the other
-                hit = meshes_close(*boxed[a], *boxed[b], 0.0)
+                (mesh_a, at_a), (mesh_b, at_b) = boxed[a], boxed[b]
+                if lifted is not None:
+                    lift = np.array([0.0, contact_lift, 0.0])
+                    at_a, at_b = (at_a + lift, at_b) if lifted == a else (at_a, at_b + lift)
+                hit = meshes_close(mesh_a, at_a, mesh_b, at_b, 0.0)
             elif lifted is None:
                 hit = collide(obj(a), obj(b))
-            elif _lifted_apart(bounds[lifted], bounds[b if lifted == a else a], contact_lift):
-                hit = False  # what fcl finds too: surfaces in disjoint boxes cannot touch
             else:
                 rest = obj(lifted).getTranslation()
                 obj(lifted).setTranslation(rest + np.array([0.0, contact_lift, 0.0]))
