@@ -5,6 +5,9 @@ An object rests when its lowest world point lies on the floor (y = 0) or on the 
 surfaces cross (fcl triangle-triangle collision) or one lies inside the other (a vertex inside a
 closed mesh whose box contains it). A supported object touches its support by construction, so that
 pair is tested with the object lifted by ``contact_lift`` metres: touching passes, sinking in fails.
+Meshes given with a box that holds them (:class:`BoxedMesh`) need no BVH of a whole mesh: boxes
+apart settle a pair, else fcl runs on the faces of each mesh near the other's box
+(:func:`meshes_close`), which decides as fcl on the whole meshes does.
 """
 
 from __future__ import annotations
