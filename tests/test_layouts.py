@@ -18,7 +18,7 @@ from sceneforge.errors import InputError
 from sceneforge.synth.layouts import (
     BackgroundSpec, DiscGrid, ISceneConfig, LayoutError, OpenSetConfig, arrange_iscene, arrange_open_set,
     first_accepted, iscene_layout, open_set_layout)
-from sceneforge.synth.physics import check_physics, fcl_object
+from sceneforge.synth.physics import BoxedMesh, check_physics, collide, distance, fcl_object, meshes_close
 
 ISCENE_SEEDS = range(60)
 OPEN_SEEDS = range(40)
@@ -394,26 +394,58 @@ def test_physics_check_sees_interpenetration_nesting_and_floating():
     assert check_physics([a, sunk], [1, 2], {1: 0, 2: 1}).penetrating == ((1, 2),)
 
 
-def test_physics_check_uses_given_collision_objects():
-    a = trimesh.creation.box((1, 1, 1))
-    a.apply_translation((0, 0.5, 0))
-    b = trimesh.creation.box((0.4, 0.4, 0.4))
-    b.apply_translation((0.6, 0.2, 0))  # overlaps a
-    on_top = trimesh.creation.box((0.3, 0.3, 0.3))
-    on_top.apply_translation((0, 1.15, 0))
-    meshes, ids, supports = [a, b, on_top], [1, 2, 3], {1: 0, 2: 0, 3: 1}
+def _boxed(mesh: trimesh.Trimesh, R: np.ndarray, scale: float) -> BoxedMesh:
+    """``mesh`` scaled and rotated about its box centre, with its rotated box (as the open-set layout)."""
+    lo, hi = mesh.bounds
+    return BoxedMesh((scale * np.asarray(mesh.vertices)) @ R.T, np.asarray(mesh.faces), R,
+                     R @ (scale * 0.5 * (lo + hi)), scale * 0.5 * (hi - lo))
+
+
+def test_physics_check_with_boxed_meshes_agrees_with_whole_meshes():
+    rot = trimesh.transformations.rotation_matrix(0.4, [0.3, 1.0, 0.2])[:3, :3]
+    parts = [trimesh.creation.box((1, 1, 1)), trimesh.creation.box((0.4, 0.4, 0.4)),
+             trimesh.creation.box((0.2, 0.2, 0.2)), generate_asset("chair", 2).mesh]
+    spots = [np.array([0.0, 0.5, 0.0]), np.array([0.6, 0.2, 0.0]), np.array([0.0, 0.5, 0.0]),
+             np.array([0.0, 0.6, 1.2])]  # overlaps the first; nested in the first; near, box overlapping
+    boxed = {k: (_boxed(m, rot, 1.0), t) for k, (m, t) in enumerate(zip(parts, spots))}
+    meshes = [trimesh.Trimesh(b.vertices + t, b.faces, process=False) for b, t in boxed.values()]
+    ids, supports = [1, 2, 3, 4], {1: 0, 2: 0, 3: 0, 4: 0}
     expected = check_physics(meshes, ids, supports)
-    assert expected.penetrating == ((1, 2),)
-    # the same geometry as fcl objects placed by a translation, as the open-set layout builds them
-    local = [m.vertices - m.bounds.mean(axis=0) for m in meshes]
-    objs = {}
-    for k, (m, v) in enumerate(zip(meshes, local)):
-        objs[k] = fcl_object(v, m.faces)
-        objs[k].setTranslation(m.bounds.mean(axis=0))
-    got = check_physics(meshes, ids, supports, collision_objects=objs)
+    assert (1, 2) in expected.penetrating and (1, 3) in expected.penetrating
+    got = check_physics(meshes, ids, supports, boxed=boxed)
     assert got.penetrating == expected.penetrating and got.not_resting == expected.not_resting
-    for k, m in enumerate(meshes):  # a contact test's lift is undone
-        np.testing.assert_allclose(objs[k].getTranslation(), m.bounds.mean(axis=0))
+    # support and supported: resting exactly on the top passes, sunk 5 mm in fails (the contact lift)
+    table = generate_asset("table", 1).mesh
+    top = float(table.bounds[1, 1])
+    for sink, penetrating in ((0.0, ()), (0.005, ((1, 2),))):
+        cup = generate_asset("mug", 0).mesh
+        at = np.array([0.05, top - cup.bounds[0, 1] - sink, 0.0])
+        boxed = {0: (_boxed(table, np.eye(3), 1.0), np.zeros(3)), 1: (_boxed(cup, np.eye(3), 1.0), at)}
+        meshes = [trimesh.Trimesh(b.vertices + t, b.faces, process=False) for b, t in boxed.values()]
+        plain = check_physics(meshes, [1, 2], {1: 0, 2: 1})
+        assert plain.penetrating == penetrating
+        assert check_physics(meshes, [1, 2], {1: 0, 2: 1}, boxed=boxed).penetrating == penetrating
+
+
+def test_meshes_close_agrees_with_fcl_on_whole_meshes():
+    """The faces near the other's box decide as fcl on the whole meshes does, at the open-set clearance
+    and for touching, on assets placed at random near each other (many of them close or crossing)."""
+    rng = np.random.default_rng(5)
+    assets = [generate_asset(c, 0).mesh for c in ("chair", "table", "lamp", "mug", "plant_pot", "shelf", "teapot")]
+    outcomes = set()
+    for trial in range(120):
+        a, b = (_boxed(assets[int(rng.integers(len(assets)))], trimesh.transformations.random_rotation_matrix(
+            rng.random(3))[:3, :3], float(rng.uniform(0.3, 1.5))) for _ in range(2))
+        ta, tb = np.zeros(3), rng.normal(scale=0.35, size=3)
+        whole_a, whole_b = fcl_object(a.vertices, a.faces), fcl_object(b.vertices, b.faces)
+        whole_a.setTranslation(ta)
+        whole_b.setTranslation(tb)
+        hit = collide(whole_a, whole_b)
+        for gap in (0.0, 0.005, 0.05):
+            expected = hit or (gap > 0 and distance(whole_a, whole_b) < gap)
+            assert meshes_close(a, ta, b, tb, gap) == expected, (trial, gap)
+            outcomes.add(expected)
+    assert outcomes == {True, False}
 
 
 # -------------------------------------------------------------------------- errors and limits

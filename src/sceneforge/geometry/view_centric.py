@@ -70,7 +70,11 @@ def box_normalisation(points: np.ndarray, frame: str = "camera") -> Normalisatio
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
         raise ValueError(f"need (N, 3) points with N > 0, got {points.shape}")
-    low, high = points.min(axis=0), points.max(axis=0)
+    return _box_normalisation(points.min(axis=0), points.max(axis=0), frame)
+
+
+def _box_normalisation(low: np.ndarray, high: np.ndarray, frame: str) -> Normalisation:
+    """Normalisation by the box [low, high] ((3,) each)."""
     side = float(np.max(high - low))
     if not side > 0:
         raise ValueError("points span no volume: the box has no positive side")
@@ -88,10 +92,12 @@ def view_centric_frame(T_world_cam: np.ndarray, object_ids: Sequence[int],
     poses_cam = [T_cam_world @ np.asarray(T, dtype=np.float64) for T in T_world_objs]
     points_cam = [transform_points(T, v) for T, v in zip(poses_cam, vertices_obj)]
     points = np.concatenate(points_cam, axis=0)
-    norm = box_normalisation(points, frame="camera")
-    T_norm_cam = normalisation_matrix(norm)
+    if len(points) == 0:
+        raise ValueError("need (N, 3) points with N > 0, got no vertices")
     starts = np.cumsum([0] + [len(p) for p in points_cam[:-1]])  # each object's box in one pass each
     boxes = np.stack([np.minimum.reduceat(points, starts, axis=0), np.maximum.reduceat(points, starts, axis=0)], axis=1)
+    norm = _box_normalisation(boxes[:, 0].min(axis=0), boxes[:, 1].max(axis=0), "camera")  # the box of all points
+    T_norm_cam = normalisation_matrix(norm)
     objects = tuple(
         ViewObjectPose(int(i), T, T_norm_cam @ T, box) for i, T, box in zip(object_ids, poses_cam, boxes)
     )

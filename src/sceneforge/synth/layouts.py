@@ -58,7 +58,17 @@ from sceneforge.errors import InputError, SceneforgeError
 from sceneforge.geometry.transforms import rotation_y
 from sceneforge.synth.meshmemo import mesh_memo
 from sceneforge.synth.noise import fractal_noise, mean_colour, noise_texture
-from sceneforge.synth.physics import FLOOR, check_physics, collide, distance, fcl_object, set_translation
+from sceneforge.synth.physics import (
+    FLOOR,
+    BoxedMesh,
+    boxes_apart,
+    check_physics,
+    collide,
+    distance,
+    fcl_object,
+    meshes_close,
+    set_translation,
+)
 from sceneforge.types import Plane, Scene, SceneObject, Similarity
 
 RELATIONS = ("left_of", "right_of", "in_front_of", "behind", "on_top_of")
@@ -746,24 +756,35 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
     order = sorted(range(len(assets)), key=lambda k: -radii_a[k])
     region = cfg.spread * float(np.sqrt(np.sum(radii_a ** 2)))
     centres = np.zeros((len(assets), 2))
-    objs: dict[int, Any] = {}
-
+    meshes = []  # each asset rotated, scaled and lifted onto the floor, with its bounding box
+    for asset, R, s, v, lift in zip(assets, rotations, scales, local_vertices, lifts):
+        lo, hi = _canonical_bounds(asset.mesh)
+        meshes.append(BoxedMesh(v + [0.0, lift, 0.0], np.asarray(asset.mesh.faces), R,
+                                R @ (s * 0.5 * (lo + hi)) + [0.0, lift, 0.0], s * 0.5 * (hi - lo)))
     cores: dict[int, Any] = {}
+    boxes: dict[int, Any] = {}
 
-    def obj(k: int) -> Any:
-        """fcl object of asset k resting on the floor at its centre, built when first needed."""
-        if k not in objs:
-            objs[k] = fcl_object(local_vertices[k] + [0.0, lifts[k], 0.0], assets[k].mesh.faces)
-            set_translation(objs[k], np.array([centres[k][0], 0.0, centres[k][1]]))
-        return objs[k]
+    def spot(k: int) -> np.ndarray:
+        """(3,) translation of asset k at its centre."""
+        return np.array([centres[k][0], 0.0, centres[k][1]])
 
     def core(k: int) -> Any:
-        """fcl object of the largest faces of asset k (see _open_set_first_fit), placed as obj(k)."""
+        """fcl object of the largest faces of asset k (see _open_set_first_fit), at its centre."""
         if k not in cores:
             used, faces = largest_faces(assets[k].mesh)
             cores[k] = fcl_object(local_vertices[k][used] + [0.0, lifts[k], 0.0], faces)
-            set_translation(cores[k], np.array([centres[k][0], 0.0, centres[k][1]]))
+            set_translation(cores[k], spot(k))
         return cores[k]
+
+    def box(k: int, at: np.ndarray | None = None) -> Any:
+        """fcl box object of asset k's bounding box, at the translation ``at`` (3,) or at its centre."""
+        if k not in boxes:
+            boxes[k] = meshes[k].box_object(spot(k))
+        return meshes[k].move_box(boxes[k], spot(k) if at is None else at)
+
+    def close(k: int, at: np.ndarray, i: int) -> bool:
+        """True when asset k at the translation ``at`` and asset i at its centre are nearer than the clearance."""
+        return meshes_close(meshes[k], at, meshes[i], spot(i), cfg.min_clearance)
 
     placed: list[int] = []
     expansions = 0
@@ -774,13 +795,12 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
             room = region - r
             if room >= 0:
                 p = first_accepted(rng, room, cfg.max_tries,
-                                   lambda cands: _open_set_first_fit(k, cands, placed, centres, radii_a, support, obj,
-                                                                     core, cfg.min_clearance))
+                                   lambda cands: _open_set_first_fit(k, cands, placed, centres, radii_a, support, core,
+                                                                     box, close, cfg.min_clearance))
                 if p is not None:
                     centres[k] = p
-                    for made in (objs, cores):
-                        if k in made:
-                            set_translation(made[k], np.array([p[0], 0.0, p[1]]))
+                    if k in cores:
+                        set_translation(cores[k], spot(k))
                     placed.append(k)
                     done = True
             if done:
@@ -802,9 +822,9 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
         objects.append(SceneObject(n + 1, asset.category, asset.mesh, Similarity(R, t, s)))
         supports[n + 1] = FLOOR
         discs.append([t[0], t[2], r])
-    built = {n: objs[k] for n, k in enumerate(placed) if k in objs}
+    boxed = {n: (meshes[k], spot(k)) for n, k in enumerate(placed)}
     return _make_layout("open_set", seed, objects, [it[0] for it in items], supports, np.array(discs), 0.0, region,
-                        {}, ground, background, cfg.verify, built)
+                        {}, ground, background, cfg.verify, boxed)
 
 
 #: Unit x/z directions (M, 2) along which footprints are compared before any fcl call.
@@ -834,18 +854,35 @@ def largest_faces(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
     return used, inverse.reshape(-1, 3)
 
 
+@mesh_memo
+def _canonical_bounds(mesh: trimesh.Trimesh) -> np.ndarray:
+    """(2, 3) [min, max] of a mesh's vertices, metres."""
+    vertices = np.asarray(mesh.vertices, dtype=np.float64)
+    return np.stack([vertices.min(axis=0), vertices.max(axis=0)])
+
+
+def _posed_boxed_mesh(obj: SceneObject, world: trimesh.Trimesh) -> BoxedMesh:
+    """``world`` (the posed mesh of ``obj``, world coordinates) with its canonical bounding box posed too."""
+    lo, hi = _canonical_bounds(obj.mesh)
+    scale = obj.pose.scale_xyz
+    return BoxedMesh(np.asarray(world.vertices), np.asarray(world.faces), obj.pose.R,
+                     obj.pose.R @ (scale * 0.5 * (lo + hi)) + obj.pose.t, scale * 0.5 * (hi - lo))
+
+
 def _open_set_first_fit(k: int, candidates: np.ndarray, placed: Sequence[int], centres: np.ndarray,
-                        radii: np.ndarray, support: np.ndarray, obj: Callable[[int], Any],
-                        core: Callable[[int], Any], clearance: float) -> int | None:
+                        radii: np.ndarray, support: np.ndarray, core: Callable[[int], Any],
+                        box: Callable[..., Any], close: Callable[[int, np.ndarray, int], bool],
+                        clearance: float) -> int | None:
     """Index of the first candidate centre (T, 2) where object ``k`` fits, or None: every placed
     disc is clear by ``clearance``, or overlaps without nesting (one footprint inside the other,
     where it could hide) and the meshes are at least ``clearance`` apart. Those are apart when their
     footprints' projections on one of the support directions (``support``: (N, 2, M) per object, at
-    its centre) are, else when fcl finds them so (``obj``: whole meshes). A candidate is rejected
-    without the whole meshes when the fcl objects of a few of their largest faces (``core``, cheap
-    to build) already collide: those faces are part of the meshes, so the meshes collide too. The
-    disc and projection tests run on all candidates at once, fcl only on candidates in order until
-    one fits."""
+    its centre) are, or when their bounding boxes (``box(i)``, ``box(k, at)``: fcl boxes, nothing to
+    build) are more than the clearance apart. Otherwise a candidate is rejected when the fcl objects
+    of a few of the largest faces (``core``, built once per object) already collide or come nearer
+    than the clearance (those faces are part of the meshes), and else decided by ``close(k, at, i)``
+    (exact: fcl on the faces of each mesh near the other's box). The disc and projection tests run
+    on all candidates at once, the rest on candidates in order until one fits."""
     if not placed:
         return 0 if len(candidates) else None
     j = np.asarray(placed)
@@ -863,11 +900,14 @@ def _open_set_first_fit(k: int, candidates: np.ndarray, placed: Sequence[int], c
     for t in np.flatnonzero(~np.any(~clear & nested, axis=1)):
         if check[t].any():
             at = np.array([candidates[t, 0], 0.0, candidates[t, 1]])
+            box_k = box(k, at)
+            near = [i for i in j[check[t]] if not boxes_apart(box_k, box(i), clearance)]
+            if not near:
+                return int(t)
             set_translation(core(k), at)
-            if any(collide(core(k), core(i)) for i in j[check[t]]):
+            if any(collide(core(k), core(i)) or distance(core(k), core(i)) < clearance for i in near):
                 continue
-            set_translation(obj(k), at)
-            if any(collide(obj(k), obj(i)) or distance(obj(k), obj(i)) < clearance for i in j[check[t]]):
+            if any(close(k, at, i) for i in near):
                 continue
         return int(t)
     return None
@@ -887,9 +927,9 @@ def _finish(kind: str, seed: int, placed: Sequence[_Placed], gap: float, region:
 def _make_layout(kind: str, seed: int, objects: Sequence[SceneObject], assets: Sequence[Asset],
                  supports: Mapping[int, int], discs: np.ndarray, gap: float, region: float,
                  tops: Mapping[int, SupportTop], ground: GroundSpec | None, background: BackgroundSpec | None,
-                 verify: bool, collision_objects: Mapping[int, Any] | None = None) -> Layout:
-    """The Layout of placed objects; ``verify`` runs the physics check (reusing ``collision_objects``:
-    position -> fcl object already in world coordinates)."""
+                 verify: bool, boxed: Mapping[int, tuple[BoxedMesh, np.ndarray]] | None = None) -> Layout:
+    """The Layout of placed objects; ``verify`` runs the physics check (with ``boxed``: position ->
+    the posed mesh in its own frame with its box, and its translation; see ``check_physics``)."""
     ids = [o.id for o in objects]
     relations = compute_relations(ids, discs[:, :2], supports)
     discs = np.array(discs, dtype=np.float64)
@@ -901,7 +941,9 @@ def _make_layout(kind: str, seed: int, objects: Sequence[SceneObject], assets: S
                     dict(tops), ground, background)
     if verify:
         world = [trimesh.Trimesh(o.pose.apply(o.mesh.vertices), o.mesh.faces, process=False) for o in objects]
-        report = check_physics(world, ids, supports, collision_objects=collision_objects)
+        if boxed is None:  # each posed mesh with its posed canonical bounding box, in world coordinates
+            boxed = {k: (_posed_boxed_mesh(o, m), np.zeros(3)) for k, (o, m) in enumerate(zip(objects, world))}
+        report = check_physics(world, ids, supports, boxed=boxed)
         if not report.ok:
             raise LayoutError(kind, seed, f"physics check failed: interpenetrating {list(report.penetrating)}, "
                                           f"not resting {list(report.not_resting)}")

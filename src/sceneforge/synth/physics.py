@@ -5,6 +5,9 @@ An object rests when its lowest world point lies on the floor (y = 0) or on the 
 surfaces cross (fcl triangle-triangle collision) or one lies inside the other (a vertex inside a
 closed mesh whose box contains it). A supported object touches its support by construction, so that
 pair is tested with the object lifted by ``contact_lift`` metres: touching passes, sinking in fails.
+Meshes given with a box that holds them (:class:`BoxedMesh`) need no BVH of a whole mesh: boxes
+apart settle a pair, else fcl runs on the faces of each mesh near the other's box
+(:func:`meshes_close`), which decides as fcl on the whole meshes does.
 """
 
 from __future__ import annotations
@@ -37,6 +40,80 @@ def fcl_object(vertices: np.ndarray, faces: np.ndarray) -> Any:
     model.addSubModel(np.ascontiguousarray(vertices, dtype=np.float64), np.ascontiguousarray(faces, dtype=np.int32))
     model.endModel()
     return fcl.CollisionObject(model, fcl.Transform())
+
+
+#: Metres by which a distance between two bounding boxes (fcl's GJK, accurate to ~1e-6 m) must
+#: exceed a gap before it stands for the enclosed meshes being at least that gap apart; also the
+#: slack added to the boxes when picking the faces near them.
+BOX_SLACK = 1e-4
+
+
+@dataclass(frozen=True, eq=False)
+class BoxedMesh:
+    """A triangle mesh in its own frame and a box that holds it; placed in the world by a translation.
+
+    vertices : (N, 3) metres.  faces : (F, 3) int.
+    rotation : (3, 3) the box's axes (columns).  centre : (3,) its centre.  half_extents : (3,) its
+        half sides, metres; all in the mesh's frame.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    rotation: np.ndarray
+    centre: np.ndarray
+    half_extents: np.ndarray
+
+    def box_object(self, translation: np.ndarray) -> Any:
+        """An fcl object of the box (no BVH to build), moved by ``translation`` (3,)."""
+        fcl = _fcl()
+        box = fcl.Box(*(2.0 * np.asarray(self.half_extents, dtype=np.float64)))
+        return fcl.CollisionObject(box, fcl.Transform(np.asarray(self.rotation, dtype=np.float64),
+                                                      self.centre + translation))
+
+    def move_box(self, box: Any, translation: np.ndarray) -> Any:
+        """Put a :meth:`box_object` of this mesh at ``translation`` (3,); returns it."""
+        box.setTranslation(self.centre + translation)
+        return box
+
+    def collision_object(self, translation: np.ndarray, faces: np.ndarray | None = None) -> Any:
+        """An fcl object (BVH) of ``faces`` (default: all), moved by ``translation`` (3,)."""
+        obj = fcl_object(self.vertices, self.faces if faces is None else faces)
+        set_translation(obj, translation)
+        return obj
+
+    def faces_near(self, translation: np.ndarray, other: BoxedMesh, other_translation: np.ndarray,
+                   margin: float) -> np.ndarray:
+        """(F', 3) the faces (this mesh moved by ``translation``) whose bounding box in the frame of
+        ``other``'s box (moved by ``other_translation``) meets that box grown by ``margin`` metres:
+        every face that comes within ``margin`` of anything inside the box is among them."""
+        local = (self.vertices + (translation - other.centre - other_translation)) @ other.rotation
+        a, b, c = (local[self.faces[:, j]] for j in range(3))  # (F, 3) each corner of every face
+        limit = other.half_extents + margin
+        keep = (np.minimum(np.minimum(a, b), c) <= limit) & (np.maximum(np.maximum(a, b), c) >= -limit)
+        return self.faces[keep.all(axis=1)]
+
+
+def boxes_apart(a: Any, b: Any, gap: float = 0.0) -> bool:
+    """True when two fcl box objects are more than ``gap + BOX_SLACK`` metres apart, so the meshes they
+    enclose are at least ``gap`` apart (and neither touches, crosses nor holds the other)."""
+    return distance(a, b) > gap + BOX_SLACK
+
+
+def meshes_close(a: BoxedMesh, a_translation: np.ndarray, b: BoxedMesh, b_translation: np.ndarray,
+                 gap: float) -> bool:
+    """True when the two placed meshes touch or cross, or (gap > 0) come nearer than ``gap`` metres.
+
+    Exact, as fcl on the whole meshes, but cheaper: fcl objects are built only of each mesh's faces
+    near the other's box grown by the gap (a pair of faces nearer than the gap, or touching, is in
+    there), so no BVH of a whole mesh is built."""
+    near_a = a.faces_near(a_translation, b, b_translation, gap + BOX_SLACK)
+    if not len(near_a):
+        return False
+    near_b = b.faces_near(b_translation, a, a_translation, gap + BOX_SLACK)
+    if not len(near_b):
+        return False
+    obj_a, obj_b = a.collision_object(a_translation, near_a), b.collision_object(b_translation, near_b)
+    return collide(obj_a, obj_b) or (gap > 0 and distance(obj_a, obj_b) < gap)
 
 
 def set_translation(obj: Any, t: np.ndarray) -> None:
@@ -72,6 +149,16 @@ class PhysicsReport:
         return not self.penetrating and not self.not_resting
 
 
+def _bounds(mesh: trimesh.Trimesh) -> np.ndarray:
+    """(2, 3) [min, max] of the vertices the faces use: ``mesh.bounds`` without trimesh's cache
+    bookkeeping (hashing the arrays), which costs more than the box of a new mesh itself."""
+    vertices = np.asarray(mesh.vertices)
+    used = np.zeros(len(vertices), dtype=bool)
+    used[np.asarray(mesh.faces)] = True
+    vertices = vertices[used]
+    return np.array([vertices.min(axis=0), vertices.max(axis=0)])
+
+
 def _inside(container: trimesh.Trimesh, inner: trimesh.Trimesh) -> bool:
     """True when ``inner`` lies inside the closed ``container`` (its box nested in the container's box
     and its vertex deepest inside that box inside the mesh). Crossing surfaces are fcl's job."""
@@ -92,16 +179,18 @@ def _lifted_apart(lifted: np.ndarray, other: np.ndarray, lift: float) -> bool:
 
 def check_physics(world_meshes: Sequence[trimesh.Trimesh], ids: Sequence[int], supports: Mapping[int, int],
                   tol: float = 1e-6, contact_lift: float = 1e-4,
-                  collision_objects: Mapping[int, Any] | None = None) -> PhysicsReport:
+                  boxed: Mapping[int, tuple[BoxedMesh, np.ndarray]] | None = None) -> PhysicsReport:
     """Check a posed scene.
 
     world_meshes : meshes in world coordinates (metres), one per id.
     supports : id -> support id (0 = floor).
-    collision_objects : position k -> an fcl object of ``world_meshes[k]`` already placed in world
-        coordinates (e.g. built by the layout), used instead of building it again.
+    boxed : position k -> ``world_meshes[k]`` as a :class:`BoxedMesh` in its own frame and the
+        translation (3,) that places it (e.g. from the layout). A pair of such objects is tested by
+        :func:`meshes_close` (no BVH of a whole mesh), after their boxes when not support and
+        supported (boxes apart settle the pair).
     """
     index = {int(i): k for k, i in enumerate(ids)}
-    bounds = [m.bounds for m in world_meshes]
+    bounds = [_bounds(m) for m in world_meshes]
     rest_error: dict[int, float] = {}
     not_resting = []
     for k, i in enumerate(ids):
@@ -111,7 +200,9 @@ def check_physics(world_meshes: Sequence[trimesh.Trimesh], ids: Sequence[int], s
         rest_error[int(i)] = err
         if err > tol:
             not_resting.append(int(i))
-    objs: dict[int, Any] = dict(collision_objects or {})
+    objs: dict[int, Any] = {}
+    boxed = boxed or {}
+    boxes: dict[int, Any] = {}
 
     def obj(k: int) -> Any:  # built only for pairs whose boxes meet
         if k not in objs:
@@ -130,10 +221,21 @@ def check_physics(world_meshes: Sequence[trimesh.Trimesh], ids: Sequence[int], s
                 lifted = a
             elif supports[ib] == ia:
                 lifted = b
-            if lifted is None:
-                hit = collide(obj(a), obj(b))
-            elif _lifted_apart(bounds[lifted], bounds[b if lifted == a else a], contact_lift):
+            if lifted is not None and _lifted_apart(bounds[lifted], bounds[b if lifted == a else a], contact_lift):
                 hit = False  # what fcl finds too: surfaces in disjoint boxes cannot touch
+            elif a in boxed and b in boxed:
+                for k in (a, b):
+                    if k not in boxes:
+                        boxes[k] = boxed[k][0].box_object(boxed[k][1])
+                if lifted is None and boxes_apart(boxes[a], boxes[b]):
+                    continue  # the surfaces neither touch nor cross, neither holds the other
+                (mesh_a, at_a), (mesh_b, at_b) = boxed[a], boxed[b]
+                if lifted is not None:
+                    lift = np.array([0.0, contact_lift, 0.0])
+                    at_a, at_b = (at_a + lift, at_b) if lifted == a else (at_a, at_b + lift)
+                hit = meshes_close(mesh_a, at_a, mesh_b, at_b, 0.0)
+            elif lifted is None:
+                hit = collide(obj(a), obj(b))
             else:
                 rest = obj(lifted).getTranslation()
                 obj(lifted).setTranslation(rest + np.array([0.0, contact_lift, 0.0]))

@@ -46,15 +46,17 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_SUB = 1  # PNG filter type "Sub": each byte minus the byte one pixel to its left
 
 
-def deflate(data: bytes, level: int) -> bytes:
-    """zlib stream of ``data`` at zlib level 0..9; levels 1-3 run on ISA-L when installed."""
+def deflate(data: bytes | np.ndarray, level: int) -> bytes:
+    """zlib stream of ``data`` (bytes or a C-contiguous array's buffer) at zlib level 0..9; levels 1-3
+    run on ISA-L when installed."""
     if _fast_deflate is not None and 1 <= level <= 3:
         return _fast_deflate.compress(data, level)
     return zlib.compress(data, level)
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    crc = _fast_deflate.crc32(data, zlib.crc32(kind)) if _fast_deflate is not None else zlib.crc32(data, zlib.crc32(kind))
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
 
 def encode_png(image: np.ndarray, compression: int) -> bytes:
@@ -75,14 +77,15 @@ def encode_png(image: np.ndarray, compression: int) -> bytes:
     np.subtract(rows[:, bytes_per_pixel:], rows[:, :-bytes_per_pixel], out=filtered[:, 1 + bytes_per_pixel:])
     header = struct.pack(">IIBBBBB", width, height, 8 * image.itemsize, 0 if channels == 1 else 2, 0, 0, 0)
     return b"".join((_PNG_SIGNATURE, _png_chunk(b"IHDR", header),
-                     _png_chunk(b"IDAT", deflate(filtered.tobytes(), int(compression))), _png_chunk(b"IEND", b"")))
+                     _png_chunk(b"IDAT", deflate(filtered, int(compression))), _png_chunk(b"IEND", b"")))
 
 
 def depth_to_millimetres(depth: np.ndarray) -> np.ndarray:
     """(H, W) float metres -> uint16 millimetres (rounded); 0 and anything beyond 65.535 m become 0."""
-    mm = np.asarray(depth, dtype=np.float64) * 1000.0
+    mm = np.multiply(depth, 1000.0, dtype=np.float64)
     np.rint(mm, out=mm)
-    mm[~((mm > 0) & (mm <= MAX_DEPTH_MM))] = 0  # also NaN
+    np.maximum(mm, 0.0, out=mm)  # NaN stays NaN
+    mm[~(mm <= MAX_DEPTH_MM)] = 0  # beyond the range, and NaN
     return mm.astype(np.uint16)
 
 
