@@ -6,7 +6,6 @@ depend on the asset library; the built-in kinds are covered in test_synth_runner
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 import trimesh
 
+from folder_digest import folder_digest
 from sceneforge.errors import InputError
 from sceneforge.geometry import backproject_depth, transform_points
 from sceneforge.geometry.view_centric import box_normalisation, normalisation_matrix
@@ -71,10 +71,6 @@ def _config(seed=3, views=3, occlusion="drop", depth_format="both", kind="test_p
     return SynthConfig(kind=kind, seed=seed, views=ViewSettings(orbit=orbit, occlusion=occlusion),
                        depth_format=depth_format)
 
-
-def _digest(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.mark.parametrize("intrinsics", [None, (75.0, 66.0, 43.3, 25.8)])
@@ -154,7 +150,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     generate_dataset(tmp_path / "a", _config(seed=5), n_scenes=2)
     generate_dataset(tmp_path / "b", _config(seed=5), n_scenes=2)
     generate_dataset(tmp_path / "c", _config(seed=6), n_scenes=2)
-    a, b, c = (_digest(tmp_path / x) for x in "abc")
+    a, b, c = (folder_digest(tmp_path / x) for x in "abc")
     assert a == b
     assert a["scene_000000/views/0000/rgb.png"] != c["scene_000000/views/0000/rgb.png"]
 
@@ -162,7 +158,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
 def test_resume_after_kill_makes_only_the_missing_scenes(tmp_path):
     out = tmp_path / "out"
     generate_dataset(out, _config(), n_scenes=3)
-    before = _digest(out)
+    before = folder_digest(out)
     keep = out / "scene_000000" / "scene.json"
     stamp = keep.stat().st_mtime_ns
     # what a killed run leaves: a missing scene and its half-written hidden temp folder
@@ -178,7 +174,7 @@ def test_resume_after_kill_makes_only_the_missing_scenes(tmp_path):
     report = generate_dataset(out, _config(), n_scenes=3, on_scene=events.append)
     assert report.generated == 1 and report.skipped == 2 and [e.index for e in events] == [2]
     assert not leftover.exists() and not store.exists()
-    assert _digest(out) == before
+    assert folder_digest(out) == before
     assert keep.stat().st_mtime_ns == stamp
     # asking for more scenes extends the dataset
     report = generate_dataset(out, _config(), n_scenes=4)

@@ -1,9 +1,9 @@
 """Runners: the built-in layout kinds in this process, on local worker processes and on Ray give the
-same bytes; the command line writes a dataset and names bad values."""
+same files (PNGs compared by pixels, tests/folder_digest.py); the command line writes a dataset and
+names bad values."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import trimesh
 
+from folder_digest import folder_digest
 from sceneforge.io.scene_json import read_scene_json
 from sceneforge.synth.cameras import OrbitSpec
 from sceneforge.synth.dataset import SynthConfig, register_layout
@@ -28,10 +29,6 @@ def _config(kind: str) -> SynthConfig:
     orbit = OrbitSpec(n_views=2, width=64, height=48)
     return SynthConfig(kind=kind, seed=11, views=ViewSettings(orbit=orbit), layout={"max_objects": 4})
 
-
-def _digest(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.mark.parametrize("kind", ["iscene", "openset"])
@@ -49,7 +46,7 @@ def test_builtin_kinds_write_ground_truth_with_layout_metadata(tmp_path, kind):
 def test_worker_processes_give_the_same_bytes(tmp_path):
     generate_dataset(tmp_path / "one", _config("openset"), n_scenes=3, workers=1)
     generate_dataset(tmp_path / "two", _config("openset"), n_scenes=3, workers=2)
-    assert _digest(tmp_path / "one") == _digest(tmp_path / "two")
+    assert folder_digest(tmp_path / "one") == folder_digest(tmp_path / "two")
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["dataset.json", *(f"scene_00000{i}" for i in range(3))]
 
 
@@ -65,7 +62,7 @@ def test_worker_processes_know_the_layouts_registered_by_the_driver(tmp_path):
     register_layout("test_runner_boxes", two_boxes_kind)  # after import: spawned workers never saw it
     generate_dataset(tmp_path / "one", _config("test_runner_boxes"), n_scenes=2, workers=1)
     generate_dataset(tmp_path / "two", _config("test_runner_boxes"), n_scenes=2, workers=2)
-    assert _digest(tmp_path / "one") == _digest(tmp_path / "two")
+    assert folder_digest(tmp_path / "one") == folder_digest(tmp_path / "two")
 
 
 @pytest.mark.slow
@@ -80,11 +77,11 @@ def test_ray_local_instance_gives_the_same_bytes(tmp_path):
     finally:
         ray.shutdown()
     assert report.generated == 3
-    assert _digest(tmp_path / "local") == _digest(tmp_path / "ray")
+    assert folder_digest(tmp_path / "local") == folder_digest(tmp_path / "ray")
     # ... and one the runner starts and stops ("local")
     report = generate_dataset(tmp_path / "ray_local", _config("iscene"), n_scenes=2, ray_address="local")
     assert report.generated == 2 and not ray.is_initialized()
-    assert _digest(tmp_path / "ray_local")["scene_000001/scene.json"] == _digest(tmp_path / "local")["scene_000001/scene.json"]
+    assert folder_digest(tmp_path / "ray_local")["scene_000001/scene.json"] == folder_digest(tmp_path / "local")["scene_000001/scene.json"]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -156,4 +153,4 @@ def test_killed_run_resumes_to_the_same_bytes(tmp_path):
     assert not list(killed.glob(".scene_*"))
     clean = _cli(*args, "--out", str(tmp_path / "clean"))
     assert clean.returncode == 0
-    assert _digest(killed) == _digest(tmp_path / "clean")
+    assert folder_digest(killed) == folder_digest(tmp_path / "clean")
