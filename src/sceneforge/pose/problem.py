@@ -86,6 +86,8 @@ class PoseSettings:
     weight_floor: float = 20.0
     weight_support: float = 2.0
     contact_tolerance: float = 0.01
+    physical_scale_gradient: bool = False
+    project_contacts: bool = True
     background_margin: float = 0.03
     use_planar: bool = True
     use_silhouette: bool = True
@@ -132,10 +134,12 @@ class ObjectPoseResult:
     warnings: tuple[str, ...] = ()
     losses: Mapping[str, float] = field(default_factory=dict)
     yaw_offset_deg: float = 0.0
+    projection_m: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "model": self.model, "status": self.status, "warnings": list(self.warnings),
                 "losses": dict(self.losses), "yaw_offset_deg": self.yaw_offset_deg,
+                "projection_m": self.projection_m,
                 "pose": self.pose.matrix.tolist(), "initial_pose": self.initial_pose.matrix.tolist()}
 
 
