@@ -15,14 +15,16 @@ at their initial pose fixed:
    ``tolerance`` is
    separated. When one of them is a movable 5-DoF object whose centre is the higher (an object
    standing on another), it is lifted along the floor normal by the smallest multiple of
-   ``lift_step`` (up to ``max_lift``, in its sizes) that clears the pair: gravity's answer, and the
-   only robust one for a thin support (a table top thinner than the SDF grid's cells, whose normals
-   point both up and down). Otherwise (or when no lift clears) the pair is pushed apart along
+   ``lift_step`` (in its sizes) that clears the pair, if one up to twice the pair's deepest
+   penetration (and ``max_lift`` sizes) does: gravity's answer, and the only robust one for a thin
+   support (a table top thinner than the SDF grid's cells, whose normals point both up and down);
+   a lamp beside a low nightstand is not lifted over it. Otherwise the pair is pushed apart along
    ``u`` = the depth-weighted mean of the SDF normals at the penetrating samples, by the deepest
    penetration plus ``clearance``, as the least-norm split of that relative move between the two
    objects' allowed directions (two planar objects slide apart in the floor plane). A 5-DoF object
    below the floor is lifted onto it. Sweeps stop when no sample is deeper than ``tolerance``.
-2. ``settle``: a 5-DoF object whose samples are all clear of the others and of the floor, and
+2. ``settle`` (the optimiser runs it only with ``PoseSettings.settle_max_drop`` > 0, off by
+   default, docs/pose.md): a 5-DoF object whose samples are all clear of the others and of the floor, and
    whose gap to the first support below it (exact ray casts of its surface samples along the floor
    normal against the other objects' posed meshes, and the floor plane) exceeds ``contact`` (the
    support term's hinge: a smaller gap counts as contact there too), is lowered onto that support
@@ -119,7 +121,7 @@ def _separate_pair(a: Body, b: Body, normal: torch.Tensor, settings: ContactSett
     carried = _carried(a, b, normal)
     if carried is not None:
         upper, lower = (a, b) if carried == 0 else (b, a)
-        lift = _lift(upper, lower, normal, settings)
+        lift = _lift(upper, lower, normal, min(settings.max_lift * upper.size, 2.0 * depth), settings)
         if lift is not None:
             upper.model.translate(normal * lift)
             return depth
@@ -169,11 +171,11 @@ def _carried(a: Body, b: Body, normal: torch.Tensor) -> int | None:
     return None
 
 
-def _lift(upper: Body, lower: Body, normal: torch.Tensor, settings: ContactSettings) -> float | None:
-    """Smallest lift (m) along the floor normal, in steps of ``lift_step`` up to ``max_lift`` object
-    sizes, that takes ``upper`` out of ``lower``; None when there is none."""
+def _lift(upper: Body, lower: Body, normal: torch.Tensor, limit: float, settings: ContactSettings) -> float | None:
+    """Smallest lift (m) along the floor normal, in steps of ``lift_step`` object sizes up to
+    ``limit`` metres, that takes ``upper`` out of ``lower``; None when there is none."""
     step = max(settings.lift_step * upper.size, settings.tolerance)
-    for k in range(1, int(settings.max_lift / settings.lift_step) + 1):
+    for k in range(1, int(limit / step) + 2):
         if _pair_depth(upper, lower, normal * (k * step)) <= settings.tolerance:
             return k * step + settings.clearance
     return None
@@ -196,7 +198,7 @@ def settle(bodies: Sequence[Body], normal: torch.Tensor, offset: float,
     up = normal.detach().double().numpy()
     for i in order:
         body = bodies[i]
-        if not body.movable or body.model.kind == "planar":
+        if not body.movable or body.model.kind == "planar" or settings.max_drop <= 0:
             continue
         world = _world(body)
         if any(float(_inside(world, b)[0].max()) > settings.tolerance

@@ -451,7 +451,7 @@ class PoseOptimiser:
         bodies = [Body(o.model, o.active, o.target.mesh, o.surface_samples, o.sdf, o.size) for o in objects]
         with torch.no_grad():
             before = [o.model().t.clone() for o in objects]
-        settings = ContactSettings(contact=self.settings.contact_tolerance)
+        settings = ContactSettings(contact=self.settings.contact_tolerance, max_drop=self.settings.settle_max_drop)
         separate(bodies, context["normal"], context["offset"], settings)
         settle(bodies, context["normal"], context["offset"], settings)
         with torch.no_grad():

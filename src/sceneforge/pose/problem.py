@@ -62,6 +62,11 @@ class PoseSettings:
     ``final_lr_fraction`` of them over ``iterations``; early stop when the total loss has not
     improved by ``min_improvement`` (relative) for ``patience`` iterations. The pose returned is
     the one of the lowest total loss.
+
+    Physical terms (``use_physical``): evaluated at scale-detached poses unless
+    ``physical_scale_gradient``; then, with ``project_contacts``, the collision-resolving projection
+    of :mod:`sceneforge.pose.contact` (lift / push apart; settling floating 5-DoF objects onto their
+    support only when ``settle_max_drop`` > 0, in object sizes).
     """
 
     iterations: int = 120
@@ -88,6 +93,7 @@ class PoseSettings:
     contact_tolerance: float = 0.01
     physical_scale_gradient: bool = False
     project_contacts: bool = True
+    settle_max_drop: float = 0.0
     background_margin: float = 0.03
     use_planar: bool = True
     use_silhouette: bool = True
