@@ -13,12 +13,13 @@ at their initial pose fixed:
 1. ``separate``: Gauss-Seidel sweeps over the pairs of objects. A pair whose samples lie inside
    the other's SDF (depths ``d``, outward normals ``n`` from the SDF gradient) deeper than
    ``tolerance`` is
-   separated. When one of them is a movable 5-DoF object whose centre is the higher (an object
-   standing on another), it is lifted along the floor normal by the smallest multiple of
-   ``lift_step`` (in its sizes) that clears the pair, if one up to twice the pair's deepest
-   penetration (and ``max_lift`` sizes) does: gravity's answer, and the only robust one for a thin
-   support (a table top thinner than the SDF grid's cells, whose normals point both up and down);
-   a lamp beside a low nightstand is not lifted over it. Otherwise the pair is pushed apart along
+   separated. When one of them rests on the other (:func:`rests_on`: a movable 5-DoF object whose
+   centre is the higher) and its centre is over the other's footprint, it is lifted along the floor
+   normal by the smallest multiple of ``lift_step`` (in its sizes, up to ``max_lift``) that clears
+   the pair: gravity's answer, and the only robust one for a thin support (a table top thinner than
+   the SDF grid's cells, whose normals point both up and down, and whose SDF reads a pot sunk
+   through it as barely inside); a lamp beside a low nightstand is not lifted over it. Otherwise
+   the pair is pushed apart along
    ``u`` = the depth-weighted mean of the SDF normals at the penetrating samples, by the deepest
    penetration plus ``clearance``, as the least-norm split of that relative move between the two
    objects' allowed directions (two planar objects slide apart in the floor plane). A 5-DoF object
@@ -121,7 +122,8 @@ def _separate_pair(a: Body, b: Body, normal: torch.Tensor, settings: ContactSett
     carried = _carried(a, b, normal)
     if carried is not None:
         upper, lower = (a, b) if carried == 0 else (b, a)
-        lift = _lift(upper, lower, normal, min(settings.max_lift * upper.size, 2.0 * depth), settings)
+        lift = _lift(upper, lower, normal, settings.max_lift * upper.size, settings) \
+            if _over_footprint(upper, lower, normal) else None
         if lift is not None:
             upper.model.translate(normal * lift)
             return depth
@@ -169,6 +171,18 @@ def _carried(a: Body, b: Body, normal: torch.Tensor) -> int | None:
     if rests_on(b.model.kind, b.movable, hb, ha):
         return 1
     return None
+
+
+def _over_footprint(upper: Body, lower: Body, normal: torch.Tensor) -> bool:
+    """Whether ``upper``'s centre lies over ``lower``'s footprint (the box of its samples in the
+    floor plane), as the evaluation's support test asks."""
+    helper = torch.tensor([1.0, 0.0, 0.0]) if abs(float(normal[0])) < 0.9 else torch.tensor([0.0, 0.0, 1.0])
+    e1 = helper - (helper @ normal) * normal
+    e1 = e1 / e1.norm()
+    basis = torch.stack([e1, torch.linalg.cross(normal, e1)])
+    centre = _world(upper).mean(0) @ basis.T
+    flat = _world(lower) @ basis.T
+    return bool(torch.all(centre >= flat.amin(0)) and torch.all(centre <= flat.amax(0)))
 
 
 def _lift(upper: Body, lower: Body, normal: torch.Tensor, limit: float, settings: ContactSettings) -> float | None:
