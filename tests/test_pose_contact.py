@@ -8,7 +8,7 @@ import pytest
 import torch
 import trimesh
 
-from sceneforge.pose.contact import Body, separate, settle
+from sceneforge.pose.contact import Body, _pair_depth, separate, settle
 from sceneforge.pose.models import build_model
 from sceneforge.pose.sdf import build_sdf_grid
 from sceneforge.types import Plane, Similarity
@@ -82,3 +82,13 @@ def test_two_overlapping_floor_objects_slide_apart_in_the_floor_plane():
     ta, tb = a.model().t.detach(), b.model().t.detach()
     assert float(tb[0] - ta[0]) > 0.5 - 0.01  # the boxes are 0.5 m long along x
     assert abs(float(ta[1]) - 0.15) < 1e-5 and abs(float(tb[1]) - 0.15) < 1e-5  # still on the floor
+
+
+def test_an_object_beside_a_lower_one_is_pushed_aside_not_lifted_over_it():
+    cube = trimesh.creation.box((1.0, 1.0, 1.0))
+    stand = body(cube, "planar", (0.0, 0.25, 0.0), 0.5)  # top at 0.5
+    lamp = body(cube, "5dof", (0.45, 0.6, 0.0), 1.2)  # centre higher, beside it, 15 cm overlap in x
+    assert _pair_depth(stand, lamp) > 0.1
+    separate([stand, lamp], NORMAL, 0.0)
+    assert lowest(lamp) < top(stand) - 0.25  # not lifted onto the stand (a lift needs 0.5 m)
+    assert _pair_depth(stand, lamp) < 0.005  # pushed out along the SDF normals instead
