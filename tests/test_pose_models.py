@@ -105,3 +105,30 @@ def test_sdf_without_open3d_uses_winding_numbers(monkeypatch):
     fallback = build_sdf_grid(box, resolution=12)
     assert np.array_equal(np.sign(fallback.values), np.sign(with_open3d.values))
     assert np.abs(fallback.values - with_open3d.values).max() < 0.03
+
+
+def test_sdf_of_overlapping_closed_parts_is_their_union():
+    # engine furniture is made of closed parts that overlap (a desk's top, legs, drawers): one
+    # ray-parity test on the whole mesh crosses two surfaces in the overlap and reads "outside"
+    a = trimesh.creation.box((1.0, 0.4, 0.4))
+    b = trimesh.creation.box((0.4, 1.0, 0.4))
+    mesh = trimesh.util.concatenate([a, b])
+    grid = build_sdf_grid(mesh, resolution=24)
+    query = np.array([[0.0, 0.0, 0.0], [0.1, 0.1, 0.0], [0.4, 0.0, 0.0], [0.0, 0.4, 0.0], [0.4, 0.4, 0.0]])
+    sdf = sample_sdf(torch.tensor(grid.values), torch.tensor(grid.lo, dtype=torch.float32),
+                     torch.tensor(grid.hi, dtype=torch.float32), torch.tensor(query, dtype=torch.float32)).numpy()
+    assert np.all(sdf[:4] < -0.05), sdf  # both overlap points and the arms are inside
+    assert sdf[4] == pytest.approx(0.2, abs=0.03)  # outside the union: distance to the nearer arm
+
+
+def test_scale_gradient_can_be_detached():
+    floor = Plane(np.array([0.0, 1.0, 0.0]), 0.0)
+    for kind in ("planar", "5dof", "7dof"):
+        model = build_model(kind, Similarity(np.eye(3), np.array([0.1, 0.5, 2.0]), 0.8), floor, PIVOT)
+        with torch.no_grad():
+            model.log_scale.fill_(0.1)
+        attached, detached = model(), model(scale_gradient=False)
+        assert torch.allclose(attached.t, detached.t) and torch.allclose(attached.s, detached.s)
+        detached.apply(torch.ones(4, 3)).sum().backward()
+        assert model.log_scale.grad is None or float(model.log_scale.grad) == 0.0
+        assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in model.parameters())

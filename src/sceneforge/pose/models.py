@@ -13,6 +13,11 @@ similarity ``x_world = s · R @ x_obj + t`` as tensors.
 
 Translations are parameterised in units of the initial scale (the object's size), so one learning
 rate suits large and small objects alike.
+
+``model(scale_gradient=False)`` returns the same pose with the scale detached from the graph (the
+translation then moves with the scale as it does in the model, but no gradient reaches the
+log-scale): the optimiser poses the objects this way for the physical terms, so that contact and
+non-penetration move objects instead of shrinking them (docs/pose.md, "Losses").
 """
 
 from __future__ import annotations
@@ -101,8 +106,23 @@ class PoseModel(torch.nn.Module, ABC):
         with torch.no_grad():
             self.yaw.fill_(yaw)
 
-    def scale(self) -> torch.Tensor:
-        return self.s0 * torch.exp(self.log_scale)
+    def scale(self, gradient: bool = True) -> torch.Tensor:
+        """The uniform scale; detached from the graph when ``gradient`` is False."""
+        s = self.s0 * torch.exp(self.log_scale)
+        return s if gradient else s.detach()
+
+    def translation_basis(self) -> torch.Tensor:
+        """(k, 3) orthonormal world directions the model can translate along (all three here)."""
+        return torch.eye(3, dtype=self.dtype_)
+
+    def translate(self, v: torch.Tensor) -> None:
+        """Move the object by the world vector ``v`` (3,) projected onto :meth:`translation_basis`
+        (no gradient; the collision projection's step)."""
+        with torch.no_grad():
+            self._shift(self.translation_basis().T @ (self.translation_basis() @ v))
+
+    def _shift(self, v: torch.Tensor) -> None:
+        self.delta_t.add_(v / self.s0)
 
     @abstractmethod
     def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
@@ -128,13 +148,19 @@ class PlanarModel(PoseModel):
         self.delta_ab = torch.nn.Parameter(torch.zeros(2, dtype=dtype))
         self.yaw = torch.nn.Parameter(torch.zeros((), dtype=dtype))
 
+    def translation_basis(self) -> torch.Tensor:
+        return torch.stack([self.e1, self.e2])
+
+    def _shift(self, v: torch.Tensor) -> None:
+        self.delta_ab.add_(torch.stack([v @ self.e1, v @ self.e2]) / self.s0)
+
     def pivot_world(self) -> torch.Tensor:
         ab = self.ab0 + self.s0 * self.delta_ab
         return self.origin + ab[0] * self.e1 + ab[1] * self.e2
 
-    def forward(self) -> PosedSimilarity:
+    def forward(self, scale_gradient: bool = True) -> PosedSimilarity:
         R = rotation_about(self.up, self.yaw) @ self.R0
-        s = self.scale()
+        s = self.scale(scale_gradient)
         t = self.pivot_world() - s * (R @ self.pivot_obj)
         return PosedSimilarity(R, t, s)
 
@@ -152,9 +178,9 @@ class FreeModel(PoseModel):
         self.delta_t = torch.nn.Parameter(torch.zeros(3, dtype=dtype))
         self.yaw = torch.nn.Parameter(torch.zeros((), dtype=dtype))
 
-    def forward(self) -> PosedSimilarity:
+    def forward(self, scale_gradient: bool = True) -> PosedSimilarity:
         R = rotation_about(self.up, self.yaw) @ self.R0
-        return PosedSimilarity(R, self.t0 + self.s0 * self.delta_t, self.scale())
+        return PosedSimilarity(R, self.t0 + self.s0 * self.delta_t, self.scale(scale_gradient))
 
     def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
         return {"translation": [self.delta_t], "rotation": [self.yaw], "scale": [self.log_scale]}
@@ -172,9 +198,9 @@ class FullModel(PoseModel):
         self.yaw = torch.nn.Parameter(torch.zeros((), dtype=dtype))
         self.rotvec = torch.nn.Parameter(torch.zeros(3, dtype=dtype))
 
-    def forward(self) -> PosedSimilarity:
+    def forward(self, scale_gradient: bool = True) -> PosedSimilarity:
         R = rotation_from_rotvec(self.rotvec) @ rotation_about(self.up, self.yaw) @ self.R0
-        return PosedSimilarity(R, self.t0 + self.s0 * self.delta_t, self.scale())
+        return PosedSimilarity(R, self.t0 + self.s0 * self.delta_t, self.scale(scale_gradient))
 
     def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
         return {"translation": [self.delta_t], "rotation": [self.yaw, self.rotvec], "scale": [self.log_scale]}

@@ -4,7 +4,9 @@ Per object: a pose model (planar 4-DoF when its mask touches the floor, else 5-D
 dense surface samples for the soft silhouette render in a square crop around the object, sparser
 samples for the 3D point loss and the physical terms, and an SDF grid of its canonical mesh. The
 yaw is initialised by a grid search over ``yaw_candidates`` angles (silhouette + point losses, each
-object alone); then all objects are refined together with Adam, the physical terms coupling them.
+object alone); then all objects are refined together with Adam, the physical terms coupling them
+(at scale-detached poses: they move objects, never resize them); finally the poses are projected
+out of collisions and stacked objects onto their supports (:mod:`sceneforge.pose.contact`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import trimesh
 
 from sceneforge.geometry import invert_transform
 from sceneforge.pose import losses as L
-from sceneforge.pose.models import PoseModel, PosedSimilarity, build_model
+from sceneforge.pose.contact import Body, ContactSettings, rests_on, separate, settle
+from sceneforge.pose.models import PoseModel, build_model
 from sceneforge.pose.problem import (ObjectPoseResult, PoseOptimisationResult, PoseProblem, PoseSettings,
                                      PoseTarget)
 from sceneforge.pose.sdf import build_sdf_grid
@@ -56,6 +59,7 @@ class _Object:
     weight_crop: torch.Tensor         # (R, R)
     sdf: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
     yaw_offset: float = 0.0
+    projection_m: float = 0.0
     last_good: dict[str, torch.Tensor] | None = None
 
 
@@ -216,11 +220,13 @@ class PoseOptimiser:
         return objects
 
     # ----- losses ------------------------------------------------------------------------------
-    def _losses(self, problem: PoseProblem, objects: list[_Object], poses: list[PosedSimilarity],
-                context: dict, physical: bool) -> torch.Tensor:
-        """(B, len(TERMS)) unweighted per-object loss terms (zeros for disabled terms)."""
+    def _losses(self, problem: PoseProblem, objects: list[_Object], context: dict, physical: bool) -> torch.Tensor:
+        """(B, len(TERMS)) unweighted per-object loss terms (zeros for disabled terms) at the models'
+        current poses; the physical terms see the poses with the scale detached unless
+        ``physical_scale_gradient`` (docs/pose.md)."""
         s = self.settings
         B = len(objects)
+        poses = [o.model() for o in objects]
         rows = [[torch.zeros((), dtype=DTYPE) for _ in TERMS] for _ in range(B)]
         R_cw, t_cw = context["R_cam_world"], context["t_cam_world"]
         if s.use_silhouette:
@@ -241,14 +247,16 @@ class PoseOptimiser:
             sil_loss = L.silhouette_loss(sil, target, weight)
             for i in range(B):
                 rows[i][0] = sil_loss[i]
-        world_phys = [pose.apply(o.physical_samples) for o, pose in zip(objects, poses)]
         for i, (o, pose) in enumerate(zip(objects, poses)):
             if s.use_points and o.observed is not None:
                 surface = pose.apply(o.surface_samples)
                 rows[i][1] = L.point_to_surface_loss(o.observed, surface, o.surface_normals @ pose.R.T, o.size)
         if physical:
+            poses = [o.model(scale_gradient=s.physical_scale_gradient) for o in objects]
+            world_phys = [pose.apply(o.physical_samples) for o, pose in zip(objects, poses)]
             normal, offset = context["normal"], context["offset"]
             boxes = [(w.detach().amin(0), w.detach().amax(0)) for w in world_phys]
+            heights = [float(w.detach().mean(0) @ normal) for w in world_phys]
             for i, (o, pose) in enumerate(zip(objects, poses)):
                 X = world_phys[i]
                 pen = torch.zeros((), dtype=DTYPE)
@@ -258,9 +266,15 @@ class PoseOptimiser:
                         continue
                     if not _boxes_overlap(boxes[i], boxes[j], 0.1 * o.size + s.contact_tolerance * 4):
                         continue
-                    sd = L.signed_distance_to_objects(X, *oj.sdf, pj.R, pj.t, pj.s)
+                    # an object resting on another yields: only the carried one's pose gets the gradient
+                    Xi = X.detach() if rests_on(oj.model.kind, oj.active, heights[j], heights[i]) else X
+                    Rj, tj, sj = (pj.R.detach(), pj.t.detach(), pj.s.detach()) \
+                        if rests_on(o.model.kind, o.active, heights[i], heights[j]) else (pj.R, pj.t, pj.s)
+                    sd = L.signed_distance_to_objects(Xi, *oj.sdf, Rj, tj, sj)
                     pen = pen + torch.relu(-sd).mean()
-                    support_candidates.append(torch.relu(sd))
+                    if o.model.kind != "planar":  # the support moves the carried object only
+                        support_candidates.append(torch.relu(L.signed_distance_to_objects(
+                            X, *oj.sdf, pj.R.detach(), pj.t.detach(), pj.s.detach())))
                 rows[i][2] = pen / o.size
                 if context["bg_depth"] is not None:
                     X_cam = X @ R_cw.T + t_cw
@@ -295,6 +309,8 @@ class PoseOptimiser:
                 self._yaw_search(problem, objects, context)
                 self._rechoose_models(problem, objects)
                 iterations = self._refine(problem, objects, context, history, s.iterations, s.use_physical)
+                if s.use_physical and s.project_contacts:
+                    self._project(objects, context)
             final_terms = self._final_terms(problem, objects, context)
             results = tuple(self._result(o, terms) for o, terms in zip(objects, final_terms))
         warnings = tuple(f"object {r.id}: {w}" for r in results for w in r.warnings)
@@ -366,7 +382,7 @@ class PoseOptimiser:
 
     def _image_loss(self, problem: PoseProblem, objects: list[_Object], context: dict) -> torch.Tensor:
         """(B,) weighted silhouette + point loss of every object at its model's current pose."""
-        terms = self._losses(problem, objects, [o.model() for o in objects], context, physical=False)
+        terms = self._losses(problem, objects, context, physical=False)
         return (terms[:, :2] * self._weights()[:2]).sum(dim=1)
 
     def _refine(self, problem: PoseProblem, objects: list[_Object], context: dict, history: list[float],
@@ -395,8 +411,7 @@ class PoseOptimiser:
             for g in optimiser.param_groups:
                 g["lr"] = g["base_lr"] * fraction
             optimiser.zero_grad(set_to_none=True)
-            poses = [o.model() for o in objects]
-            terms = self._losses(problem, objects, poses, context, physical=physical)
+            terms = self._losses(problem, objects, context, physical=physical)
             per_object = (terms * weights).sum(dim=1)
             bad = [i for i, o in enumerate(objects) if o.active and not torch.isfinite(per_object[i])]
             if bad:
@@ -430,6 +445,19 @@ class PoseOptimiser:
                     _restore(objects[i].model, state)
         return iteration
 
+    def _project(self, objects: list[_Object], context: dict) -> None:
+        """The collision-resolving projection (pose/contact.py) on the optimised poses; each active
+        object's displacement (m) goes to ``o.projection_m``."""
+        bodies = [Body(o.model, o.active, o.target.mesh, o.surface_samples, o.sdf, o.size) for o in objects]
+        with torch.no_grad():
+            before = [o.model().t.clone() for o in objects]
+        settings = ContactSettings(contact=self.settings.contact_tolerance, max_drop=self.settings.settle_max_drop)
+        separate(bodies, context["normal"], context["offset"], settings)
+        settle(bodies, context["normal"], context["offset"], settings)
+        with torch.no_grad():
+            for o, t in zip(objects, before):
+                o.projection_m = float((o.model().t - t).norm())
+
     def _stop_object(self, o: _Object, iteration: int) -> None:
         """A non-finite loss: restore the last pose with a finite loss and freeze the object."""
         if o.last_good is not None:
@@ -446,7 +474,7 @@ class PoseOptimiser:
         if not objects:
             return []
         with torch.no_grad():
-            terms = self._losses(problem, objects, [o.model() for o in objects], context, physical=self.settings.use_physical)
+            terms = self._losses(problem, objects, context, physical=self.settings.use_physical)
         return [{name: float(value) for name, value in zip(TERMS, row)} for row in terms]
 
     def _result(self, o: _Object, losses: dict[str, float]) -> ObjectPoseResult:
@@ -457,7 +485,7 @@ class PoseOptimiser:
                 pose = o.model().to_similarity()
         return ObjectPoseResult(id=o.target.id, pose=pose, initial_pose=o.target.initial_pose,
                                 model=o.model.kind, status=o.status, warnings=tuple(o.warnings), losses=losses,
-                                yaw_offset_deg=math.degrees(o.yaw_offset))
+                                yaw_offset_deg=math.degrees(o.yaw_offset), projection_m=o.projection_m)
 
 
 def _snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:

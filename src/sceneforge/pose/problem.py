@@ -62,6 +62,11 @@ class PoseSettings:
     ``final_lr_fraction`` of them over ``iterations``; early stop when the total loss has not
     improved by ``min_improvement`` (relative) for ``patience`` iterations. The pose returned is
     the one of the lowest total loss.
+
+    Physical terms (``use_physical``): evaluated at scale-detached poses unless
+    ``physical_scale_gradient``; then, with ``project_contacts``, the collision-resolving projection
+    of :mod:`sceneforge.pose.contact` (lift / push apart; settling floating 5-DoF objects onto their
+    support only when ``settle_max_drop`` > 0, in object sizes).
     """
 
     iterations: int = 120
@@ -86,6 +91,9 @@ class PoseSettings:
     weight_floor: float = 20.0
     weight_support: float = 2.0
     contact_tolerance: float = 0.01
+    physical_scale_gradient: bool = False
+    project_contacts: bool = True
+    settle_max_drop: float = 0.0
     background_margin: float = 0.03
     use_planar: bool = True
     use_silhouette: bool = True
@@ -132,10 +140,12 @@ class ObjectPoseResult:
     warnings: tuple[str, ...] = ()
     losses: Mapping[str, float] = field(default_factory=dict)
     yaw_offset_deg: float = 0.0
+    projection_m: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "model": self.model, "status": self.status, "warnings": list(self.warnings),
                 "losses": dict(self.losses), "yaw_offset_deg": self.yaw_offset_deg,
+                "projection_m": self.projection_m,
                 "pose": self.pose.matrix.tolist(), "initial_pose": self.initial_pose.matrix.tolist()}
 
 

@@ -6,9 +6,18 @@ canonical frame (differentiable in both poses) and the grid is sampled trilinear
 ``torch.nn.functional.grid_sample``. Outside the grid's box the distance to the box is added, so
 the value stays a (conservative) distance far away.
 
-The grid is built with Open3D's RaycastingScene when it is installed (exact unsigned distance;
-inside/outside by a majority vote of ``sign_rays`` ray parity tests, which tolerates small holes of
-the reconstructed meshes), else with numpy/scipy only:
+Meshes made of overlapping closed parts (the engine's and the asset library's furniture: a desk is
+a top, legs and drawers, each a closed box, that overlap) are treated as the union of their
+connected components: the grid is the minimum of the components' signed distances (CSG union:
+exact outside, a conservative depth inside). A single ray-parity or distance query on the whole
+mesh gets such meshes wrong: a point where two parts overlap crosses two surfaces and reads as
+*outside* (on engine furniture 5-17 % of the interior, measured against generalised winding
+numbers), and the faces of a part buried in another count as surface. Meshes with more than
+``max_parts`` components (scans, noise) are taken whole.
+
+Each component's distances come from Open3D's RaycastingScene when it is installed (exact unsigned
+distance; inside/outside by a majority vote of ``sign_rays`` ray parity tests, which tolerates
+small holes of the reconstructed meshes), else from numpy/scipy only:
 - sign: generalised winding number (sum of solid angles of the faces, Van Oosterom-Strackee),
   robust to small holes; inside where it exceeds 0.5 (cost queries x faces: fine for small meshes);
 - magnitude: distance to the nearest of dense surface samples (KD-tree), accurate to about half
@@ -50,23 +59,38 @@ def winding_numbers(mesh: trimesh.Trimesh, points: np.ndarray, chunk: int = 4096
     return out
 
 
+def mesh_parts(mesh: trimesh.Trimesh, max_parts: int = 32) -> list[trimesh.Trimesh]:
+    """The connected components of ``mesh`` (by shared vertices), or ``[mesh]`` when it has one or
+    more than ``max_parts`` of them."""
+    parts = mesh.split(only_watertight=False)
+    return list(parts) if 1 < len(parts) <= max_parts else [mesh]
+
+
 def build_sdf_grid(mesh: trimesh.Trimesh, resolution: int = 24, padding: float = 0.1,
-                   surface_samples: int = 20000, seed: int = 0) -> SdfGrid:
-    """SDF grid of ``mesh`` over its bounding box grown by ``padding`` of its largest side."""
+                   surface_samples: int = 20000, seed: int = 0, max_parts: int = 32) -> SdfGrid:
+    """SDF grid of ``mesh`` (the union of its parts, module docstring) over its bounding box grown by
+    ``padding`` of its largest side."""
     bounds = np.asarray(mesh.bounds, dtype=np.float64)
     pad = padding * float(np.max(bounds[1] - bounds[0]))
     lo, hi = bounds[0] - pad, bounds[1] + pad
     axes = [np.linspace(lo[k], hi[k], resolution) for k in range(3)]
     zz, yy, xx = np.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
     query = np.stack([xx, yy, zz], axis=-1).reshape(-1, 3)
+    parts = mesh_parts(mesh, max_parts)
     try:
-        values = _open3d_sdf(mesh, query)
+        values = np.min([_open3d_sdf(part, query) for part in parts], axis=0)
     except ImportError:
-        samples, _ = trimesh.sample.sample_surface(mesh, surface_samples, seed=seed)
-        distance, _ = cKDTree(samples).query(query)
-        inside = winding_numbers(mesh, query) > 0.5
-        values = np.where(inside, -distance, distance)
+        total = float(sum(part.area for part in parts)) or 1.0
+        values = np.min([_numpy_sdf(part, query, max(64, round(surface_samples * part.area / total)), seed)
+                         for part in parts], axis=0)
     return SdfGrid(values.reshape(resolution, resolution, resolution).astype(np.float32), lo, hi)
+
+
+def _numpy_sdf(mesh: trimesh.Trimesh, query: np.ndarray, surface_samples: int, seed: int) -> np.ndarray:
+    """(N,) signed distances without Open3D: KD-tree distance to surface samples, winding-number sign."""
+    samples, _ = trimesh.sample.sample_surface(mesh, surface_samples, seed=seed)
+    distance, _ = cKDTree(samples).query(query)
+    return np.where(winding_numbers(mesh, query) > 0.5, -distance, distance)
 
 
 def _open3d_sdf(mesh: trimesh.Trimesh, query: np.ndarray, sign_rays: int = 5) -> np.ndarray:
