@@ -64,7 +64,8 @@ class PoseSettings:
     the one of the lowest total loss.
 
     Physical terms (``use_physical``): evaluated at scale-detached poses unless
-    ``physical_scale_gradient``; then, with ``project_contacts``, the collision-resolving projection
+    ``physical_scale_gradient``; then, with ``project_contacts`` (off by default: on a real frame it
+    pushed approximate shapes away from their depth points, docs/pose.md), the collision-resolving projection
     of :mod:`sceneforge.pose.contact` (lift / push apart; settling floating 5-DoF objects onto their
     support only when ``settle_max_drop`` > 0, in object sizes).
     """
@@ -92,7 +93,7 @@ class PoseSettings:
     weight_support: float = 2.0
     contact_tolerance: float = 0.01
     physical_scale_gradient: bool = False
-    project_contacts: bool = True
+    project_contacts: bool = False
     settle_max_drop: float = 0.0
     background_margin: float = 0.03
     use_planar: bool = True
