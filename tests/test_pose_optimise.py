@@ -82,7 +82,10 @@ def test_yaw_grid_search_recovers_a_quarter_turn():
     assert pose_error(obj.pose, truths[0])[0] < 3.0
 
 
-def test_physical_terms_remove_interpenetration(scene):
+@pytest.mark.parametrize("iterations, project_contacts", [(60, False), (0, True)])
+def test_physical_terms_remove_interpenetration(scene, iterations, project_contacts):
+    """The loss's physical terms alone (60 iterations), or the collision-resolving projection alone
+    (no iteration), separate a box and a cylinder pushed into each other."""
     problem, truths, _ = scene
     from sceneforge.types import Similarity
 
@@ -92,7 +95,8 @@ def test_physical_terms_remove_interpenetration(scene):
                                                            b.initial_pose.s))
     problem = dataclasses.replace(problem, targets=(a, moved))
     settings = dataclasses.replace(FAST, use_silhouette=False, use_points=False, yaw_candidates=1,
-                                   iterations=60, patience=60, min_pixels=0)
+                                   iterations=iterations, patience=60, min_pixels=0,
+                                   hypothesis_iterations=0, project_contacts=project_contacts)
     optimiser = PoseOptimiser(settings)
     result = optimiser.optimise(problem)
     objects = optimiser._prepare(problem, np.random.default_rng(0))
@@ -108,6 +112,8 @@ def test_physical_terms_remove_interpenetration(scene):
     before = penetration([a.initial_pose, moved.initial_pose])
     after = penetration([o.pose for o in result.objects])
     assert before > 0.01 and after < 0.1 * before
+    moved = max(o.projection_m for o in result.objects)
+    assert moved > 0.01 if project_contacts else moved == 0.0
 
 
 def test_too_few_pixels_keeps_the_initial_pose_with_a_warning(scene):
