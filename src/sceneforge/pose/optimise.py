@@ -5,8 +5,9 @@ dense surface samples for the soft silhouette render in a square crop around the
 samples for the 3D point loss and the physical terms, and an SDF grid of its canonical mesh. The
 yaw is initialised by a grid search over ``yaw_candidates`` angles (silhouette + point losses, each
 object alone); then all objects are refined together with Adam, the physical terms coupling them
-(at scale-detached poses: they move objects, never resize them); finally the poses are projected
-out of collisions and stacked objects onto their supports (:mod:`sceneforge.pose.contact`).
+(at scale-detached poses: they move objects, never resize them); optionally
+(``project_contacts``, off by default) the poses are then projected out of collisions and stacked
+objects onto their supports (:mod:`sceneforge.pose.contact`).
 """
 
 from __future__ import annotations
