@@ -43,7 +43,7 @@ import torch
 import trimesh
 
 from sceneforge.pose.losses import signed_distance_to_objects
-from sceneforge.pose.models import PoseModel
+from sceneforge.pose.models import PoseModel, floor_axes
 
 
 @dataclass(frozen=True, eq=False)
@@ -176,10 +176,7 @@ def _carried(a: Body, b: Body, normal: torch.Tensor) -> int | None:
 def _over_footprint(upper: Body, lower: Body, normal: torch.Tensor) -> bool:
     """Whether ``upper``'s centre lies over ``lower``'s footprint (the box of its samples in the
     floor plane), as the evaluation's support test asks."""
-    helper = torch.tensor([1.0, 0.0, 0.0]) if abs(float(normal[0])) < 0.9 else torch.tensor([0.0, 0.0, 1.0])
-    e1 = helper - (helper @ normal) * normal
-    e1 = e1 / e1.norm()
-    basis = torch.stack([e1, torch.linalg.cross(normal, e1)])
+    basis = torch.as_tensor(np.stack(floor_axes(normal.detach().double().numpy())), dtype=normal.dtype)
     centre = _world(upper).mean(0) @ basis.T
     flat = _world(lower) @ basis.T
     return bool(torch.all(centre >= flat.amin(0)) and torch.all(centre <= flat.amax(0)))

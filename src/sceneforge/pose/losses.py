@@ -12,7 +12,7 @@ they are divided by the object's size.
 The optimiser evaluates the physical terms at poses whose scale is detached (size is measured by
 the image terms; a one-sided penalty would otherwise always shrink objects) and lets the penetration
 gradient reach only the carried object of a pair where one rests on the other; what the loop leaves
-is removed by the collision projection of :mod:`sceneforge.pose.contact` (docs/pose.md).
+can be removed by the optional collision projection of :mod:`sceneforge.pose.contact` (docs/pose.md).
 """
 
 from __future__ import annotations

@@ -76,13 +76,19 @@ class PosedSimilarity:
         return Similarity(U @ Vt, self.t.detach().double().numpy(), float(self.s.detach()))
 
 
-def floor_basis(floor: Plane) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(origin on the plane, e1, e2, normal): an orthonormal frame of the floor, (3,) each."""
-    n = np.asarray(floor.normal, dtype=np.float64)
+def floor_axes(normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(e1, e2), (3,) each: orthonormal directions in the plane of the unit ``normal`` (3,)."""
+    n = np.asarray(normal, dtype=np.float64)
     helper = np.array([1.0, 0.0, 0.0]) if abs(n[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
     e1 = helper - (helper @ n) * n
     e1 /= np.linalg.norm(e1)
-    e2 = np.cross(n, e1)
+    return e1, np.cross(n, e1)
+
+
+def floor_basis(floor: Plane) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(origin on the plane, e1, e2, normal): an orthonormal frame of the floor, (3,) each."""
+    n = np.asarray(floor.normal, dtype=np.float64)
+    e1, e2 = floor_axes(n)
     return -floor.offset * n, e1, e2, n
 
 

@@ -758,9 +758,7 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
     centres = np.zeros((len(assets), 2))
     meshes = []  # each asset rotated, scaled and lifted onto the floor, with its bounding box
     for asset, R, s, v, lift in zip(assets, rotations, scales, local_vertices, lifts):
-        lo, hi = _canonical_bounds(asset.mesh)
-        meshes.append(BoxedMesh(v + [0.0, lift, 0.0], np.asarray(asset.mesh.faces), R,
-                                R @ (s * 0.5 * (lo + hi)) + [0.0, lift, 0.0], s * 0.5 * (hi - lo)))
+        meshes.append(_boxed_mesh(v + [0.0, lift, 0.0], asset.mesh, R, s, [0.0, lift, 0.0]))
     cores: dict[int, Any] = {}
     boxes: dict[int, Any] = {}
 
@@ -861,12 +859,12 @@ def _canonical_bounds(mesh: trimesh.Trimesh) -> np.ndarray:
     return np.stack([vertices.min(axis=0), vertices.max(axis=0)])
 
 
-def _posed_boxed_mesh(obj: SceneObject, world: trimesh.Trimesh) -> BoxedMesh:
-    """``world`` (the posed mesh of ``obj``, world coordinates) with its canonical bounding box posed too."""
-    lo, hi = _canonical_bounds(obj.mesh)
-    scale = obj.pose.scale_xyz
-    return BoxedMesh(np.asarray(world.vertices), np.asarray(world.faces), obj.pose.R,
-                     obj.pose.R @ (scale * 0.5 * (lo + hi)) + obj.pose.t, scale * 0.5 * (hi - lo))
+def _boxed_mesh(posed_vertices: np.ndarray, canonical: trimesh.Trimesh, R: np.ndarray, scale, t) -> BoxedMesh:
+    """``posed_vertices`` (N, 3) (``canonical``'s vertices turned by ``R``, scaled by ``scale``
+    (scalar or (3,)) and moved by ``t`` (3,)) with ``canonical``'s bounding box posed the same way."""
+    lo, hi = _canonical_bounds(canonical)
+    return BoxedMesh(np.asarray(posed_vertices), np.asarray(canonical.faces), R,
+                     R @ (scale * 0.5 * (lo + hi)) + t, scale * 0.5 * (hi - lo))
 
 
 def _open_set_first_fit(k: int, candidates: np.ndarray, placed: Sequence[int], centres: np.ndarray,
@@ -942,7 +940,8 @@ def _make_layout(kind: str, seed: int, objects: Sequence[SceneObject], assets: S
     if verify:
         world = [trimesh.Trimesh(o.pose.apply(o.mesh.vertices), o.mesh.faces, process=False) for o in objects]
         if boxed is None:  # each posed mesh with its posed canonical bounding box, in world coordinates
-            boxed = {k: (_posed_boxed_mesh(o, m), np.zeros(3)) for k, (o, m) in enumerate(zip(objects, world))}
+            boxed = {k: (_boxed_mesh(m.vertices, o.mesh, o.pose.R, o.pose.scale_xyz, o.pose.t), np.zeros(3))
+                     for k, (o, m) in enumerate(zip(objects, world))}
         report = check_physics(world, ids, supports, boxed=boxed)
         if not report.ok:
             raise LayoutError(kind, seed, f"physics check failed: interpenetrating {list(report.penetrating)}, "
