@@ -47,16 +47,19 @@ def silhouette_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tens
 
 
 def point_to_surface_loss(observed: torch.Tensor, surface: torch.Tensor, normals: torch.Tensor, size: float,
-                          robust: float = 0.1, tangential: float = 0.05) -> torch.Tensor:
+                          robust: float = 0.1, tangential: float = 0.05,
+                          nearest: torch.Tensor | None = None) -> torch.Tensor:
     """Robust point-to-mesh distance of the back-projected points.
 
     observed : (M, 3) back-projected points; surface : (N, 3) posed surface samples with unit
     ``normals`` (N, 3) (metres). The distance to the nearest sample is measured mostly along that
     sample's normal (point-to-plane, ``d² = (n·δ)² + tangential·|δ|²``), so the spacing of the
     samples does not bias the scale. Returns the mean of ``d² / (d² + c²)`` with ``d`` divided by
-    ``size`` and ``c = robust`` (saturates for outliers).
+    ``size`` and ``c = robust`` (saturates for outliers). ``nearest`` : (M,) index of each point's
+    nearest sample when the caller knows it (no gradient flows through the choice); else found here.
     """
-    nearest = torch.cdist(observed, surface).argmin(dim=1)
+    if nearest is None:
+        nearest = torch.cdist(observed.detach(), surface.detach()).argmin(dim=1)
     delta = observed - surface[nearest]
     along = (delta * normals[nearest]).sum(dim=-1)
     d2 = (along ** 2 + tangential * (delta ** 2).sum(dim=-1)) / (size * size)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import trimesh
+from scipy.spatial import cKDTree
 
 from sceneforge.geometry import invert_transform
 from sceneforge.pose import losses as L
@@ -53,6 +54,7 @@ class _Object:
     render_samples: torch.Tensor      # (Nr, 3) canonical
     surface_samples: torch.Tensor     # (Ns, 3) canonical
     surface_normals: torch.Tensor     # (Ns, 3) canonical unit normals
+    surface_tree: cKDTree             # of surface_samples (canonical)
     physical_samples: torch.Tensor    # (Np, 3) canonical
     observed: torch.Tensor | None     # (M, 3) world
     K_crop: torch.Tensor              # (3, 3)
@@ -214,6 +216,7 @@ class PoseOptimiser:
                 render_samples=torch.as_tensor(dense[:n_render]),
                 surface_samples=torch.as_tensor(dense[:s.surface_samples]),
                 surface_normals=torch.as_tensor(normals[:s.surface_samples]),
+                surface_tree=cKDTree(dense[:s.surface_samples]),
                 physical_samples=torch.as_tensor(dense[:s.physical_samples]),
                 observed=observed, K_crop=torch.as_tensor(K_crop, dtype=DTYPE),
                 target_crop=torch.as_tensor(target_crop, dtype=DTYPE),
@@ -250,8 +253,11 @@ class PoseOptimiser:
                 rows[i][0] = sil_loss[i]
         for i, (o, pose) in enumerate(zip(objects, poses)):
             if s.use_points and o.observed is not None:
-                surface = pose.apply(o.surface_samples)
-                rows[i][1] = L.point_to_surface_loss(o.observed, surface, o.surface_normals @ pose.R.T, o.size)
+                with torch.no_grad():  # nearest samples in the canonical frame (a similarity keeps the order)
+                    local = ((o.observed - pose.t) @ pose.R / pose.s).numpy()
+                nearest = torch.as_tensor(o.surface_tree.query(local)[1])
+                rows[i][1] = L.point_to_surface_loss(o.observed, pose.apply(o.surface_samples),
+                                                     o.surface_normals @ pose.R.T, o.size, nearest=nearest)
         if physical:
             poses = [o.model(scale_gradient=s.physical_scale_gradient) for o in objects]
             world_phys = [pose.apply(o.physical_samples) for o, pose in zip(objects, poses)]
@@ -307,9 +313,10 @@ class PoseOptimiser:
             history: list[float] = []
             iterations = 0
             if objects:
-                self._yaw_search(problem, objects, context)
+                refined = self._yaw_search(problem, objects, context)
                 self._rechoose_models(problem, objects)
-                iterations = self._refine(problem, objects, context, history, s.iterations, s.use_physical)
+                iterations = self._refine(problem, objects, context, history, s.iterations, s.use_physical,
+                                          lr_fraction=s.joint_lr_fraction if refined else 1.0)
                 if s.use_physical and s.project_contacts:
                     self._project(objects, context)
             final_terms = self._final_terms(problem, objects, context)
@@ -332,17 +339,17 @@ class PoseOptimiser:
             context["bg_K"] = torch.as_tensor(K, dtype=DTYPE)
         return context
 
-    def _yaw_search(self, problem: PoseProblem, objects: list[_Object], context: dict) -> None:
+    def _yaw_search(self, problem: PoseProblem, objects: list[_Object], context: dict) -> bool:
         """Per object, score ``yaw_candidates`` yaw offsets (0 included) by silhouette + point
         losses; then refine the initial yaw and the ``yaw_hypotheses - 1`` best others for
         ``hypothesis_iterations`` Adam steps each (image terms only, every hypothesis alone) and keep
         the one of the lowest refined loss. An offset other than 0 must beat 0 by 2 % (scores) or by
         HYPOTHESIS_MARGIN (refined losses: a symmetric shape's equivalent yaws differ by sampling
-        noise of a few %) to be taken."""
+        noise of a few %) to be taken. Returns whether the hypotheses were refined."""
         s = self.settings
         n = s.yaw_candidates
         if n <= 1 or not (s.use_silhouette or s.use_points):
-            return
+            return False
         scores = []
         with torch.no_grad():
             for k in range(n):
@@ -376,10 +383,11 @@ class PoseOptimiser:
                     best = 0
                 o.model, o.yaw_offset = hypotheses[start + best].model, hypotheses[start + best].yaw_offset
                 start += len(yaws)
-            return
+            return True
         for o, yaws in zip(objects, candidates):
             o.yaw_offset = 2.0 * math.pi * yaws[-1] / n
             o.model.set_yaw(o.yaw_offset)
+        return False
 
     def _image_loss(self, problem: PoseProblem, objects: list[_Object], context: dict) -> torch.Tensor:
         """(B,) weighted silhouette + point loss of every object at its model's current pose."""
@@ -387,12 +395,14 @@ class PoseOptimiser:
         return (terms[:, :2] * self._weights()[:2]).sum(dim=1)
 
     def _refine(self, problem: PoseProblem, objects: list[_Object], context: dict, history: list[float],
-                iterations: int, physical: bool) -> int:
+                iterations: int, physical: bool, lr_fraction: float = 1.0) -> int:
         """Adam on every active object's parameters for at most ``iterations`` steps (schedule in
-        PoseSettings); restores the poses of the lowest total loss; returns the steps taken."""
+        PoseSettings, learning rates times ``lr_fraction``); restores the poses of the lowest total
+        loss; returns the steps taken."""
         s = self.settings
         groups = []
-        lrs = {"translation": s.lr_translation, "rotation": s.lr_rotation, "scale": s.lr_scale}
+        lrs = {"translation": s.lr_translation * lr_fraction, "rotation": s.lr_rotation * lr_fraction,
+               "scale": s.lr_scale * lr_fraction}
         for o in objects:
             for kind, params in o.model.parameter_groups().items():
                 for p in params:

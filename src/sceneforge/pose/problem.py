@@ -61,7 +61,9 @@ class PoseSettings:
     per step, rotation in radians, log-scale), cosine decay from the given rates to
     ``final_lr_fraction`` of them over ``iterations``; early stop when the total loss has not
     improved by ``min_improvement`` (relative) for ``patience`` iterations. The pose returned is
-    the one of the lowest total loss.
+    the one of the lowest total loss. After refined yaw hypotheses the joint refinement starts at
+    ``joint_lr_fraction`` of the rates: its poses are then near a minimum, which a full-rate restart
+    overshoots (the early stop then returned the start, and the physical terms never acted).
 
     Physical terms (``use_physical``): evaluated at scale-detached poses unless
     ``physical_scale_gradient``; then, with ``project_contacts`` (off by default: on a real frame it
@@ -75,6 +77,7 @@ class PoseSettings:
     lr_rotation: float = 0.04
     lr_scale: float = 0.02
     final_lr_fraction: float = 0.1
+    joint_lr_fraction: float = 0.3
     patience: int = 20
     min_improvement: float = 1e-3
     resolution: int = 64
@@ -105,7 +108,7 @@ class PoseSettings:
     floor_touch_px: int = 3
     floor_height_tolerance: float = 0.05
     yaw_candidates: int = 8
-    yaw_hypotheses: int = 8
+    yaw_hypotheses: int = 4
     hypothesis_iterations: int = 30
     min_pixels: int = 64
     min_points: int = 32
