@@ -41,9 +41,10 @@ def test_perturbed_poses_are_recovered(scene, result):
     mean_scale_before = np.mean([pose_error(t.initial_pose, g)[2] for t, g in zip(problem.targets, truths)])
     mean_scale_after = np.mean([pose_error(o.pose, g)[2] for o, g in zip(result.objects, truths)])
     assert mean_scale_after < 0.7 * mean_scale_before
-    # the joint phase starts from the refined yaw hypotheses (most of the fit is done there); the
-    # poses of its lowest total loss are returned
-    assert min(result.loss_history) < 0.9 * result.loss_history[0]
+    # the joint phase starts from the refined yaw hypotheses (most of the fit is done there) and
+    # still improves on them (at full learning rates it overshot and returned its start)
+    assert min(result.loss_history) < 0.97 * result.loss_history[0]
+    assert int(np.argmin(result.loss_history)) > 0
 
 
 def test_models_follow_the_floor_rule(scene, result):
@@ -114,6 +115,31 @@ def test_physical_terms_remove_interpenetration(scene, iterations, project_conta
     assert before > 0.01 and after < 0.1 * before
     moved = max(o.projection_m for o in result.objects)
     assert moved > 0.01 if project_contacts else moved == 0.0
+
+
+def test_yaw_hypotheses_collide_with_the_others_at_their_initial_poses(scene):
+    """In the yaw-hypothesis phase the physical terms see the other objects held at their initial
+    poses (obstacles), never the object's own sibling hypotheses."""
+    import copy
+
+    from sceneforge.types import Similarity
+
+    problem = scene[0]
+    a, b = problem.targets[0], problem.targets[1]
+    moved = dataclasses.replace(b, initial_pose=Similarity(b.initial_pose.R, a.initial_pose.t + [0.45, 0.0, 0.0],
+                                                           b.initial_pose.s))
+    problem = dataclasses.replace(problem, targets=(a, moved))
+    optimiser = PoseOptimiser(FAST)
+    objects = optimiser._prepare(problem, np.random.default_rng(0))
+    context = optimiser._context(problem)
+    with torch.no_grad():
+        obstacles = [(o, o.model()) for o in objects]
+        sibling = dataclasses.replace(objects[1], model=copy.deepcopy(objects[1].model))
+        hypotheses = [objects[1], sibling]
+        terms = optimiser._losses(problem, hypotheses, context, physical=True, obstacles=obstacles)
+        alone = optimiser._losses(problem, hypotheses, context, physical=True, obstacles=obstacles[1:])
+    assert float(terms[0, 2]) > 0.01 and float(terms[1, 2]) == pytest.approx(float(terms[0, 2]))
+    assert float(alone[:, 2].abs().sum()) == 0.0  # its own target (and its sibling) is no obstacle
 
 
 def test_too_few_pixels_keeps_the_initial_pose_with_a_warning(scene):

@@ -28,7 +28,7 @@ from scipy.spatial import cKDTree
 from sceneforge.geometry import invert_transform
 from sceneforge.pose import losses as L
 from sceneforge.pose.contact import Body, ContactSettings, rests_on, separate, settle
-from sceneforge.pose.models import PoseModel, build_model
+from sceneforge.pose.models import PoseModel, PosedSimilarity, build_model
 from sceneforge.pose.problem import (ObjectPoseResult, PoseOptimisationResult, PoseProblem, PoseSettings,
                                      PoseTarget)
 from sceneforge.pose.sdf import build_sdf_grid
@@ -224,10 +224,13 @@ class PoseOptimiser:
         return objects
 
     # ----- losses ------------------------------------------------------------------------------
-    def _losses(self, problem: PoseProblem, objects: list[_Object], context: dict, physical: bool) -> torch.Tensor:
+    def _losses(self, problem: PoseProblem, objects: list[_Object], context: dict, physical: bool,
+                obstacles: list[tuple[_Object, PosedSimilarity]] | None = None) -> torch.Tensor:
         """(B, len(TERMS)) unweighted per-object loss terms (zeros for disabled terms) at the models'
         current poses; the physical terms see the poses with the scale detached unless
-        ``physical_scale_gradient`` (docs/pose.md)."""
+        ``physical_scale_gradient`` (docs/pose.md). The objects collide with each other, or, when
+        ``obstacles`` (objects with fixed posed models) are given, with those only; never with an
+        object of their own target (a yaw hypothesis does not meet its siblings)."""
         s = self.settings
         B = len(objects)
         poses = [o.model() for o in objects]
@@ -264,19 +267,25 @@ class PoseOptimiser:
             normal, offset = context["normal"], context["offset"]
             boxes = [(w.detach().amin(0), w.detach().amax(0)) for w in world_phys]
             heights = [float(w.detach().mean(0) @ normal) for w in world_phys]
+            others = list(zip(objects, poses, boxes, heights))
+            if obstacles is not None:
+                others = []
+                for oj, pj in obstacles:
+                    w = pj.apply(oj.physical_samples)
+                    others.append((oj, pj, (w.amin(0), w.amax(0)), float(w.mean(0) @ normal)))
             for i, (o, pose) in enumerate(zip(objects, poses)):
                 X = world_phys[i]
                 pen = torch.zeros((), dtype=DTYPE)
                 support_candidates = [X @ normal + offset]
-                for j, (oj, pj) in enumerate(zip(objects, poses)):
-                    if j == i or oj.sdf is None:
+                for oj, pj, box_j, height_j in others:
+                    if oj.target.id == o.target.id or oj.sdf is None:
                         continue
-                    if not _boxes_overlap(boxes[i], boxes[j], 0.1 * o.size + s.contact_tolerance * 4):
+                    if not _boxes_overlap(boxes[i], box_j, 0.1 * o.size + s.contact_tolerance * 4):
                         continue
                     # an object resting on another yields: only the carried one's pose gets the gradient
-                    Xi = X.detach() if rests_on(oj.model.kind, oj.active, heights[j], heights[i]) else X
+                    Xi = X.detach() if rests_on(oj.model.kind, oj.active, height_j, heights[i]) else X
                     Rj, tj, sj = (pj.R.detach(), pj.t.detach(), pj.s.detach()) \
-                        if rests_on(o.model.kind, o.active, heights[i], heights[j]) else (pj.R, pj.t, pj.s)
+                        if rests_on(o.model.kind, o.active, heights[i], height_j) else (pj.R, pj.t, pj.s)
                     sd = L.signed_distance_to_objects(Xi, *oj.sdf, Rj, tj, sj)
                     pen = pen + torch.relu(-sd).mean()
                     if o.model.kind != "planar":  # the support moves the carried object only
@@ -352,6 +361,7 @@ class PoseOptimiser:
             return False
         scores = []
         with torch.no_grad():
+            obstacles = [(o, o.model()) for o in objects]  # at the initial poses, for the hypotheses' physics
             for k in range(n):
                 for o in objects:
                     o.model.set_yaw(2.0 * math.pi * k / n)
@@ -372,7 +382,8 @@ class PoseOptimiser:
                     h = dataclasses.replace(o, model=copy.deepcopy(o.model), warnings=[], yaw_offset=2.0 * math.pi * k / n)
                     h.model.set_yaw(h.yaw_offset)
                     hypotheses.append(h)
-            self._refine(problem, hypotheses, context, [], s.hypothesis_iterations, physical=False)
+            self._refine(problem, hypotheses, context, [], s.hypothesis_iterations, physical=s.use_physical,
+                         obstacles=obstacles)
             with torch.no_grad():
                 refined = self._image_loss(problem, hypotheses, context)
             start = 0
@@ -395,7 +406,8 @@ class PoseOptimiser:
         return (terms[:, :2] * self._weights()[:2]).sum(dim=1)
 
     def _refine(self, problem: PoseProblem, objects: list[_Object], context: dict, history: list[float],
-                iterations: int, physical: bool, lr_fraction: float = 1.0) -> int:
+                iterations: int, physical: bool, lr_fraction: float = 1.0,
+                obstacles: list[tuple[_Object, PosedSimilarity]] | None = None) -> int:
         """Adam on every active object's parameters for at most ``iterations`` steps (schedule in
         PoseSettings, learning rates times ``lr_fraction``); restores the poses of the lowest total
         loss; returns the steps taken."""
@@ -422,7 +434,7 @@ class PoseOptimiser:
             for g in optimiser.param_groups:
                 g["lr"] = g["base_lr"] * fraction
             optimiser.zero_grad(set_to_none=True)
-            terms = self._losses(problem, objects, context, physical=physical)
+            terms = self._losses(problem, objects, context, physical=physical, obstacles=obstacles)
             per_object = (terms * weights).sum(dim=1)
             bad = [i for i, o in enumerate(objects) if o.active and not torch.isfinite(per_object[i])]
             if bad:
