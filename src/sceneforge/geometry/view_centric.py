@@ -89,7 +89,7 @@ def view_centric_frame(T_world_cam: np.ndarray, object_ids: Sequence[int],
     vertices_obj : per object (V, 3) vertices in its own frame, metres (all vertices, or its hull).
     """
     T_cam_world = invert_transform(np.asarray(T_world_cam, dtype=np.float64))
-    poses_cam = [T_cam_world @ np.asarray(T, dtype=np.float64) for T in T_world_objs]
+    poses_cam = T_cam_world @ np.stack([np.asarray(T, dtype=np.float64) for T in T_world_objs])  # (N, 4, 4)
     points_cam = [transform_points(T, v) for T, v in zip(poses_cam, vertices_obj)]
     points = np.concatenate(points_cam, axis=0)
     if len(points) == 0:
@@ -99,6 +99,6 @@ def view_centric_frame(T_world_cam: np.ndarray, object_ids: Sequence[int],
     norm = _box_normalisation(boxes[:, 0].min(axis=0), boxes[:, 1].max(axis=0), "camera")  # the box of all points
     T_norm_cam = normalisation_matrix(norm)
     objects = tuple(
-        ViewObjectPose(int(i), T, T_norm_cam @ T, box) for i, T, box in zip(object_ids, poses_cam, boxes)
+        ViewObjectPose(int(i), T, T_norm, box) for i, T, T_norm, box in zip(object_ids, poses_cam, T_norm_cam @ poses_cam, boxes)
     )
     return ViewCentricFrame(T_cam_world, norm, objects)

@@ -183,11 +183,13 @@ def _bounds(mesh: trimesh.Trimesh) -> np.ndarray:
     return np.array([vertices.min(axis=0), vertices.max(axis=0)])
 
 
-def _inside(container: trimesh.Trimesh, inner: trimesh.Trimesh) -> bool:
+def _inside(container: trimesh.Trimesh, inner: trimesh.Trimesh, container_bounds: np.ndarray,
+            inner_bounds: np.ndarray) -> bool:
     """True when ``inner`` lies inside the closed ``container`` (its box nested in the container's box
-    and its vertex deepest inside that box inside the mesh). Crossing surfaces are fcl's job."""
-    lo, hi = container.bounds
-    if np.any(inner.bounds[0] < lo) or np.any(inner.bounds[1] > hi) or not container.is_watertight:
+    and its vertex deepest inside that box inside the mesh). Crossing surfaces are fcl's job.
+    The bounds are the two meshes' (2, 3) boxes (:func:`_bounds`)."""
+    lo, hi = container_bounds
+    if np.any(inner_bounds[0] < lo) or np.any(inner_bounds[1] > hi) or not container.is_watertight:
         return False
     v = np.asarray(inner.vertices)
     depth = np.minimum(v - lo, hi - v).min(axis=1)
@@ -266,7 +268,8 @@ def check_physics(world_meshes: Sequence[trimesh.Trimesh], ids: Sequence[int], s
                 hit = collide(obj(a), obj(b))
                 obj(lifted).setTranslation(rest)
             if not hit:
-                hit = _inside(world_meshes[a], world_meshes[b]) or _inside(world_meshes[b], world_meshes[a])
+                hit = (_inside(world_meshes[a], world_meshes[b], bounds[a], bounds[b])
+                       or _inside(world_meshes[b], world_meshes[a], bounds[b], bounds[a]))
             if hit:
                 penetrating.append((min(ia, ib), max(ia, ib)))
     return PhysicsReport(tuple(penetrating), tuple(not_resting), rest_error)
