@@ -19,7 +19,6 @@ to ``reconstruct`` as is:
 from __future__ import annotations
 
 import io
-import json
 import struct
 import zlib
 from collections.abc import Mapping
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from sceneforge.errors import InputError
+from sceneforge.io.compact_json import compact_json
 from sceneforge.synth.views import SynthView
 from sceneforge.types import Scene
 
@@ -96,8 +96,8 @@ def encode_npy(array: np.ndarray) -> bytes:
 
 
 def json_bytes(doc: Any) -> bytes:
-    """Compact JSON (one line: Python's C encoder only runs without indentation)."""
-    return (json.dumps(doc, separators=(",", ":")) + "\n").encode("utf-8")
+    """Compact JSON, one line (:func:`~sceneforge.io.compact_json.compact_json`)."""
+    return compact_json(doc)
 
 
 def view_document(view: SynthView, scene: Scene) -> dict[str, Any]:
