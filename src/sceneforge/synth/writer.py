@@ -84,8 +84,9 @@ def depth_to_millimetres(depth: np.ndarray) -> np.ndarray:
     """(H, W) float metres -> uint16 millimetres (rounded); 0 and anything beyond 65.535 m become 0."""
     mm = np.multiply(depth, 1000.0, dtype=np.float64)
     np.rint(mm, out=mm)
-    np.maximum(mm, 0.0, out=mm)  # NaN stays NaN
-    mm[~(mm <= MAX_DEPTH_MM)] = 0  # beyond the range, and NaN
+    outside = ~(mm <= MAX_DEPTH_MM)  # beyond the range, and NaN
+    outside |= mm < 0
+    mm[outside] = 0
     return mm.astype(np.uint16)
 
 
