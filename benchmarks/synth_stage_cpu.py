@@ -126,7 +126,8 @@ def main() -> None:
             print(f"| {kind} | {name} | " + " | ".join(f"{ms[k]:.1f}" for k in (*STAGES, "total"))
                   + f" | {raw:.1f} | {ratio} |", flush=True)
     print(f"CPU ms per scene, one process, {args.scenes} scenes, {args.views} views at {args.size}x{args.size}, "
-          f"{args.objects} objects, smallest of {max(1, args.passes)} warm pass(es); load average {os.getloadavg()[0]:.1f}")
+          f"{args.objects} objects, smallest of {max(1, args.passes)} warm pass(es); "
+          f"load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

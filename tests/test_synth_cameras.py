@@ -7,7 +7,12 @@ import pytest
 
 from sceneforge.geometry import project_points, transform_points
 from sceneforge.geometry.transforms import invert_transform, rotation_about_axis, rotation_y
-from sceneforge.geometry.view_centric import box_normalisation, normalisation_matrix, view_centric_frame, view_centric_frames
+from sceneforge.geometry.view_centric import (
+    box_normalisation,
+    normalisation_matrix,
+    view_centric_frame,
+    view_centric_frames,
+)
 from sceneforge.synth.cameras import GOLDEN_ANGLE, OrbitSpec, fit_distance, look_at, orbit_cameras, orbit_directions
 from sceneforge.types import Camera
 

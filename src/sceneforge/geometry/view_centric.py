@@ -92,14 +92,16 @@ def view_centric_frame(T_world_cam: np.ndarray, object_ids: Sequence[int],
 
 
 def view_centric_frames(T_world_cams: Sequence[np.ndarray], object_ids: Sequence[int],
-                        T_world_objs: Sequence[np.ndarray], vertices_obj: Sequence[np.ndarray]) -> list[ViewCentricFrame]:
+                        T_world_objs: Sequence[np.ndarray],
+                        vertices_obj: Sequence[np.ndarray]) -> list[ViewCentricFrame]:
     """:func:`view_centric_frame` of each camera pose (4, 4) in ``T_world_cams``, computed for all
     cameras at once (the same values as one at a time)."""
     T_cam_worlds = np.stack([invert_transform(np.asarray(T, dtype=np.float64)) for T in T_world_cams])  # (C, 4, 4)
-    poses_cam = T_cam_worlds[:, None] @ np.stack([np.asarray(T, dtype=np.float64) for T in T_world_objs])  # (C, N, 4, 4)
+    poses_world = np.stack([np.asarray(T, dtype=np.float64) for T in T_world_objs])  # (N, 4, 4)
+    poses_cam = T_cam_worlds[:, None] @ poses_world  # (C, N, 4, 4)
     # (C, V_k, 3) the points of object k in every camera frame, as transform_points computes them
-    points_cam = [np.asarray(v, dtype=np.float64) @ poses_cam[:, k, :3, :3].transpose(0, 2, 1) + poses_cam[:, k, None, :3, 3]
-                  for k, v in enumerate(vertices_obj)]
+    points_cam = [np.asarray(v, dtype=np.float64) @ poses_cam[:, k, :3, :3].transpose(0, 2, 1)
+                  + poses_cam[:, k, None, :3, 3] for k, v in enumerate(vertices_obj)]
     points = np.concatenate(points_cam, axis=1)
     if points.shape[1] == 0:
         raise ValueError("need (N, 3) points with N > 0, got no vertices")

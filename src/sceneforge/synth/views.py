@@ -172,7 +172,8 @@ def render_views(scene: Scene, settings: ViewSettings, rng: np.random.Generator,
                 dropped.append(candidate)
                 continue
             rendered.append((candidate, camera, out, pixels))
-    frames = view_centric_frames([camera.T_world_cam for _, camera, _, _ in rendered], ids, poses, points) if rendered else []
+    cameras_kept = [camera.T_world_cam for _, camera, _, _ in rendered]
+    frames = view_centric_frames(cameras_kept, ids, poses, points) if rendered else []
     kept = tuple(SynthView(n, candidate, camera, out, frame, pixels, settings.min_visible_pixels)
                  for n, ((candidate, camera, out, pixels), frame) in enumerate(zip(rendered, frames)))
     return ViewSet(kept, tuple(dropped), len(cameras))
