@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 
 from sceneforge.geometry import project_points, transform_points
-from sceneforge.geometry.transforms import invert_transform, rotation_y
-from sceneforge.geometry.view_centric import box_normalisation, normalisation_matrix, view_centric_frame
+from sceneforge.geometry.transforms import invert_transform, rotation_about_axis, rotation_y
+from sceneforge.geometry.view_centric import (
+    box_normalisation,
+    normalisation_matrix,
+    view_centric_frame,
+    view_centric_frames,
+)
 from sceneforge.synth.cameras import GOLDEN_ANGLE, OrbitSpec, fit_distance, look_at, orbit_cameras, orbit_directions
 from sceneforge.types import Camera
 
@@ -125,3 +130,30 @@ def test_explicit_intrinsics_off_centre():
         np.testing.assert_allclose(uv[0], [70.25, 30.5], atol=1e-9)
     with pytest.raises(Exception, match=r"intrinsics must be \(fx, fy, cx, cy\) with fx, fy > 0"):
         OrbitSpec(intrinsics=(0.0, 1.0, 2.0, 3.0))
+
+
+def test_view_centric_frames_equal_one_camera_at_a_time():
+    rng = np.random.default_rng(3)
+    poses = []
+    for _ in range(4):
+        T = np.eye(4)
+        T[:3, :3] = rotation_about_axis(rng.normal(size=3), rng.uniform(0, 6)) * rng.uniform(0.5, 2.0)
+        T[:3, 3] = rng.normal(size=3)
+        poses.append(T)
+    points = [rng.normal(size=(int(rng.integers(4, 30)), 3)) for _ in poses]
+    cameras = [look_at(rng.normal(size=3) * 4.0, np.zeros(3)) for _ in range(5)]
+    frames = view_centric_frames(cameras, [1, 2, 3, 4], poses, points)
+    for T_world_cam, frame in zip(cameras, frames):
+        one = view_centric_frame(T_world_cam, [1, 2, 3, 4], poses, points)
+        assert np.array_equal(frame.T_cam_world, one.T_cam_world)
+        assert np.array_equal(frame.normalisation.centre, one.normalisation.centre)
+        assert frame.normalisation.scale == one.normalisation.scale
+        for a, b in zip(frame.objects, one.objects):
+            assert a.object_id == b.object_id
+            for name in ("T_cam_obj", "T_norm_obj", "box_cam"):
+                assert np.array_equal(getattr(a, name), getattr(b, name))
+        # and the values are the definition's: boxes of the points in the camera frame
+        T_cam_world = np.linalg.inv(T_world_cam)
+        for pose, pts, obj in zip(poses, points, frame.objects):
+            cam = pts @ (T_cam_world @ pose)[:3, :3].T + (T_cam_world @ pose)[:3, 3]
+            assert np.allclose(obj.box_cam, [cam.min(axis=0), cam.max(axis=0)], atol=1e-9)

@@ -24,7 +24,7 @@ def frozen_array(array: Any, dtype: Any = np.float64, shape: tuple[int | None, .
             name: str = "array") -> np.ndarray:
     """A read-only copy of ``array`` as ``dtype``, checked against ``shape`` (None = any)."""
     out = np.array(array, dtype=dtype, copy=True)
-    if shape is not None:
+    if shape is not None and out.shape != shape:  # an exact match needs no per-axis look
         if out.ndim != len(shape) or any(s is not None and s != o for s, o in zip(shape, out.shape)):
             raise ValueError(f"{name} must have shape {shape}, got {out.shape}")
     out.setflags(write=False)

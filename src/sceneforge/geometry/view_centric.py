@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sceneforge.geometry.transforms import invert_transform, transform_points
+from sceneforge.geometry.transforms import invert_transform
 from sceneforge.types import Normalisation, frozen_array
 
 
@@ -88,17 +88,30 @@ def view_centric_frame(T_world_cam: np.ndarray, object_ids: Sequence[int],
     T_world_cam : (4, 4) camera pose.  T_world_objs : per object (4, 4) pose (with scale).
     vertices_obj : per object (V, 3) vertices in its own frame, metres (all vertices, or its hull).
     """
-    T_cam_world = invert_transform(np.asarray(T_world_cam, dtype=np.float64))
-    poses_cam = [T_cam_world @ np.asarray(T, dtype=np.float64) for T in T_world_objs]
-    points_cam = [transform_points(T, v) for T, v in zip(poses_cam, vertices_obj)]
-    points = np.concatenate(points_cam, axis=0)
-    if len(points) == 0:
+    return view_centric_frames([T_world_cam], object_ids, T_world_objs, vertices_obj)[0]
+
+
+def view_centric_frames(T_world_cams: Sequence[np.ndarray], object_ids: Sequence[int],
+                        T_world_objs: Sequence[np.ndarray],
+                        vertices_obj: Sequence[np.ndarray]) -> list[ViewCentricFrame]:
+    """:func:`view_centric_frame` of each camera pose (4, 4) in ``T_world_cams``, computed for all
+    cameras at once (the same values as one at a time)."""
+    T_cam_worlds = np.stack([invert_transform(np.asarray(T, dtype=np.float64)) for T in T_world_cams])  # (C, 4, 4)
+    poses_world = np.stack([np.asarray(T, dtype=np.float64) for T in T_world_objs])  # (N, 4, 4)
+    poses_cam = T_cam_worlds[:, None] @ poses_world  # (C, N, 4, 4)
+    # (C, V_k, 3) the points of object k in every camera frame, as transform_points computes them
+    points_cam = [np.asarray(v, dtype=np.float64) @ poses_cam[:, k, :3, :3].transpose(0, 2, 1)
+                  + poses_cam[:, k, None, :3, 3] for k, v in enumerate(vertices_obj)]
+    points = np.concatenate(points_cam, axis=1)
+    if points.shape[1] == 0:
         raise ValueError("need (N, 3) points with N > 0, got no vertices")
-    starts = np.cumsum([0] + [len(p) for p in points_cam[:-1]])  # each object's box in one pass each
-    boxes = np.stack([np.minimum.reduceat(points, starts, axis=0), np.maximum.reduceat(points, starts, axis=0)], axis=1)
-    norm = _box_normalisation(boxes[:, 0].min(axis=0), boxes[:, 1].max(axis=0), "camera")  # the box of all points
-    T_norm_cam = normalisation_matrix(norm)
-    objects = tuple(
-        ViewObjectPose(int(i), T, T_norm_cam @ T, box) for i, T, box in zip(object_ids, poses_cam, boxes)
-    )
-    return ViewCentricFrame(T_cam_world, norm, objects)
+    starts = np.cumsum([0] + [p.shape[1] for p in points_cam[:-1]])  # each object's box in one pass each
+    boxes = np.stack([np.minimum.reduceat(points, starts, axis=1), np.maximum.reduceat(points, starts, axis=1)],
+                     axis=2)  # (C, N, 2, 3)
+    frames = []
+    for T_cam_world, poses, cam_boxes in zip(T_cam_worlds, poses_cam, boxes):
+        norm = _box_normalisation(cam_boxes[:, 0].min(axis=0), cam_boxes[:, 1].max(axis=0), "camera")  # all points' box
+        objects = tuple(ViewObjectPose(int(i), T, T_norm, box) for i, T, T_norm, box
+                        in zip(object_ids, poses, normalisation_matrix(norm) @ poses, cam_boxes))
+        frames.append(ViewCentricFrame(T_cam_world, norm, objects))
+    return frames

@@ -26,6 +26,7 @@ import trimesh
 
 from sceneforge.errors import SceneFileError
 from sceneforge.io.atomic import write_bytes_atomic
+from sceneforge.io.compact_json import compact_json
 from sceneforge.io.meshes import load_mesh, ply_bytes
 from sceneforge.types import Camera, Normalisation, Plane, Scene, SceneObject, Similarity
 
@@ -75,9 +76,11 @@ def scene_json_files(scene: Scene, mesh_file: Callable[[trimesh.Trimesh], bytes]
     files = {object_mesh_name(obj): mesh_file(obj.mesh) for obj in scene.objects}
     if scene.background is not None:
         files["background.ply"] = mesh_file(scene.background)
-    separators = (",", ":") if indent is None else None
-    text = json.dumps(scene_to_dict(scene), indent=indent, separators=separators, default=json_default) + "\n"
-    files["scene.json"] = text.encode("utf-8")
+    doc = scene_to_dict(scene)
+    if indent is None:
+        files["scene.json"] = compact_json(doc, default=json_default)
+    else:
+        files["scene.json"] = (json.dumps(doc, indent=indent, default=json_default) + "\n").encode("utf-8")
     return files
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from sceneforge.errors import InputError
-from sceneforge.geometry.view_centric import ViewCentricFrame, view_centric_frame
+from sceneforge.geometry.view_centric import ViewCentricFrame, view_centric_frames
 from sceneforge.render.scene import (
     MAX_INSTANCE_ID,
     Backdrop,
@@ -162,7 +162,7 @@ def render_views(scene: Scene, settings: ViewSettings, rng: np.random.Generator,
     ids = [o.id for o in scene.objects]
     poses = [o.pose.matrix for o in scene.objects]
     points = [hull_points(o.mesh) for o in scene.objects]  # the same boxes as all vertices
-    kept: list[SynthView] = []
+    rendered: list[tuple[int, Camera, RenderOutput, dict[int, int]]] = []
     dropped: list[int] = []
     with rasterizer.upload(render_scene_for(scene, settings, look, box), reuse_meshes=reuse_meshes) as uploaded:
         for candidate, camera in enumerate(cameras):
@@ -171,6 +171,9 @@ def render_views(scene: Scene, settings: ViewSettings, rng: np.random.Generator,
             if settings.occlusion == "drop" and min(pixels.values()) < settings.min_visible_pixels:
                 dropped.append(candidate)
                 continue
-            frame = view_centric_frame(camera.T_world_cam, ids, poses, points)
-            kept.append(SynthView(len(kept), candidate, camera, out, frame, pixels, settings.min_visible_pixels))
-    return ViewSet(tuple(kept), tuple(dropped), len(cameras))
+            rendered.append((candidate, camera, out, pixels))
+    cameras_kept = [camera.T_world_cam for _, camera, _, _ in rendered]
+    frames = view_centric_frames(cameras_kept, ids, poses, points) if rendered else []
+    kept = tuple(SynthView(n, candidate, camera, out, frame, pixels, settings.min_visible_pixels)
+                 for n, ((candidate, camera, out, pixels), frame) in enumerate(zip(rendered, frames)))
+    return ViewSet(kept, tuple(dropped), len(cameras))

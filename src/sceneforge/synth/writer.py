@@ -19,7 +19,6 @@ to ``reconstruct`` as is:
 from __future__ import annotations
 
 import io
-import json
 import struct
 import zlib
 from collections.abc import Mapping
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from sceneforge.errors import InputError
+from sceneforge.io.compact_json import compact_json
 from sceneforge.synth.views import SynthView
 from sceneforge.types import Scene
 
@@ -84,8 +84,9 @@ def depth_to_millimetres(depth: np.ndarray) -> np.ndarray:
     """(H, W) float metres -> uint16 millimetres (rounded); 0 and anything beyond 65.535 m become 0."""
     mm = np.multiply(depth, 1000.0, dtype=np.float64)
     np.rint(mm, out=mm)
-    np.maximum(mm, 0.0, out=mm)  # NaN stays NaN
-    mm[~(mm <= MAX_DEPTH_MM)] = 0  # beyond the range, and NaN
+    outside = ~(mm <= MAX_DEPTH_MM)  # beyond the range, and NaN
+    outside |= mm < 0
+    mm[outside] = 0
     return mm.astype(np.uint16)
 
 
@@ -96,8 +97,8 @@ def encode_npy(array: np.ndarray) -> bytes:
 
 
 def json_bytes(doc: Any) -> bytes:
-    """Compact JSON (one line: Python's C encoder only runs without indentation)."""
-    return (json.dumps(doc, separators=(",", ":")) + "\n").encode("utf-8")
+    """Compact JSON, one line (:func:`~sceneforge.io.compact_json.compact_json`)."""
+    return compact_json(doc)
 
 
 def view_document(view: SynthView, scene: Scene) -> dict[str, Any]:
