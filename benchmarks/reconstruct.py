@@ -76,7 +76,7 @@ POSE_VARIANTS = {  # pose-stage settings (None: keep the initial poses)
 ABLATION_COLUMNS = ("CD-S", "F-Score-S", "CD-O", "F-Score-O", "IoU-B", "F-Score-S@0.02", "interpenetration m³",
                     "floating m", "pose s")
 POSE_ERROR_COLUMNS = ("rot °", "rot ° mod 180", "trans m", "scale")
-FORMATS = {"CD-S": "{:.2e}", "CD-O": "{:.2e}", "interpenetration m³": "{:.2e}", "IoU-B": "{:.3f}",
+FORMATS = {"CD-S": "{:.2e}", "CD-O": "{:.2e}", "interpenetration m³": "{:.2e}", "IoU-B": "{:.4f}",
            "objects kept": "{:.2f}", "floating m": "{:.3f}", "trans m": "{:.3f}", "scale": "{:.3f}",
            "pose s": "{:.2f}", "rot °": "{:.1f}", "rot ° mod 180": "{:.1f}",
            **{c: "{:.1f}" for c in SCORE_COLUMNS if c.startswith("F-Score")}}
