@@ -265,14 +265,9 @@ class PoseOptimiser:
             poses = [o.model(scale_gradient=s.physical_scale_gradient) for o in objects]
             world_phys = [pose.apply(o.physical_samples) for o, pose in zip(objects, poses)]
             normal, offset = context["normal"], context["offset"]
-            boxes = [(w.detach().amin(0), w.detach().amax(0)) for w in world_phys]
-            heights = [float(w.detach().mean(0) @ normal) for w in world_phys]
-            others = list(zip(objects, poses, boxes, heights))
-            if obstacles is not None:
-                others = []
-                for oj, pj in obstacles:
-                    w = pj.apply(oj.physical_samples)
-                    others.append((oj, pj, (w.amin(0), w.amax(0)), float(w.mean(0) @ normal)))
+            boxes, heights = zip(*(_box_and_height(w.detach(), normal) for w in world_phys))
+            others = list(zip(objects, poses, boxes, heights)) if obstacles is None else \
+                [(oj, pj, *_box_and_height(pj.apply(oj.physical_samples).detach(), normal)) for oj, pj in obstacles]
             for i, (o, pose) in enumerate(zip(objects, poses)):
                 X = world_phys[i]
                 pen = torch.zeros((), dtype=DTYPE)
@@ -351,10 +346,11 @@ class PoseOptimiser:
     def _yaw_search(self, problem: PoseProblem, objects: list[_Object], context: dict) -> bool:
         """Per object, score ``yaw_candidates`` yaw offsets (0 included) by silhouette + point
         losses; then refine the initial yaw and the ``yaw_hypotheses - 1`` best others for
-        ``hypothesis_iterations`` Adam steps each (image terms only, every hypothesis alone) and keep
-        the one of the lowest refined loss. An offset other than 0 must beat 0 by 2 % (scores) or by
-        HYPOTHESIS_MARGIN (refined losses: a symmetric shape's equivalent yaws differ by sampling
-        noise of a few %) to be taken. Returns whether the hypotheses were refined."""
+        ``hypothesis_iterations`` Adam steps each (every hypothesis alone; physical terms against the
+        other objects held at their initial poses) and keep the one of the lowest refined image loss.
+        An offset other than 0 must beat 0 by 2 % (scores) or by HYPOTHESIS_MARGIN (refined losses:
+        a symmetric shape's equivalent yaws differ by sampling noise of a few %) to be taken.
+        Returns whether the hypotheses were refined."""
         s = self.settings
         n = s.yaw_candidates
         if n <= 1 or not (s.use_silhouette or s.use_points):
@@ -519,6 +515,11 @@ def _restore(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
     with torch.no_grad():
         for k, v in model.named_parameters():
             v.copy_(state[k])
+
+
+def _box_and_height(world: torch.Tensor, normal: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor], float]:
+    """(N, 3) world samples -> ((3,) min corner, (3,) max corner) and their mean height along ``normal``."""
+    return (world.amin(0), world.amax(0)), float(world.mean(0) @ normal)
 
 
 def _boxes_overlap(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor], margin: float) -> bool:

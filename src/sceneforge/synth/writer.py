@@ -96,11 +96,6 @@ def encode_npy(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def json_bytes(doc: Any) -> bytes:
-    """Compact JSON, one line (:func:`~sceneforge.io.compact_json.compact_json`)."""
-    return compact_json(doc)
-
-
 def view_document(view: SynthView, scene: Scene) -> dict[str, Any]:
     """The JSON of view.json (see the module docstring)."""
     labels = {o.id: o.label for o in scene.objects}
@@ -139,9 +134,9 @@ def view_files(view: SynthView, scene: Scene, depth_format: str = "png", compres
     files = {
         f"{folder}/rgb.png": encode_png(r.rgb, compression),
         f"{folder}/instances.png": encode_png(r.instances, compression),
-        f"{folder}/camera.json": json_bytes(view.camera.to_dict()),
-        f"{folder}/labels.json": json_bytes({str(i): labels[i] for i in view.visible_ids}),
-        f"{folder}/view.json": json_bytes(view_document(view, scene)),
+        f"{folder}/camera.json": compact_json(view.camera.to_dict()),
+        f"{folder}/labels.json": compact_json({str(i): labels[i] for i in view.visible_ids}),
+        f"{folder}/view.json": compact_json(view_document(view, scene)),
     }
     if depth_format in ("png", "both"):
         files[f"{folder}/depth.png"] = encode_png(depth_to_millimetres(r.depth), compression)
