@@ -50,6 +50,42 @@ def test_worker_processes_give_the_same_bytes(tmp_path):
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["dataset.json", *(f"scene_00000{i}" for i in range(3))]
 
 
+def test_in_process_runs_leave_start_up_objects_out_of_gc_scans_and_restore_it(tmp_path, monkeypatch):
+    import gc
+
+    from sceneforge.synth import runner
+
+    seen = []
+    make = runner.make_scene_folder
+    monkeypatch.setattr(runner, "make_scene_folder", lambda *a: seen.append(gc.get_freeze_count()) or make(*a))
+    assert gc.get_freeze_count() == 0
+    generate_dataset(tmp_path / "a", _config("iscene"), n_scenes=2)
+    assert len(seen) == 2 and min(seen) > 0 and gc.get_freeze_count() == 0
+    with runner.frozen_gc():  # a caller that froze objects itself keeps them frozen
+        frozen = gc.get_freeze_count()
+        with runner.frozen_gc():
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() == 0
+
+
+def test_pool_worker_start_takes_the_run_and_freezes_start_up_objects(tmp_path, monkeypatch):
+    import gc
+
+    from sceneforge.synth import kinds, runner
+
+    monkeypatch.setenv("LP_NUM_THREADS", "1")  # restored afterwards (_init_worker sets it if unset)
+    config = _config("iscene")
+    try:
+        runner._init_pool_worker(str(tmp_path / "store"), {}, tmp_path, config)
+        assert gc.get_freeze_count() > 0 and runner._POOL_JOB == {"out": tmp_path, "config": config}
+        assert kinds._STORE == {"path": tmp_path / "store"}
+    finally:
+        gc.unfreeze()
+        kinds.share_assets(None)
+        runner._POOL_JOB.clear()
+
+
 def two_boxes_kind(seed: int, options) -> SynthScene:
     """Two boxes a seeded distance apart on y = 0 (a user layout kind, registered in a test)."""
     gap = float(np.random.default_rng(seed).uniform(0.2, 0.6))
