@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
+from sceneforge.geometry.transforms import cross3
+
 # Maps trimesh's revolve output (axis along z) to a y-up frame: (x, y, z) -> (x, z, -y).
 _Z_TO_Y = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
 
@@ -19,7 +21,7 @@ def signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
     """Signed volume (cubic metres) enclosed by a closed triangle mesh: positive when its faces wind
     outwards (the divergence theorem over the tetrahedra from the origin to each face)."""
     tri = np.asarray(vertices, dtype=np.float64)[np.asarray(faces)]
-    return float(np.einsum("ij,ij->", tri[:, 0], np.cross(tri[:, 1], tri[:, 2]))) / 6.0
+    return float(np.einsum("ij,ij->", tri[:, 0], cross3(tri[:, 1], tri[:, 2]))) / 6.0
 
 
 def _outward(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
@@ -170,7 +172,7 @@ def ellipsoid(radii: tuple[float, float, float], centre: tuple[float, float, flo
 
 def _perpendicular(v: np.ndarray) -> np.ndarray:
     helper = np.array([1.0, 0.0, 0.0]) if abs(v[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
-    n = np.cross(v, helper)
+    n = cross3(v, helper)
     return n / np.linalg.norm(n)
 
 
@@ -194,7 +196,7 @@ def tube(path: np.ndarray, radius: float | np.ndarray, sections: int = 8) -> tri
         t = tangents[i]
         normal = normal - t * (normal @ t)  # parallel transport: keep the previous normal, made perpendicular
         normal /= np.linalg.norm(normal)
-        binormal = np.cross(t, normal)
+        binormal = cross3(t, normal)
         ring = path[i] + radii[i] * (np.cos(angles)[:, None] * normal + np.sin(angles)[:, None] * binormal)
         rings.append(ring)
     verts = np.vstack(rings + [path[:1], path[-1:]])
