@@ -69,21 +69,34 @@ def test_in_process_runs_leave_start_up_objects_out_of_gc_scans_and_restore_it(t
     assert gc.get_freeze_count() == 0
 
 
-def test_pool_worker_start_takes_the_run_and_freezes_start_up_objects(tmp_path, monkeypatch):
+def test_pool_worker_start_freezes_start_up_objects(tmp_path, monkeypatch):
     import gc
 
     from sceneforge.synth import kinds, runner
 
     monkeypatch.setenv("LP_NUM_THREADS", "1")  # restored afterwards (_init_worker sets it if unset)
-    config = _config("iscene")
     try:
-        runner._init_pool_worker(str(tmp_path / "store"), {}, tmp_path, config)
-        assert gc.get_freeze_count() > 0 and runner._POOL_JOB == {"out": tmp_path, "config": config}
-        assert kinds._STORE == {"path": tmp_path / "store"}
+        runner._init_pool_worker(str(tmp_path / "store"), {})
+        assert gc.get_freeze_count() > 0 and kinds._STORE == {"path": tmp_path / "store"}
     finally:
         gc.unfreeze()
         kinds.share_assets(None)
-        runner._POOL_JOB.clear()
+
+
+def dying_kind(seed: int, options) -> SynthScene:
+    """A user layout kind whose worker process dies (registered in a test)."""
+    import os
+
+    os._exit(3)
+
+
+def test_a_worker_that_dies_stops_the_run_with_a_clear_error(tmp_path):
+    from sceneforge.synth.runner import WorkerError
+
+    register_layout("test_runner_dies", dying_kind)
+    with pytest.raises(WorkerError, match=r"a worker process died \(exit code 3\)"):
+        generate_dataset(tmp_path / "x", _config("test_runner_dies"), n_scenes=3, workers=2)
+    assert not list((tmp_path / "x").glob(".assets.*"))
 
 
 def two_boxes_kind(seed: int, options) -> SynthScene:
