@@ -83,6 +83,18 @@ def test_pool_worker_start_freezes_start_up_objects(tmp_path, monkeypatch):
         kinds.share_assets(None)
 
 
+def test_an_error_in_the_progress_callback_stops_the_workers_at_once(tmp_path):
+    import multiprocessing
+
+    def stop(done):
+        raise KeyError("stop")
+
+    with pytest.raises(KeyError):
+        generate_dataset(tmp_path / "x", _config("openset"), n_scenes=6, workers=2, on_scene=stop)
+    assert not multiprocessing.active_children()
+    assert not list((tmp_path / "x").glob(".assets.*"))
+
+
 def dying_kind(seed: int, options) -> SynthScene:
     """A user layout kind whose worker process dies (registered in a test)."""
     import os

@@ -19,8 +19,8 @@ import shutil
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterator, Mapping
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_ready
@@ -109,16 +109,18 @@ def generate_dataset(out: str | Path, config: SynthConfig, n_scenes: int, worker
     start = time.perf_counter()
     views = dropped = 0
     if ray_address is not None:
-        results: Iterator[SceneDone] = (write_scene(out, files) for files in _run_ray(todo, config, ray_address))
+        results: Generator[SceneDone, None, None] = (write_scene(out, files)
+                                                     for files in _run_ray(todo, config, ray_address))
     elif workers == 1:
         results = _in_process(out, todo, config)
     else:
         results = _run_pool(out, todo, config, workers)
-    for done in results:
-        views += done.n_views
-        dropped += done.n_dropped
-        if on_scene is not None:
-            on_scene(done)
+    with closing(results):  # an error in on_scene stops the workers (and Ray, the frozen GC) at once
+        for done in results:
+            views += done.n_views
+            dropped += done.n_dropped
+            if on_scene is not None:
+                on_scene(done)
     return DatasetReport(out, n_scenes, skipped, len(todo), views, dropped, time.perf_counter() - start)
 
 
@@ -196,9 +198,12 @@ def _pool_worker(conn: Connection, asset_store: str, layouts: Mapping[str, Layou
         except Exception as exc:  # a scene's own error: the driver raises it
             reply = ("error", exc, traceback.format_exc())
         try:
-            conn.send(reply)
-        except (pickle.PicklingError, TypeError, AttributeError):  # an exception pickle cannot carry
-            conn.send(("error", WorkerError(f"scene {index}: {reply[1]!r}"), reply[2]))
+            try:
+                conn.send(reply)
+            except (pickle.PicklingError, TypeError, AttributeError):  # an exception pickle cannot carry
+                conn.send(("error", WorkerError(f"scene {index}: {reply[1]!r}"), reply[2]))
+        except OSError:  # the driver is gone
+            return
 
 
 def _run_pool(out: Path, todo: list[int], config: SynthConfig, workers: int) -> Iterator[SceneDone]:
@@ -233,25 +238,38 @@ def _pool_scenes(ctx: Any, out: Path, todo: list[int], config: SynthConfig, work
         in_flight = dict.fromkeys(procs, 0)
         for conn in procs:
             for index in itertools.islice(queue, 2):
-                conn.send(index)
+                _send(conn, index, procs[conn])
                 in_flight[conn] += 1
         while any(in_flight.values()):
             for conn in wait_ready([c for c, n in in_flight.items() if n]):
                 try:
                     status, value, remote = conn.recv()
-                except EOFError:
-                    procs[conn].join(1.0)
-                    raise WorkerError(f"a worker process died (exit code {procs[conn].exitcode})") from None
+                except (EOFError, OSError):
+                    raise _died(procs[conn]) from None
                 in_flight[conn] -= 1
                 if status == "error":
                     raise value from WorkerError(f"in the worker process:\n{remote}")
                 yield value
                 nxt = next(queue, None)
                 if nxt is not None:
-                    conn.send(nxt)
+                    _send(conn, nxt, procs[conn])
                     in_flight[conn] += 1
     finally:
         _stop_workers(procs)
+
+
+def _send(conn: Connection, index: int, proc: Any) -> None:
+    """Send scene ``index`` to the worker process ``proc`` at the other end of ``conn``."""
+    try:
+        conn.send(index)
+    except OSError:
+        raise _died(proc) from None
+
+
+def _died(proc: Any) -> WorkerError:
+    """The error for the worker process ``proc``, whose pipe broke: it died."""
+    proc.join(1.0)
+    return WorkerError(f"a worker process died (exit code {proc.exitcode})")
 
 
 def _stop_workers(procs: Mapping[Connection, Any], timeout: float = 60.0) -> None:
