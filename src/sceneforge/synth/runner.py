@@ -183,8 +183,17 @@ def _init_pool_worker(asset_store: str, layouts: Mapping[str, LayoutFn]) -> None
 def _pool_worker(conn: Connection, asset_store: str, layouts: Mapping[str, LayoutFn], out: Path,
                  config: SynthConfig) -> None:
     """A local pool worker: for each scene index received on ``conn``, make and write the scene and
-    send back ``("done", SceneDone, "")`` or ``("error", exception, traceback text)``; stop at None or
-    when the driver's end of the pipe is gone."""
+    send back ``("done", SceneDone, "")`` or ``("error", exception, traceback text)``; stop at None,
+    when the driver's end of the pipe is gone, or quietly on Ctrl-C (the driver reports it)."""
+    try:
+        _pool_worker_loop(conn, asset_store, layouts, out, config)
+    except KeyboardInterrupt:
+        pass
+
+
+def _pool_worker_loop(conn: Connection, asset_store: str, layouts: Mapping[str, LayoutFn], out: Path,
+                      config: SynthConfig) -> None:
+    """The body of :func:`_pool_worker`."""
     _init_pool_worker(asset_store, layouts)
     while True:
         try:
