@@ -201,3 +201,36 @@ def test_bad_settings_are_rejected():
         PoseSettings(model="9dof")
     with pytest.raises(ValueError, match="floor_rule"):
         PoseSettings(floor_rule="sometimes")
+
+
+def test_a_pot_sunk_into_a_thin_table_top_is_lifted_out():
+    """A table top (3 cm) thinner than a cell of the table's SDF grid: the penetration term sees a
+    pot sunk 1.5 cm into it through the dense contact samples of the top under the pot (in the
+    pot's SDF) at about its depth, not diluted by the samples far from the contact, and the physical
+    terms alone lift the pot onto the top."""
+    top = trimesh.creation.box((1.2, 0.03, 0.7))
+    top.apply_translation((0.0, 0.735, 0.0))
+    legs = [trimesh.creation.box((0.04, 0.72, 0.04)) for _ in range(4)]
+    for leg, (x, z) in zip(legs, [(-0.55, -0.3), (0.55, -0.3), (-0.55, 0.3), (0.55, 0.3)]):
+        leg.apply_translation((x, 0.36, z))
+    table = trimesh.util.concatenate([top, *legs])  # overlapping closed parts, as engine assets
+    table.apply_translation(-table.bounds.mean(axis=0))
+    pot = trimesh.creation.cylinder(0.08, 0.2, sections=24)
+    sink = 0.015
+    problem, truths, _ = make_scene(objects=((table, (0.0, 0.0, 0.3, 0.0)), (pot, (0.1, 0.75 - sink, 0.3, 0.0))),
+                                    perturb=(0.0, 0.0, 0.0))
+    settings = dataclasses.replace(FAST, use_silhouette=False, use_points=False, yaw_candidates=1,
+                                   iterations=60, patience=60, min_pixels=0, hypothesis_iterations=0)
+    optimiser = PoseOptimiser(settings)
+    objects = optimiser._prepare(problem, np.random.default_rng(0))
+    with torch.no_grad():
+        terms = optimiser._losses(problem, objects, optimiser._context(problem), physical=True)
+    depth = float(terms[1, 2]) * objects[1].size  # the term is a mean depth over the object's size
+    assert depth > 0.25 * sink
+    result = optimiser.optimise(problem)
+    start = problem.targets[1].initial_pose
+    pot_pose = result.object(2).pose
+    lift = float(pot_pose.t[1] - start.t[1])
+    assert sink - 0.001 < lift < sink + 0.01
+    assert np.linalg.norm((pot_pose.t - start.t)[[0, 2]]) < 0.03
+    assert np.allclose(result.object(1).pose.t, truths[0].t, atol=0.005)  # the table does not yield

@@ -56,6 +56,7 @@ class _Object:
     surface_normals: torch.Tensor     # (Ns, 3) canonical unit normals
     surface_tree: cKDTree             # of surface_samples (canonical)
     physical_samples: torch.Tensor    # (Np, 3) canonical
+    contact_samples: torch.Tensor     # (Nc, 3) canonical, denser: penetration where another object is
     observed: torch.Tensor | None     # (M, 3) world
     K_crop: torch.Tensor              # (3, 3)
     target_crop: torch.Tensor         # (R, R)
@@ -218,6 +219,7 @@ class PoseOptimiser:
                 surface_normals=torch.as_tensor(normals[:s.surface_samples]),
                 surface_tree=cKDTree(dense[:s.surface_samples]),
                 physical_samples=torch.as_tensor(dense[:s.physical_samples]),
+                contact_samples=torch.as_tensor(dense[:s.contact_samples]),
                 observed=observed, K_crop=torch.as_tensor(K_crop, dtype=DTYPE),
                 target_crop=torch.as_tensor(target_crop, dtype=DTYPE),
                 weight_crop=torch.as_tensor(weight_crop, dtype=DTYPE), sdf=sdf))
@@ -268,6 +270,7 @@ class PoseOptimiser:
             boxes, heights = zip(*(_box_and_height(w.detach(), normal) for w in world_phys))
             others = list(zip(objects, poses, boxes, heights)) if obstacles is None else \
                 [(oj, pj, *_box_and_height(pj.apply(oj.physical_samples).detach(), normal)) for oj, pj in obstacles]
+            world_contact = [pose.apply(o.contact_samples) for o, pose in zip(objects, poses)]
             for i, (o, pose) in enumerate(zip(objects, poses)):
                 X = world_phys[i]
                 pen = torch.zeros((), dtype=DTYPE)
@@ -277,12 +280,15 @@ class PoseOptimiser:
                         continue
                     if not _boxes_overlap(boxes[i], box_j, 0.1 * o.size + s.contact_tolerance * 4):
                         continue
-                    # an object resting on another yields: only the carried one's pose gets the gradient
-                    Xi = X.detach() if rests_on(oj.model.kind, oj.active, height_j, heights[i]) else X
-                    Rj, tj, sj = (pj.R.detach(), pj.t.detach(), pj.s.detach()) \
-                        if rests_on(o.model.kind, o.active, heights[i], height_j) else (pj.R, pj.t, pj.s)
-                    sd = L.signed_distance_to_objects(Xi, *oj.sdf, Rj, tj, sj)
-                    pen = pen + torch.relu(-sd).mean()
+                    near = _inside_box(world_contact[i].detach(), box_j, s.contact_tolerance)
+                    if len(near):
+                        # an object resting on another yields: only the carried one's pose gets the gradient
+                        Xi = world_contact[i][near[:s.physical_samples]]
+                        Xi = Xi.detach() if rests_on(oj.model.kind, oj.active, height_j, heights[i]) else Xi
+                        Rj, tj, sj = (pj.R.detach(), pj.t.detach(), pj.s.detach()) \
+                            if rests_on(o.model.kind, o.active, heights[i], height_j) else (pj.R, pj.t, pj.s)
+                        sd = L.signed_distance_to_objects(Xi, *oj.sdf, Rj, tj, sj)
+                        pen = pen + torch.relu(s.contact_clearance - sd).mean()
                     if o.model.kind != "planar":  # the support moves the carried object only
                         support_candidates.append(torch.relu(L.signed_distance_to_objects(
                             X, *oj.sdf, pj.R.detach(), pj.t.detach(), pj.s.detach())))
@@ -520,6 +526,11 @@ def _restore(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
 def _box_and_height(world: torch.Tensor, normal: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor], float]:
     """(N, 3) world samples -> ((3,) min corner, (3,) max corner) and their mean height along ``normal``."""
     return (world.amin(0), world.amax(0)), float(world.mean(0) @ normal)
+
+
+def _inside_box(points: torch.Tensor, box: tuple[torch.Tensor, torch.Tensor], margin: float) -> torch.Tensor:
+    """Indices of the (N, 3) ``points`` inside ``box`` (min, max corners) grown by ``margin``."""
+    return torch.nonzero(torch.all((points >= box[0] - margin) & (points <= box[1] + margin), dim=1)).reshape(-1)
 
 
 def _boxes_overlap(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor], margin: float) -> bool:

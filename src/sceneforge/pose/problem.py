@@ -86,11 +86,13 @@ class PoseSettings:
     point_samples: int = 384
     surface_samples: int = 1024
     physical_samples: int = 256
+    contact_samples: int = 2048
+    contact_clearance: float = 0.002
     sdf_resolution: int = 24
     background_resolution: int = 128
     weight_silhouette: float = 1.0
     weight_points: float = 1.0
-    weight_penetration: float = 20.0
+    weight_penetration: float = 5.0
     weight_background: float = 20.0
     weight_floor: float = 20.0
     weight_support: float = 2.0
