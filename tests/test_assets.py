@@ -214,6 +214,60 @@ def test_pools_sharing_a_store_build_each_asset_once(tmp_path, monkeypatch):
     np.testing.assert_array_equal(loaded.part_ids, built.part_ids)
 
 
+def test_pool_store_keeps_extras_with_each_asset(tmp_path):
+    from sceneforge.assets.pool import StoreExtras
+
+    computed, restored = [], []
+    extras = StoreExtras(compute=lambda asset: computed.append(asset.key) or len(asset.mesh.faces),
+                         restore=lambda asset, value: restored.append((asset.key, value)))
+    built = AssetPool(["box"], 2, seed=1, store=tmp_path, extras=extras).get("box", 0)
+    assert computed == [built.key] and not restored
+    loaded = AssetPool(["box"], 2, seed=1, store=tmp_path, extras=extras).get("box", 0)
+    assert computed == [built.key] and restored == [(built.key, len(built.mesh.faces))]
+    # a pool without extras reads the same store (and one with extras a store written without them)
+    assert AssetPool(["box"], 2, seed=1, store=tmp_path).get("box", 0).key == loaded.key
+    AssetPool(["box"], 2, seed=1, store=tmp_path).get("box", 1)
+    AssetPool(["box"], 2, seed=1, store=tmp_path, extras=extras).get("box", 1)
+    assert len(restored) == 1
+
+
+def _hull_point_sets(rng: np.random.Generator) -> list[np.ndarray]:
+    """Point sets like the library's hulls (boxes, tapered legs, wedges) and harder ones: random
+    clouds, points inside the hull, repeated points, points closer than trimesh's merge tolerance,
+    a flat set."""
+    sets = []
+    for _ in range(40):
+        lo, size = rng.uniform(-1, 1, 3), rng.uniform(0.001, 1.0, 3)
+        corners = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], float)
+        box = lo + corners * size
+        sets.append(box)
+        taper = box.copy()
+        taper[corners[:, 1] == 1, 0] *= rng.uniform(0.3, 1.0)
+        sets.append(taper)
+        sets.append(rng.normal(size=(int(rng.integers(5, 40)), 3)))
+        sets.append(np.vstack([box, lo + rng.uniform(0.2, 0.8, (5, 3)) * size, box[:2]]))
+    near = rng.normal(size=(12, 3))
+    sets.append(np.vstack([near, near[:1] + 1e-10]))
+    sets.append(np.column_stack([rng.normal(size=(9, 2)), np.zeros(9)])[:, [0, 2, 1]] + [0, 0, 1e-12])
+    return sets
+
+
+def test_convex_hull_gives_trimesh_hull_arrays():
+    from sceneforge.assets.primitives import convex_hull
+
+    for points in _hull_point_sets(np.random.default_rng(5)):
+        try:
+            expected = trimesh.convex.convex_hull(points)
+        except Exception as exc:  # trimesh cannot make it either: ours must fail the same way
+            with pytest.raises(type(exc)):
+                convex_hull(points)
+            continue
+        got = convex_hull(points)
+        np.testing.assert_array_equal(got.vertices, expected.vertices)
+        np.testing.assert_array_equal(got.faces, expected.faces)
+        assert got.faces.dtype == expected.faces.dtype and got.vertices.dtype == expected.vertices.dtype
+
+
 # -------------------------------------------------------------------------------- bad arguments
 def test_bad_arguments_name_the_value_and_the_range():
     with pytest.raises(InputError, match=r"leg_count=7 is out of range; allowed: an integer in \[3, 4\]"):

@@ -295,3 +295,36 @@ def test_hull_points_give_the_boxes_of_all_vertices_and_are_computed_once():
     calls = []
     counted = mesh_memo(lambda m: calls.append(m) or len(calls))
     assert counted(mesh) == counted(mesh) == 1 and counted(flat) == 2
+
+
+def test_mesh_memo_takes_a_value_computed_elsewhere():
+    from sceneforge.synth.meshmemo import mesh_memo
+
+    calls = []
+    counted = mesh_memo(lambda m: calls.append(m) or len(calls))
+    mesh = trimesh.creation.box()
+    counted.remember(mesh, 42)
+    assert counted(mesh) == 42 and not calls
+    assert counted(trimesh.creation.box()) == 1  # another mesh object: computed
+
+
+def test_asset_store_carries_hull_points_and_ply_bytes(tmp_path, monkeypatch):
+    """A worker that loads an asset another one built gets its memos with it: the same values,
+    without computing them again."""
+    from sceneforge.assets import AssetPool
+    from sceneforge.synth import meshmemo
+
+    built = AssetPool(["mug"], 2, seed=3, store=tmp_path, extras=meshmemo.ASSET_MEMOS).get("mug", 1)
+    points, ply = meshmemo.hull_points(built.mesh), meshmemo.mesh_ply_bytes(built.mesh)
+
+    def no_computing(mesh):
+        raise AssertionError("the memo should have come with the stored asset")
+
+    monkeypatch.setattr(meshmemo.hull_points, "_fn", no_computing)
+    monkeypatch.setattr(meshmemo.mesh_ply_bytes, "_fn", no_computing)
+    loaded = AssetPool(["mug"], 2, seed=3, store=tmp_path, extras=meshmemo.ASSET_MEMOS).get("mug", 1)
+    assert loaded is not built
+    loaded_points = meshmemo.hull_points(loaded.mesh)
+    np.testing.assert_array_equal(loaded_points, points)
+    assert not loaded_points.flags.writeable
+    assert meshmemo.mesh_ply_bytes(loaded.mesh) == ply

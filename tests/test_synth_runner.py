@@ -50,6 +50,67 @@ def test_worker_processes_give_the_same_bytes(tmp_path):
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["dataset.json", *(f"scene_00000{i}" for i in range(3))]
 
 
+def test_in_process_runs_leave_start_up_objects_out_of_gc_scans_and_restore_it(tmp_path, monkeypatch):
+    import gc
+
+    from sceneforge.synth import runner
+
+    seen = []
+    make = runner.make_scene_folder
+    monkeypatch.setattr(runner, "make_scene_folder", lambda *a: seen.append(gc.get_freeze_count()) or make(*a))
+    assert gc.get_freeze_count() == 0
+    generate_dataset(tmp_path / "a", _config("iscene"), n_scenes=2)
+    assert len(seen) == 2 and min(seen) > 0 and gc.get_freeze_count() == 0
+    with runner.frozen_gc():  # a caller that froze objects itself keeps them frozen
+        frozen = gc.get_freeze_count()
+        with runner.frozen_gc():
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() == 0
+
+
+def test_pool_worker_start_freezes_start_up_objects(tmp_path, monkeypatch):
+    import gc
+
+    from sceneforge.synth import kinds, runner
+
+    monkeypatch.setenv("LP_NUM_THREADS", "1")  # restored afterwards (_init_worker sets it if unset)
+    try:
+        runner._init_pool_worker(str(tmp_path / "store"), {})
+        assert gc.get_freeze_count() > 0 and kinds._STORE == {"path": tmp_path / "store"}
+    finally:
+        gc.unfreeze()
+        kinds.share_assets(None)
+
+
+def test_an_error_in_the_progress_callback_stops_the_workers_at_once(tmp_path):
+    import multiprocessing
+
+    def stop(done):
+        raise KeyError("stop")
+
+    with pytest.raises(KeyError):
+        generate_dataset(tmp_path / "x", _config("openset"), n_scenes=6, workers=2, on_scene=stop)
+    assert not multiprocessing.active_children()
+    assert not list((tmp_path / "x").glob(".assets.*"))
+
+
+def dying_kind(seed: int, options) -> SynthScene:
+    """A user layout kind whose worker process dies (registered in a test)."""
+    import os
+
+    os._exit(3)
+
+
+def test_a_worker_that_dies_stops_the_run_with_a_clear_error(tmp_path):
+    from sceneforge.synth.runner import WorkerError
+
+    register_layout("test_runner_dies", dying_kind)
+    with pytest.raises(WorkerError, match=r"a worker process died \(exit code 3\)"):
+        generate_dataset(tmp_path / "x", _config("test_runner_dies"), n_scenes=3, workers=2)
+    assert not list((tmp_path / "x").glob(".assets.*"))
+
+
 def two_boxes_kind(seed: int, options) -> SynthScene:
     """Two boxes a seeded distance apart on y = 0 (a user layout kind, registered in a test)."""
     gap = float(np.random.default_rng(seed).uniform(0.2, 0.6))

@@ -4,6 +4,7 @@ import trimesh
 
 from sceneforge.errors import CameraError, DepthError, MaskError
 from sceneforge.geometry import (
+    cross3,
     backproject_depth,
     invert_transform,
     project_points,
@@ -22,6 +23,17 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
 def test_rotation_y_quarter_turn_sends_z_to_x():
     assert np.allclose(rotation_y(np.pi / 2) @ [0, 0, 1], [1, 0, 0])
     assert np.allclose(rotation_about_axis([0, 1, 0], 0.7), rotation_y(0.7))
+
+
+def test_cross3_is_numpys_cross_bit_for_bit():
+    rng = np.random.default_rng(0)
+    for shape_a, shape_b in [((3,), (3,)), ((50, 3), (50, 3)), ((7, 3), (3,)), ((4, 5, 3), (5, 3))]:
+        for _ in range(50):
+            a = rng.normal(size=shape_a) * 10.0 ** rng.integers(-8, 9)
+            b = rng.normal(size=shape_b) * 10.0 ** rng.integers(-8, 9)
+            got, expected = cross3(a, b), np.cross(a, b)
+            assert got.shape == expected.shape and got.dtype == expected.dtype
+            assert got.tobytes() == expected.tobytes()
 
 
 def test_similarity_matrix_roundtrip_uniform_and_per_axis():

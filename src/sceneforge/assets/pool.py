@@ -4,7 +4,8 @@ Variant ``k`` of procedural category ``c`` is ``generate_asset(c, seed_for(seed,
 first use and kept; drawing an asset is then only an index draw, so a layout costs no mesh
 building after warm-up, and a renderer can key GPU buffers by ``asset.key``. Pools in several
 processes can share what they build through a ``store`` folder (one pickle per asset): a process
-loads an asset another one built (~0.05 ms) instead of building it again (~1.6 ms). User assets (from
+loads an asset another one built (~0.05 ms) instead of building it again (~1.6 ms), together with the
+values derived from it that the builder stored with it (:class:`StoreExtras`). User assets (from
 :func:`load_user_assets`) join the pool under their category. Tags of user categories: the
 procedural category's tags when the name matches one, else ``floor``, plus ``stackable`` when the
 asset's largest side is under 0.5 m.
@@ -14,8 +15,10 @@ from __future__ import annotations
 
 import pickle
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +36,19 @@ def variant_seed(pool_seed: int, category: str, index: int) -> int:
     return int(state[0]) << 32 | int(state[1])
 
 
+@dataclass(frozen=True)
+class StoreExtras:
+    """Values derived from a procedural asset that travel with it through a pool's store, so that a
+    process loading the asset need not derive them again (e.g. the engine's per-mesh memos).
+
+    compute(asset) : called on each asset the pool builds, before it is stored; a picklable value.
+    restore(asset, value) : called on each asset loaded from the store with the value stored with it.
+    """
+
+    compute: Callable[[Asset], Any]
+    restore: Callable[[Asset, Any], None]
+
+
 class AssetPool:
     """Procedural categories (``variants_per_category`` each, lazily built) plus user assets.
 
@@ -44,10 +60,13 @@ class AssetPool:
         each other's pickles): a procedural asset is loaded from it when there (files are named by
         category and variant seed, so pools of any settings can share one), else built and written
         to it atomically. None = build every asset in this process.
+    extras : values stored with each asset built here and restored with each asset loaded from
+        ``store`` (:class:`StoreExtras`); None = none.
     """
 
     def __init__(self, categories: Iterable[str] | None = None, variants_per_category: int = 8, seed: int = 0,
-                 user_assets: Sequence[Asset] = (), store: str | Path | None = None):
+                 user_assets: Sequence[Asset] = (), store: str | Path | None = None,
+                 extras: StoreExtras | None = None):
         names = tuple(CATEGORIES if categories is None else categories)
         unknown = [c for c in names if c not in REGISTRY]
         if unknown:
@@ -58,6 +77,7 @@ class AssetPool:
         self.variants_per_category = variants_per_category
         self.seed = int(seed)
         self.store = None if store is None else Path(store)
+        self.extras = extras
         self._cache: dict[tuple[str, int], Asset] = {}
         self._user: dict[str, list[Asset]] = {}
         for asset in user_assets:
@@ -104,15 +124,20 @@ class AssetPool:
         return self._user[category][index - offset]
 
     def _procedural(self, category: str, seed: int) -> Asset:
-        """generate_asset(category, seed), through the store when there is one."""
+        """generate_asset(category, seed), through the store when there is one. A stored file holds
+        ``(asset, extras value or None)``."""
         if self.store is None:
             return generate_asset(category, seed)
         path = self.store / f"{category}-{seed}.pkl"
         try:
-            asset = pickle.loads(path.read_bytes())
+            asset, extra = pickle.loads(path.read_bytes())
         except FileNotFoundError:
             asset = generate_asset(category, seed)
-            write_bytes_atomic(path, pickle.dumps(asset, protocol=pickle.HIGHEST_PROTOCOL))
+            extra = None if self.extras is None else self.extras.compute(asset)
+            write_bytes_atomic(path, pickle.dumps((asset, extra), protocol=pickle.HIGHEST_PROTOCOL))
+        else:
+            if self.extras is not None and extra is not None:
+                self.extras.restore(asset, extra)
         return asset
 
     def sample(self, rng: np.random.Generator, categories: Sequence[str] | None = None) -> Asset:

@@ -36,7 +36,7 @@ import trimesh
 
 from sceneforge.assets.base import Asset, ParamSampler, Part, SizePrior, assemble
 from sceneforge.assets.primitives import (
-    _Z_TO_Y, arc_points, box_from_bounds, cylinder_between, ellipsoid, frustum_y, hollow_vessel_profile,
+    _Z_TO_Y, arc_points, box_from_bounds, convex_hull, cylinder_between, ellipsoid, frustum_y, hollow_vessel_profile,
     revolve_y, tapered_box_y, translate, tube)
 from sceneforge.errors import InputError
 
@@ -889,7 +889,7 @@ def _bin(p: ParamSampler, prior: SizePrior) -> list[Part]:
                     corners += [(q, y, -rr), (q, y, rr)]
             pts = np.array(corners)
             rot = trimesh.transformations.rotation_matrix(side * np.pi / 2, [0, 1, 0])
-            parts.append(Part("body", translate(trimesh.convex.convex_hull(pts).apply_transform(rot), (0, 0, 0)), body_c))
+            parts.append(Part("body", translate(convex_hull(pts).apply_transform(rot), (0, 0, 0)), body_c))
         parts.append(Part("body", box_from_bounds((-rb, 0.0, -rb), (rb, 0.01, rb)), body_c))
         if lid:
             parts.append(Part("lid", box_from_bounds((-r - 0.005, body_h, -r - 0.005), (r + 0.005, h, r + 0.005)), lid_c))

@@ -2,6 +2,7 @@
 
 from sceneforge.geometry.camera import backproject_depth, project_points
 from sceneforge.geometry.transforms import (
+    cross3,
     invert_transform,
     make_transform,
     project_to_so3,
@@ -10,5 +11,5 @@ from sceneforge.geometry.transforms import (
     transform_points,
 )
 
-__all__ = ["backproject_depth", "invert_transform", "make_transform", "project_points", "project_to_so3",
+__all__ = ["backproject_depth", "cross3", "invert_transform", "make_transform", "project_points", "project_to_so3",
            "rotation_about_axis", "rotation_y", "transform_points"]

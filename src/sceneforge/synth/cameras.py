@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sceneforge.errors import InputError
+from sceneforge.geometry.transforms import cross3
 from sceneforge.types import Camera
 
 GOLDEN_ANGLE = np.pi * (3.0 - np.sqrt(5.0))
@@ -82,11 +83,6 @@ def _check_range(name: str, pair: tuple[float, float], low: float, high: float) 
         raise InputError(None, f"{name} must satisfy {low:g} <= min <= max <= {high:g}, got ({a:g}, {b:g})")
 
 
-def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """np.cross of two (3,) vectors, the same operations without its general-shape overhead."""
-    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
-
-
 def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0, 1.0, 0.0])) -> np.ndarray:
     """(4, 4) T_world_cam of an OpenCV camera at ``eye`` looking at ``target`` (z forward, y down).
 
@@ -99,11 +95,11 @@ def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0,
     if norm == 0:
         raise ValueError("eye and target coincide")
     forward /= norm
-    right = _cross(forward, np.asarray(up, dtype=np.float64))
+    right = cross3(forward, np.asarray(up, dtype=np.float64))
     if np.linalg.norm(right) < 1e-9:
         raise ValueError("view direction is parallel to the up vector")
     right /= np.linalg.norm(right)
-    down = _cross(forward, right)
+    down = cross3(forward, right)
     T = np.eye(4)
     T[:3, 0], T[:3, 1], T[:3, 2], T[:3, 3] = right, down, forward, eye
     return T

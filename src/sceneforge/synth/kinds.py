@@ -43,7 +43,8 @@ _STORE: dict[str, Path] = {}
 
 def share_assets(store: str | Path | None) -> None:
     """Let this process's asset pools share built assets through ``store`` (a folder, or None for
-    none), e.g. with the other worker processes of a run: ``AssetPool(store=...)``."""
+    none), e.g. with the other worker processes of a run: ``AssetPool(store=...)``, each asset with
+    its hull points and PLY bytes (:data:`~sceneforge.synth.meshmemo.ASSET_MEMOS`)."""
     _POOLS.clear()
     _STORE.clear()
     if store is not None:
@@ -54,13 +55,14 @@ def asset_pool(options: Mapping[str, Any]) -> Any:
     """The process's cached AssetPool for these pool options (assets are built once per process, or
     once per run with :func:`share_assets`)."""
     from sceneforge.assets import AssetPool
+    from sceneforge.synth.meshmemo import ASSET_MEMOS
 
     categories = options.get("categories")
     key = (int(options.get("pool_seed", 0)), int(options.get("variants_per_category", 8)),
            None if categories is None else tuple(categories))
     if key not in _POOLS:
         _POOLS[key] = AssetPool(categories=key[2], variants_per_category=key[1], seed=key[0],
-                                store=_STORE.get("path"))
+                                store=_STORE.get("path"), extras=ASSET_MEMOS)
     return _POOLS[key]
 
 

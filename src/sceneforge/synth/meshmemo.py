@@ -2,18 +2,22 @@
 meshes (which are never modified in place), so their PLY bytes or hull points need computing once.
 
 :func:`mesh_memo` memoises a function of one mesh by the mesh's identity; each entry holds the mesh,
-so its id cannot be reused by another object while the entry exists.
+so its id cannot be reused by another object while the entry exists. :data:`ASSET_MEMOS` carries the
+memos every layout kind needs of each asset (hull points, PLY bytes) through an asset pool's store,
+so a worker process that loads an asset another worker built does not compute them again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
+from functools import update_wrapper
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import trimesh
 
+from sceneforge.assets.base import Asset
+from sceneforge.assets.pool import StoreExtras
 from sceneforge.io.meshes import ply_bytes
 
 T = TypeVar("T")
@@ -22,22 +26,33 @@ T = TypeVar("T")
 MEMO_SIZE = 1024
 
 
-def mesh_memo(fn: Callable[[trimesh.Trimesh], T]) -> Callable[[trimesh.Trimesh], T]:
-    """``fn(mesh)`` computed once per mesh object (up to MEMO_SIZE meshes, then the memo is cleared)."""
-    memo: dict[int, tuple[Any, T]] = {}
+class MeshMemo(Generic[T]):
+    """``fn(mesh)`` computed once per mesh object (up to MEMO_SIZE meshes, then the memo is cleared);
+    :meth:`remember` gives it a value computed elsewhere (e.g. by another process)."""
 
-    @wraps(fn)
-    def memoised(mesh: trimesh.Trimesh) -> T:
-        hit = memo.get(id(mesh))
+    def __init__(self, fn: Callable[[trimesh.Trimesh], T]):
+        self._fn = fn
+        self._memo: dict[int, tuple[Any, T]] = {}
+        update_wrapper(self, fn)
+
+    def __call__(self, mesh: trimesh.Trimesh) -> T:
+        hit = self._memo.get(id(mesh))
         if hit is not None and hit[0] is mesh:
             return hit[1]
-        if len(memo) >= MEMO_SIZE:
-            memo.clear()
-        value = fn(mesh)
-        memo[id(mesh)] = (mesh, value)
+        value = self._fn(mesh)
+        self.remember(mesh, value)
         return value
 
-    return memoised
+    def remember(self, mesh: trimesh.Trimesh, value: T) -> None:
+        """Take ``value`` as ``fn(mesh)``."""
+        if len(self._memo) >= MEMO_SIZE:
+            self._memo.clear()
+        self._memo[id(mesh)] = (mesh, value)
+
+
+def mesh_memo(fn: Callable[[trimesh.Trimesh], T]) -> MeshMemo[T]:
+    """Decorator: :class:`MeshMemo` of ``fn``."""
+    return MeshMemo(fn)
 
 
 @mesh_memo
@@ -57,3 +72,19 @@ def hull_points(mesh: trimesh.Trimesh) -> np.ndarray:
 
 #: The binary PLY file of a mesh (:func:`sceneforge.io.meshes.ply_bytes`), encoded once per mesh.
 mesh_ply_bytes = mesh_memo(ply_bytes)
+
+
+def _asset_memos(asset: Asset) -> tuple[np.ndarray, bytes]:
+    return hull_points(asset.mesh), mesh_ply_bytes(asset.mesh)
+
+
+def _remember_asset_memos(asset: Asset, values: tuple[np.ndarray, bytes]) -> None:
+    points, ply = values
+    points.setflags(write=False)  # a pickled array comes back writeable
+    hull_points.remember(asset.mesh, points)
+    mesh_ply_bytes.remember(asset.mesh, ply)
+
+
+#: The hull points and PLY bytes of each asset, computed by the process that builds it and stored
+#: with it (``AssetPool(store=..., extras=ASSET_MEMOS)``): every scene that uses an asset needs both.
+ASSET_MEMOS = StoreExtras(compute=_asset_memos, restore=_remember_asset_memos)
