@@ -252,6 +252,7 @@ def _hull_point_sets(rng: np.random.Generator) -> list[np.ndarray]:
     return sets
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning")  # trimesh on flat sets
 def test_convex_hull_gives_trimesh_hull_arrays():
     from sceneforge.assets.primitives import convex_hull
 
