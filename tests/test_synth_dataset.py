@@ -278,7 +278,7 @@ def test_depth_to_millimetres_rounds_and_zeroes_the_unrepresentable():
 
 
 def test_hull_points_give_the_boxes_of_all_vertices_and_are_computed_once():
-    from sceneforge.synth.meshmemo import hull_points, mesh_memo
+    from sceneforge.synth.meshmemo import MeshMemo, hull_points
 
     rng = np.random.default_rng(4)
     mesh = trimesh.creation.annulus(0.2, 0.5, 0.3)  # concave: many vertices inside the hull's span
@@ -293,15 +293,15 @@ def test_hull_points_give_the_boxes_of_all_vertices_and_are_computed_once():
     flat = trimesh.Trimesh([[0, 0, 0], [1, 0, 0], [0, 0, 1]], [[0, 1, 2]])  # degenerate hull: all vertices
     assert len(hull_points(flat)) == 3
     calls = []
-    counted = mesh_memo(lambda m: calls.append(m) or len(calls))
+    counted = MeshMemo(lambda m: calls.append(m) or len(calls))
     assert counted(mesh) == counted(mesh) == 1 and counted(flat) == 2
 
 
 def test_mesh_memo_takes_a_value_computed_elsewhere():
-    from sceneforge.synth.meshmemo import mesh_memo
+    from sceneforge.synth.meshmemo import MeshMemo
 
     calls = []
-    counted = mesh_memo(lambda m: calls.append(m) or len(calls))
+    counted = MeshMemo(lambda m: calls.append(m) or len(calls))
     mesh = trimesh.creation.box()
     counted.remember(mesh, 42)
     assert counted(mesh) == 42 and not calls

@@ -56,7 +56,7 @@ import trimesh
 from sceneforge.assets import Asset, AssetPool
 from sceneforge.errors import InputError, SceneforgeError
 from sceneforge.geometry.transforms import rotation_y
-from sceneforge.synth.meshmemo import mesh_memo
+from sceneforge.synth.meshmemo import MeshMemo
 from sceneforge.synth.noise import fractal_noise, mean_colour, noise_texture
 from sceneforge.synth.physics import (
     FLOOR,
@@ -840,7 +840,7 @@ def footprint_support(points_xz: np.ndarray) -> np.ndarray:
 CORE_FACES = 16
 
 
-@mesh_memo
+@MeshMemo
 def largest_faces(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
     """The CORE_FACES largest faces of a mesh (any uniform scale and rotation keeps the order):
     (U,) indices of the vertices they use and (F', 3) faces indexing those."""
@@ -852,7 +852,7 @@ def largest_faces(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
     return used, inverse.reshape(-1, 3)
 
 
-@mesh_memo
+@MeshMemo
 def _canonical_bounds(mesh: trimesh.Trimesh) -> np.ndarray:
     """(2, 3) [min, max] of a mesh's vertices, metres."""
     vertices = np.asarray(mesh.vertices, dtype=np.float64)

@@ -1,8 +1,8 @@
 """Values computed once per mesh and process: the engine's scenes share the asset pool's canonical
 meshes (which are never modified in place), so their PLY bytes or hull points need computing once.
 
-:func:`mesh_memo` memoises a function of one mesh by the mesh's identity; each entry holds the mesh,
-so its id cannot be reused by another object while the entry exists. :data:`ASSET_MEMOS` carries the
+:class:`MeshMemo` (a decorator) memoises a function of one mesh by the mesh's identity; each entry
+holds the mesh, so its id cannot be reused by another object while the entry exists. :data:`ASSET_MEMOS` carries the
 memos every layout kind needs of each asset (hull points, PLY bytes) through an asset pool's store,
 so a worker process that loads an asset another worker built does not compute them again.
 """
@@ -50,12 +50,7 @@ class MeshMemo(Generic[T]):
         self._memo[id(mesh)] = (mesh, value)
 
 
-def mesh_memo(fn: Callable[[trimesh.Trimesh], T]) -> MeshMemo[T]:
-    """Decorator: :class:`MeshMemo` of ``fn``."""
-    return MeshMemo(fn)
-
-
-@mesh_memo
+@MeshMemo
 def hull_points(mesh: trimesh.Trimesh) -> np.ndarray:
     """(K, 3) the mesh's vertices on its convex hull (all vertices when the hull is degenerate): the
     same axis-aligned box as all vertices under any affine map, from fewer points."""
@@ -71,7 +66,7 @@ def hull_points(mesh: trimesh.Trimesh) -> np.ndarray:
 
 
 #: The binary PLY file of a mesh (:func:`sceneforge.io.meshes.ply_bytes`), encoded once per mesh.
-mesh_ply_bytes = mesh_memo(ply_bytes)
+mesh_ply_bytes = MeshMemo(ply_bytes)
 
 
 def _asset_memos(asset: Asset) -> tuple[np.ndarray, bytes]:
