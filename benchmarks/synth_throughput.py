@@ -33,6 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
+# One llvmpipe thread per process, as in the engine's worker processes and the raw workers below, so
+# that the one-worker rows (generation in this process) render the same way as their raw baseline.
+os.environ.setdefault("LP_NUM_THREADS", "1")
+
 from sceneforge.io.atomic import write_text_atomic
 from sceneforge.synth.cameras import OrbitSpec
 from sceneforge.synth.dataset import SynthConfig, make_scene, stream_seed

@@ -373,6 +373,24 @@ def test_open_set_is_deterministic(pool):
     assert a.background.to_dict() == b.background.to_dict()
 
 
+
+def test_core_size_changes_no_open_set_layout(pool, monkeypatch):
+    """A core (an asset's largest faces) only rejects spots the exact test rejects too, so its size
+    changes the cost of placement, never the layout."""
+    from sceneforge.synth import layouts
+
+    def poses(core_faces: int) -> list[list[bytes]]:
+        monkeypatch.setattr(layouts, "CORE_FACES", core_faces)
+        layouts.largest_faces._memo.clear()
+        cfg = OpenSetConfig(min_objects=5, max_objects=8)
+        return [[o.pose.matrix.tobytes() for o in open_set_layout(pool, seed, cfg).scene.objects] for seed in range(25)]
+
+    try:
+        assert poses(1) == poses(16) == poses(64) == poses(10_000)
+    finally:
+        layouts.largest_faces._memo.clear()
+
+
 # ----------------------------------------------------------------------------- physics check
 def test_physics_check_sees_interpenetration_nesting_and_floating():
     a = trimesh.creation.box((1, 1, 1))

@@ -181,6 +181,23 @@ def test_resume_after_kill_makes_only_the_missing_scenes(tmp_path):
     assert report.generated == 1 and existing_scenes(out) == {0, 1, 2, 3}
 
 
+@pytest.mark.parametrize("relative", [True, False])
+def test_write_files_makes_nested_folders_and_refuses_existing_files(tmp_path, monkeypatch, relative):
+    """The same folder with names relative to an open folder descriptor (POSIX) or with full paths."""
+    from sceneforge.io import atomic
+
+    monkeypatch.setattr(atomic, "_RELATIVE_TO_FOLDER", relative and atomic._RELATIVE_TO_FOLDER)
+    files = {"scene.json": b"{}", "views/0000/rgb.png": b"\x89PNG" * 1000, "views/0001/view.json": b"[1]",
+             "objects/001_mug.ply": b"ply", "a/b/c/d.bin": bytes(range(256)), "views/0000/empty": b""}
+    (tmp_path / "views").mkdir()  # a folder that exists already is used as it is
+    atomic.write_files(tmp_path, files)
+    written = {p.relative_to(tmp_path).as_posix(): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert written == files
+    with pytest.raises(FileExistsError):
+        atomic.write_files(str(tmp_path), {"views/0001/view.json": b"again"})
+    assert (tmp_path / "views/0001/view.json").read_bytes() == b"[1]"
+
+
 def test_failure_mid_write_leaves_no_scene_folder(tmp_path, monkeypatch):
     from sceneforge.synth import dataset
 

@@ -31,16 +31,20 @@ def perlin_noise(size: int, cells: int, rng: np.random.Generator) -> np.ndarray:
     coords = (np.arange(size) + 0.5) * (cells / size)
     i = np.minimum(coords.astype(int), cells - 1)
     f = (coords - i).astype(np.float32)  # fractional position, the same along rows and columns
-    lattice = np.arange(cells)
+    # The dot product of corner (dy, dx)'s gradient with the offset to it is an x term, which depends
+    # on pixel (r, c) through its cell row i[r] and column c only, plus a y term (row r and cell
+    # column i[c]). Both are computed once per lattice row or column for dx (resp. dy) = 0 and 1:
+    # x_terms[dx][I, c] = gx[I, i[c] + dx] * (f[c] - dx), y_terms[dy][r, J] = gy[i[r] + dy, J] * (f[r] - dy).
+    x_terms = [gx.take(i + d, axis=1) * (f - d)[None, :] for d in (0, 1)]  # (cells + 1, size) each
+    y_terms = [gy.take(i + d, axis=0) * (f - d)[:, None] for d in (0, 1)]  # (size, cells + 1) each
+
+    pixels_per_cell = np.bincount(i, minlength=cells)  # i never decreases
 
     def corner(dy: int, dx: int) -> np.ndarray:
-        # (size, size) dot product of the (dy, dx) corner's gradient with the offset to it. The x term
-        # of pixel (r, c) depends on r only through its cell row i[r], the y term on c only through
-        # its cell column i[c]: each is computed per cell and then spread over the cell's pixels.
-        x_term = gx[lattice + dy].take(i + dx, axis=1) * (f - dx)[None, :]  # (cells, size)
-        y_term = gy.take(i + dy, axis=0)[:, lattice + dx] * (f - dy)[:, None]  # (size, cells)
-        out = x_term.take(i, axis=0)
-        out += y_term[:, i]  # (fancy indexing gathers along the last axis faster than take)
+        # (size, size): the terms of each pixel's cell spread over the cell's pixels (repeating the
+        # columns is faster than gathering them)
+        out = x_terms[dx].take(i + dy, axis=0)
+        out += np.repeat(y_terms[dy][:, dx:dx + cells], pixels_per_cell, axis=1)
         return out
 
     def blend(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
