@@ -47,17 +47,18 @@ def perlin_noise(size: int, cells: int, rng: np.random.Generator) -> np.ndarray:
         out += np.repeat(y_terms[dy][:, dx:dx + cells], pixels_per_cell, axis=1)
         return out
 
-    def blend(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    def blend(a: np.ndarray, b: np.ndarray, t: np.ndarray, one_minus_t: np.ndarray) -> np.ndarray:
         # a * (1 - t) + b * t, in place in a and b
-        a *= 1 - t
+        a *= one_minus_t
         b *= t
         a += b
         return a
 
-    u, v = _fade(f)[None, :], _fade(f)[:, None]
-    top = blend(corner(0, 0), corner(0, 1), u)
-    bottom = blend(corner(1, 0), corner(1, 1), u)
-    return blend(top, bottom, v).astype(np.float64)
+    u = _fade(f)  # the same weights along rows and columns
+    w = 1 - u
+    top = blend(corner(0, 0), corner(0, 1), u[None, :], w[None, :])
+    bottom = blend(corner(1, 0), corner(1, 1), u[None, :], w[None, :])
+    return blend(top, bottom, u[:, None], w[:, None]).astype(np.float64)
 
 
 def fractal_noise(size: int, cells: int, octaves: int, rng: np.random.Generator, persistence: float = 0.5) -> np.ndarray:
@@ -69,10 +70,16 @@ def fractal_noise(size: int, cells: int, octaves: int, rng: np.random.Generator,
     total = np.zeros((size, size))
     amplitude = 1.0
     for k in range(octaves):
-        total += amplitude * perlin_noise(size, cells * 2 ** k, rng)
+        layer = perlin_noise(size, cells * 2 ** k, rng)
+        layer *= amplitude
+        total += layer
         amplitude *= persistence
     lo, hi = total.min(), total.max()
-    return (total - lo) / (hi - lo) if hi > lo else np.zeros_like(total)
+    if not hi > lo:
+        return np.zeros_like(total)
+    total -= lo
+    total /= hi - lo
+    return total
 
 
 def noise_texture(noise: np.ndarray, colour_a: Sequence[int], colour_b: Sequence[int]) -> np.ndarray:
