@@ -466,6 +466,33 @@ def test_meshes_close_agrees_with_fcl_on_whole_meshes():
     assert outcomes == {True, False}
 
 
+
+def test_apart_memo_answers_only_what_was_found_before(monkeypatch):
+    """A memo answers a pair found apart by a gap for that gap or a smaller one, in either order, and
+    only at the same translations; its answers are what the test itself gives."""
+    from sceneforge.synth import physics
+
+    rng = np.random.default_rng(8)
+    assets = [generate_asset(c, 0).mesh for c in ("chair", "table", "mug", "teapot")]
+    tests = []
+    original = physics._meshes_close
+    monkeypatch.setattr(physics, "_meshes_close", lambda *args: tests.append(args) or original(*args))
+    memo = physics.ApartMemo()
+    outcomes = set()
+    for _ in range(40):
+        a, b = (_boxed(assets[int(rng.integers(len(assets)))], trimesh.transformations.random_rotation_matrix(
+            rng.random(3))[:3, :3], float(rng.uniform(0.3, 1.5))) for _ in range(2))
+        ta, tb = rng.normal(scale=0.1, size=3), rng.normal(scale=0.4, size=3)
+        close = physics.meshes_close(a, ta, b, tb, 0.02, memo)
+        outcomes.add(close)
+        # (arguments, gap, answered from the memo when the pair was found 2 cm apart)
+        for args, gap, remembered in (((a, ta, b, tb), 0.0, True), ((b, tb, a, ta), 0.02, True),
+                                      ((a, ta, b, tb), 0.03, False), ((a, ta, b, tb + [0.0, 0.0, 1e-9]), 0.0, False)):
+            n = len(tests)
+            assert physics.meshes_close(*args, gap, memo) == original(*args, gap)
+            assert (len(tests) == n + 1) == (close or not remembered)
+    assert outcomes == {True, False}
+
 # -------------------------------------------------------------------------- errors and limits
 def test_unsatisfiable_layouts_fail_fast_with_a_typed_error():
     beds = [generate_asset("bed", s) for s in range(4)]

@@ -60,6 +60,7 @@ from sceneforge.synth.meshmemo import MeshMemo
 from sceneforge.synth.noise import fractal_noise, mean_colour, noise_texture
 from sceneforge.synth.physics import (
     FLOOR,
+    ApartMemo,
     BoxedMesh,
     boxes_apart,
     check_physics,
@@ -761,6 +762,7 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
         meshes.append(_boxed_mesh(v + [0.0, lift, 0.0], asset.mesh, R, s, [0.0, lift, 0.0]))
     cores: dict[int, Any] = {}
     boxes: dict[int, Any] = {}
+    apart = ApartMemo()  # pairs found apart at their final spots need no second test in the physics check
 
     def spot(k: int) -> np.ndarray:
         """(3,) translation of asset k at its centre."""
@@ -782,7 +784,7 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
 
     def close(k: int, at: np.ndarray, i: int) -> bool:
         """True when asset k at the translation ``at`` and asset i at its centre are nearer than the clearance."""
-        return meshes_close(meshes[k], at, meshes[i], spot(i), cfg.min_clearance)
+        return meshes_close(meshes[k], at, meshes[i], spot(i), cfg.min_clearance, apart)
 
     placed: list[int] = []
     expansions = 0
@@ -822,7 +824,7 @@ def _arrange_open_set(assets: list[Asset], rng: np.random.Generator, seed: int, 
         discs.append([t[0], t[2], r])
     boxed = {n: (meshes[k], spot(k)) for n, k in enumerate(placed)}
     return _make_layout("open_set", seed, objects, [it[0] for it in items], supports, np.array(discs), 0.0, region,
-                        {}, ground, background, cfg.verify, boxed)
+                        {}, ground, background, cfg.verify, boxed, apart)
 
 
 #: Unit x/z directions (M, 2) along which footprints are compared before any fcl call.
@@ -928,9 +930,11 @@ def _finish(kind: str, seed: int, placed: Sequence[_Placed], gap: float, region:
 def _make_layout(kind: str, seed: int, objects: Sequence[SceneObject], assets: Sequence[Asset],
                  supports: Mapping[int, int], discs: np.ndarray, gap: float, region: float,
                  tops: Mapping[int, SupportTop], ground: GroundSpec | None, background: BackgroundSpec | None,
-                 verify: bool, boxed: Mapping[int, tuple[BoxedMesh, np.ndarray]] | None = None) -> Layout:
+                 verify: bool, boxed: Mapping[int, tuple[BoxedMesh, np.ndarray]] | None = None,
+                 apart: ApartMemo | None = None) -> Layout:
     """The Layout of placed objects; ``verify`` runs the physics check (with ``boxed``: position ->
-    the posed mesh in its own frame with its box, and its translation; see ``check_physics``)."""
+    the posed mesh in its own frame with its box, and its translation, and ``apart``: pairs of those
+    the placement found apart; see ``check_physics``)."""
     ids = [o.id for o in objects]
     relations = compute_relations(ids, discs[:, :2], supports)
     discs = np.array(discs, dtype=np.float64)
@@ -945,7 +949,7 @@ def _make_layout(kind: str, seed: int, objects: Sequence[SceneObject], assets: S
         if boxed is None:  # each posed mesh with its posed canonical bounding box, in world coordinates
             boxed = {k: (_boxed_mesh(m.vertices, o.mesh, o.pose.R, o.pose.scale_xyz, o.pose.t), np.zeros(3))
                      for k, (o, m) in enumerate(zip(objects, world))}
-        report = check_physics(world, ids, supports, boxed=boxed)
+        report = check_physics(world, ids, supports, boxed=boxed, memo=apart)
         if not report.ok:
             raise LayoutError(kind, seed, f"physics check failed: interpenetrating {list(report.penetrating)}, "
                                           f"not resting {list(report.not_resting)}")

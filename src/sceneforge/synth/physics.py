@@ -115,13 +115,52 @@ def boxes_apart(a: Any, b: Any, gap: float = 0.0) -> bool:
     return distance(a, b) > gap + BOX_SLACK
 
 
+class ApartMemo:
+    """Placed pairs that :func:`meshes_close` found apart: asked again about the same two mesh objects
+    at the same translations with a gap no larger, it answers without testing (apart by a gap means
+    apart by any smaller one). E.g. the physics check of a layout whose placement already tested its
+    final pairs with a clearance. Holds the meshes, so their ids stay theirs while remembered."""
+
+    def __init__(self) -> None:
+        self._gaps: dict[tuple[Any, ...], tuple[BoxedMesh, BoxedMesh, float]] = {}
+
+    @staticmethod
+    def _key(a: BoxedMesh, a_translation: np.ndarray, b: BoxedMesh, b_translation: np.ndarray) -> tuple[Any, ...]:
+        return id(a), *map(float, a_translation), id(b), *map(float, b_translation)
+
+    def apart(self, a: BoxedMesh, a_translation: np.ndarray, b: BoxedMesh, b_translation: np.ndarray,
+              gap: float) -> bool:
+        """True when the pair was found at least ``gap`` metres apart before."""
+        found = self._gaps.get(self._key(a, a_translation, b, b_translation))
+        return found is not None and found[2] >= gap
+
+    def add(self, a: BoxedMesh, a_translation: np.ndarray, b: BoxedMesh, b_translation: np.ndarray,
+            gap: float) -> None:
+        """Remember that the pair (in either order) is at least ``gap`` metres apart."""
+        if not self.apart(a, a_translation, b, b_translation, gap):
+            self._gaps[self._key(a, a_translation, b, b_translation)] = (a, b, gap)
+            self._gaps[self._key(b, b_translation, a, a_translation)] = (b, a, gap)
+
+
 def meshes_close(a: BoxedMesh, a_translation: np.ndarray, b: BoxedMesh, b_translation: np.ndarray,
-                 gap: float) -> bool:
+                 gap: float, memo: ApartMemo | None = None) -> bool:
     """True when the two placed meshes touch or cross, or (gap > 0) come nearer than ``gap`` metres.
 
     Exact, as fcl on the whole meshes, but cheaper: fcl objects are built only of each mesh's faces
     near the other's box grown by the gap (a pair of faces nearer than the gap, or touching, is in
-    there), so no BVH of a whole mesh is built."""
+    there), so no BVH of a whole mesh is built. ``memo`` answers pairs found apart before and
+    remembers those found apart now."""
+    if memo is not None and memo.apart(a, a_translation, b, b_translation, gap):
+        return False
+    close = _meshes_close(a, a_translation, b, b_translation, gap)
+    if not close and memo is not None:
+        memo.add(a, a_translation, b, b_translation, gap)
+    return close
+
+
+def _meshes_close(a: BoxedMesh, a_translation: np.ndarray, b: BoxedMesh, b_translation: np.ndarray,
+                  gap: float) -> bool:
+    """:func:`meshes_close` without a memo."""
     margin = gap + BOX_SLACK
     near_a = a.faces_near(a_translation, b, b_translation, margin)
     if not len(near_a):
@@ -206,7 +245,8 @@ def _lifted_apart(lifted: np.ndarray, other: np.ndarray, lift: float) -> bool:
 
 def check_physics(world_meshes: Sequence[trimesh.Trimesh], ids: Sequence[int], supports: Mapping[int, int],
                   tol: float = 1e-6, contact_lift: float = 1e-4,
-                  boxed: Mapping[int, tuple[BoxedMesh, np.ndarray]] | None = None) -> PhysicsReport:
+                  boxed: Mapping[int, tuple[BoxedMesh, np.ndarray]] | None = None,
+                  memo: ApartMemo | None = None) -> PhysicsReport:
     """Check a posed scene.
 
     world_meshes : meshes in world coordinates (metres), one per id.
@@ -215,6 +255,8 @@ def check_physics(world_meshes: Sequence[trimesh.Trimesh], ids: Sequence[int], s
         translation (3,) that places it (e.g. from the layout). A pair of such objects is tested by
         :func:`meshes_close` (no BVH of a whole mesh), after their boxes when not support and
         supported (boxes apart settle the pair).
+    memo : pairs of ``boxed`` meshes found apart before (e.g. by the placement that made the layout),
+        not tested again at the same translations.
     """
     index = {int(i): k for k, i in enumerate(ids)}
     bounds = [_bounds(m) for m in world_meshes]
@@ -260,7 +302,7 @@ def check_physics(world_meshes: Sequence[trimesh.Trimesh], ids: Sequence[int], s
                 if lifted is not None:
                     lift = np.array([0.0, contact_lift, 0.0])
                     at_a, at_b = (at_a + lift, at_b) if lifted == a else (at_a, at_b + lift)
-                hit = meshes_close(mesh_a, at_a, mesh_b, at_b, 0.0)
+                hit = meshes_close(mesh_a, at_a, mesh_b, at_b, 0.0, memo)
             elif lifted is None:
                 hit = collide(obj(a), obj(b))
             else:
