@@ -9,6 +9,8 @@ times ``persistence`` each octave) and rescales to [0, 1]. Deterministic from th
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -17,6 +19,33 @@ from sceneforge.errors import InputError
 
 def _fade(t: np.ndarray) -> np.ndarray:
     return t * t * t * (t * (t * 6.0 - 15.0) + 10.0)
+
+
+class _Side(NamedTuple):
+    """Where the pixels along one side of the noise lie on the lattice (the same for rows and columns),
+    all (size,) unless said: ``cell[d]`` the index of the pixel's cell (d = 0) or of the next one
+    (d = 1), ``offset[d]`` float32 f - d for the fractional position f in the cell, ``fade`` and
+    ``one_minus_fade`` float32 blend weights, ``pixels_per_cell`` (cells,) (the cell index never
+    decreases)."""
+
+    cell: tuple[np.ndarray, np.ndarray]
+    offset: tuple[np.ndarray, np.ndarray]
+    fade: np.ndarray
+    one_minus_fade: np.ndarray
+    pixels_per_cell: np.ndarray
+
+
+@lru_cache(maxsize=64)
+def _side(size: int, cells: int) -> _Side:
+    """:class:`_Side` of ``size`` pixels on ``cells`` lattice squares (read-only arrays, computed once)."""
+    coords = (np.arange(size) + 0.5) * (cells / size)
+    i = np.minimum(coords.astype(int), cells - 1)
+    f = (coords - i).astype(np.float32)  # fractional position
+    u = _fade(f)
+    side = _Side((i, i + 1), (f - 0, f - 1), u, 1 - u, np.bincount(i, minlength=cells))
+    for array in (*side.cell, *side.offset, side.fade, side.one_minus_fade, side.pixels_per_cell):
+        array.setflags(write=False)
+    return side
 
 
 def perlin_noise(size: int, cells: int, rng: np.random.Generator) -> np.ndarray:
@@ -28,22 +57,18 @@ def perlin_noise(size: int, cells: int, rng: np.random.Generator) -> np.ndarray:
         raise InputError(None, f"perlin noise needs size >= 2 and cells >= 1, got size={size}, cells={cells}")
     angles = rng.uniform(0.0, 2.0 * np.pi, size=(cells + 1, cells + 1))
     gx, gy = np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)  # unit gradients
-    coords = (np.arange(size) + 0.5) * (cells / size)
-    i = np.minimum(coords.astype(int), cells - 1)
-    f = (coords - i).astype(np.float32)  # fractional position, the same along rows and columns
+    cell, offset, u, w, pixels_per_cell = _side(size, cells)
     # The dot product of corner (dy, dx)'s gradient with the offset to it is an x term, which depends
     # on pixel (r, c) through its cell row i[r] and column c only, plus a y term (row r and cell
     # column i[c]). Both are computed once per lattice row or column for dx (resp. dy) = 0 and 1:
     # x_terms[dx][I, c] = gx[I, i[c] + dx] * (f[c] - dx), y_terms[dy][r, J] = gy[i[r] + dy, J] * (f[r] - dy).
-    x_terms = [gx.take(i + d, axis=1) * (f - d)[None, :] for d in (0, 1)]  # (cells + 1, size) each
-    y_terms = [gy.take(i + d, axis=0) * (f - d)[:, None] for d in (0, 1)]  # (size, cells + 1) each
-
-    pixels_per_cell = np.bincount(i, minlength=cells)  # i never decreases
+    x_terms = [gx.take(cell[d], axis=1) * offset[d][None, :] for d in (0, 1)]  # (cells + 1, size) each
+    y_terms = [gy.take(cell[d], axis=0) * offset[d][:, None] for d in (0, 1)]  # (size, cells + 1) each
 
     def corner(dy: int, dx: int) -> np.ndarray:
         # (size, size): the terms of each pixel's cell spread over the cell's pixels (repeating the
         # columns is faster than gathering them)
-        out = x_terms[dx].take(i + dy, axis=0)
+        out = x_terms[dx].take(cell[dy], axis=0)
         out += np.repeat(y_terms[dy][:, dx:dx + cells], pixels_per_cell, axis=1)
         return out
 
@@ -54,8 +79,6 @@ def perlin_noise(size: int, cells: int, rng: np.random.Generator) -> np.ndarray:
         a += b
         return a
 
-    u = _fade(f)  # the same weights along rows and columns
-    w = 1 - u
     top = blend(corner(0, 0), corner(0, 1), u[None, :], w[None, :])
     bottom = blend(corner(1, 0), corner(1, 1), u[None, :], w[None, :])
     return blend(top, bottom, u[:, None], w[:, None]).astype(np.float64)
