@@ -41,6 +41,11 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
+#: Whether files and folders can be made relative to an open folder (POSIX; not on Windows).
+_RELATIVE_TO_FOLDER = (os.open in os.supports_dir_fd and os.mkdir in os.supports_dir_fd
+                       and hasattr(os, "O_DIRECTORY"))
+
+
 def write_files(folder: str | Path, files: Mapping[str, bytes]) -> None:
     """Write ``files`` (relative path -> bytes) as new files under ``folder``, making sub-folders.
 
@@ -77,11 +82,6 @@ def write_files(folder: str | Path, files: Mapping[str, bytes]) -> None:
     finally:
         if dir_fd is not None:
             os.close(dir_fd)
-
-
-#: Whether files and folders can be made relative to an open folder (POSIX; not on Windows).
-_RELATIVE_TO_FOLDER = (os.open in os.supports_dir_fd and os.mkdir in os.supports_dir_fd
-                       and hasattr(os, "O_DIRECTORY"))
 
 
 @contextmanager
