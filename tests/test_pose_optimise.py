@@ -13,6 +13,7 @@ import trimesh
 from pose_scenes import make_scene, pose_error
 from sceneforge.pose import PoseOptimiser, PoseSettings, touches_floor
 from sceneforge.pose import optimise as optimise_module
+from sceneforge.pose.contact import support_tops
 
 FAST = PoseSettings(iterations=80, patience=15)
 
@@ -203,11 +204,8 @@ def test_bad_settings_are_rejected():
         PoseSettings(floor_rule="sometimes")
 
 
-def test_a_pot_sunk_into_a_thin_table_top_is_lifted_out():
-    """A table top (3 cm) thinner than a cell of the table's SDF grid: the penetration term sees a
-    pot sunk 1.5 cm into it through the dense contact samples of the top under the pot (in the
-    pot's SDF) at about its depth, not diluted by the samples far from the contact, and the physical
-    terms alone lift the pot onto the top."""
+def _thin_table() -> trimesh.Trimesh:
+    """A 1.2 x 0.75 x 0.7 m table whose top (3 cm) is thinner than a cell of its 24³ SDF grid."""
     top = trimesh.creation.box((1.2, 0.03, 0.7))
     top.apply_translation((0.0, 0.735, 0.0))
     legs = [trimesh.creation.box((0.04, 0.72, 0.04)) for _ in range(4)]
@@ -215,6 +213,67 @@ def test_a_pot_sunk_into_a_thin_table_top_is_lifted_out():
         leg.apply_translation((x, 0.36, z))
     table = trimesh.util.concatenate([top, *legs])  # overlapping closed parts, as engine assets
     table.apply_translation(-table.bounds.mean(axis=0))
+    return table
+
+
+def _upright_pot() -> trimesh.Trimesh:
+    """A plant pot: a cylinder 16 cm wide, 20 cm tall along y."""
+    pot = trimesh.creation.cylinder(0.08, 0.2, sections=24)
+    pot.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, (1.0, 0.0, 0.0)))
+    return pot
+
+
+def test_support_tops_find_the_table_top_under_a_pot_and_not_beside_a_low_table():
+    """Rays down from a pot standing on a thin table top hit the top (its height, 0.75 m, follows
+    the table's pose); a lamp standing on the floor beside the table, its centre higher than the
+    table's, has no support top; planar objects have none."""
+    table = _thin_table()
+    pot = _upright_pot()
+    lamp = trimesh.creation.cylinder(0.1, 1.6, sections=24)
+    problem, _, _ = make_scene(objects=((table, (0.0, 0.0, 0.3, 0.0)), (pot, (0.1, 0.75, 0.3, 0.0)),
+                                        (lamp, (0.9, 0.0, 0.3, 0.0))), perturb=(0.0, 0.0, 0.0))
+    optimiser = PoseOptimiser(dataclasses.replace(FAST, floor_rule="height", min_pixels=0, min_points=0))
+    objects = optimiser._prepare(problem, np.random.default_rng(0))
+    lamp_model = objects[2].model
+    objects[2].model = optimise_module.build_model("5dof", problem.targets[2].initial_pose, problem.floor,
+                                                   optimise_module._canonical_pivot(problem.targets[2].mesh),
+                                                   optimise_module.DTYPE)
+    assert [o.model.kind for o in objects[:2]] == ["planar", "5dof"] and lamp_model.kind == "planar"
+    tops = support_tops(optimise_module._bodies(objects), torch.tensor([0.0, 1.0, 0.0]))
+    assert tops[0] is None and tops[2] is None
+    assert tops[1] is not None and tops[1].supporter == 0
+    with torch.no_grad():
+        height = float(objects[0].model().apply(tops[1].point[None])[0, 1])
+    assert abs(height - 0.75) < 0.003
+
+
+def test_a_pot_that_grows_to_its_image_stays_on_a_thin_table_top():
+    """The image shows a pot 30 % larger than its start, with the same top, so its bottom 6 cm
+    down through a 3 cm table top; it starts at its start size standing on the top. Growing to the
+    image lowers its bottom through the top, where its samples are outside the table's SDF and the
+    penetration term lets go (without a support top it ends 4.5 cm in); the support top (the floor
+    term's ground for a carried object) keeps its bottom on the top, and it grows upwards."""
+    pot = _upright_pot()
+    pot.apply_scale(1.3)
+    sink = 0.06
+    problem, truths, _ = make_scene(objects=((_thin_table(), (0.0, 0.0, 0.3, 0.0)), (pot, (0.1, 0.75 - sink, 0.3, 0.0))),
+                                    perturb=(0.0, 0.0, 0.0))
+    standing = dataclasses.replace(truths[1], t=truths[1].t + np.array([0.0, sink / 2, 0.0]), s=0.2)
+    problem = dataclasses.replace(problem, targets=(problem.targets[0],
+                                                    dataclasses.replace(problem.targets[1], initial_pose=standing)))
+    settings = dataclasses.replace(FAST, yaw_candidates=1, iterations=60, patience=60, min_pixels=0,
+                                   min_points=0, hypothesis_iterations=0)
+    pose = PoseOptimiser(settings).optimise(problem).object(2).pose
+    assert float(pose.s) > 0.21
+    assert float(pose.t[1]) - 0.5 * float(pose.s) > 0.75 - 0.005  # the pot's height is its largest side
+
+
+def test_a_pot_sunk_into_a_thin_table_top_is_lifted_out():
+    """A table top (3 cm) thinner than a cell of the table's SDF grid: the penetration term sees a
+    pot sunk 1.5 cm into it through the dense contact samples of the top under the pot (in the
+    pot's SDF) at about its depth, not diluted by the samples far from the contact, and the physical
+    terms alone lift the pot onto the top."""
+    table = _thin_table()
     pot = trimesh.creation.cylinder(0.08, 0.2, sections=24)
     sink = 0.015
     problem, truths, _ = make_scene(objects=((table, (0.0, 0.0, 0.3, 0.0)), (pot, (0.1, 0.75 - sink, 0.3, 0.0))),

@@ -70,6 +70,63 @@ class ContactSettings:
     contact: float = 0.01
     lift_step: float = 0.005
     max_lift: float = 0.5
+    support_share: float = 0.5
+    support_flatness: float = 0.02
+    support_reach: float = 0.15
+
+
+@dataclass(frozen=True)
+class SupportTop:
+    """The flat top a carried object rests on: the supporter's index among the bodies and a point
+    (3,) of that top in the supporter's canonical frame (its height follows the supporter's pose)."""
+
+    supporter: int
+    point: torch.Tensor
+
+
+def support_tops(bodies: Sequence[Body], normal: torch.Tensor,
+                 settings: ContactSettings = ContactSettings()) -> list[SupportTop | None]:
+    """The flat top each movable 5-DoF body rests on, or None.
+
+    Rays are cast down the floor normal from the body's samples raised to its centre height, against
+    the other bodies' posed meshes (exact, not their SDF grids: a table top is often thinner than a
+    grid cell). A body rests on the top of ``j`` when at least ``support_share`` of its rays hit
+    ``j`` first, their hit heights lie within ``support_flatness`` x its size of each other (10th to
+    90th percentile: a table top, a shelf board; not a pile of objects) and their median is within
+    ``support_reach`` x its size of the body's lowest point (it stands there, it is not a lamp
+    beside a low nightstand).
+    """
+    tops: list[SupportTop | None] = [None] * len(bodies)
+    up = normal.detach().double().numpy()
+    for i, body in enumerate(bodies):
+        if not body.movable or body.model.kind == "planar" or len(bodies) < 2:
+            continue
+        world = _world(body).double().numpy()
+        heights = world @ up
+        origins = world + np.outer(heights.mean() - heights, up)
+        others = [k for k in range(len(bodies)) if k != i]
+        meshes = [_posed_mesh(bodies[k]) for k in others]
+        owner = np.repeat(others, [len(m.faces) for m in meshes])
+        hits, rays, faces = trimesh.util.concatenate(meshes).ray.intersects_location(
+            origins, np.repeat(-up[None], len(origins), 0), multiple_hits=False)
+        if not len(rays):
+            continue
+        supporter = int(np.bincount(owner[faces]).argmax())
+        on_top = owner[faces] == supporter
+        if on_top.sum() < settings.support_share * len(origins):
+            continue
+        top = hits[on_top] @ up
+        low, high = np.percentile(top, [10, 90])
+        height = float(np.median(top))
+        if high - low > settings.support_flatness * body.size or \
+                abs(height - heights.min()) > settings.support_reach * body.size:
+            continue
+        point = origins.mean(0) + (height - heights.mean()) * up
+        with torch.no_grad():
+            pose = bodies[supporter].model()
+            local = ((torch.as_tensor(point, dtype=pose.t.dtype) - pose.t) @ pose.R) / pose.s
+        tops[i] = SupportTop(supporter, local)
+    return tops
 
 
 def _world(body: Body) -> torch.Tensor:

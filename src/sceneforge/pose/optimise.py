@@ -27,7 +27,7 @@ from scipy.spatial import cKDTree
 
 from sceneforge.geometry import invert_transform
 from sceneforge.pose import losses as L
-from sceneforge.pose.contact import Body, ContactSettings, rests_on, separate, settle
+from sceneforge.pose.contact import Body, ContactSettings, rests_on, separate, settle, support_tops
 from sceneforge.pose.models import PoseModel, PosedSimilarity, build_model
 from sceneforge.pose.problem import (ObjectPoseResult, PoseOptimisationResult, PoseProblem, PoseSettings,
                                      PoseTarget)
@@ -64,7 +64,13 @@ class _Object:
     sdf: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
     yaw_offset: float = 0.0
     projection_m: float = 0.0
+    support: tuple[int, torch.Tensor] | None = None  # the supporter's id, a (3,) point of its top in its frame
     last_good: dict[str, torch.Tensor] | None = None
+
+
+def _bodies(objects: list[_Object]) -> list[Body]:
+    """The objects as :mod:`sceneforge.pose.contact` sees them (their models move in place)."""
+    return [Body(o.model, o.active, o.target.mesh, o.surface_samples, o.sdf, o.size) for o in objects]
 
 
 def touches_floor(mask: np.ndarray, floor_mask: np.ndarray, dilation_px: int) -> bool:
@@ -271,6 +277,7 @@ class PoseOptimiser:
             others = list(zip(objects, poses, boxes, heights)) if obstacles is None else \
                 [(oj, pj, *_box_and_height(pj.apply(oj.physical_samples).detach(), normal)) for oj, pj in obstacles]
             world_contact = [pose.apply(o.contact_samples) for o, pose in zip(objects, poses)]
+            tops_by_id = {oj.target.id: pj for oj, pj, _, _ in others}  # a support top follows its supporter
             for i, (o, pose) in enumerate(zip(objects, poses)):
                 X = world_phys[i]
                 pen = torch.zeros((), dtype=DTYPE)
@@ -299,7 +306,11 @@ class PoseOptimiser:
                                                       s.background_margin)
                     rows[i][3] = behind.mean() / o.size
                     support_candidates.append(gap)
-                rows[i][4] = L.below_floor(X, normal, offset).mean() / o.size
+                ground = offset  # a carried object's ground is its support's top, a plane parallel to the floor
+                if o.support is not None and o.model.kind != "planar" and o.support[0] in tops_by_id:
+                    ground = -float((tops_by_id[o.support[0]].apply(o.support[1][None])[0] @ normal).detach())  # it yields
+                    support_candidates.append(X @ normal + ground)
+                rows[i][4] = L.below_floor(X, normal, ground).mean() / o.size
                 if o.model.kind != "planar":
                     nearest = torch.stack(support_candidates).amin(dim=0)
                     rows[i][5] = torch.relu(nearest.amin() - s.contact_tolerance) / o.size
@@ -320,6 +331,8 @@ class PoseOptimiser:
             generator = np.random.default_rng(s.seed)
             objects = self._prepare(problem, generator)
             context = self._context(problem)
+            if s.use_physical:
+                self._find_supports(objects, context)
             history: list[float] = []
             iterations = 0
             if objects:
@@ -470,10 +483,17 @@ class PoseOptimiser:
                     _restore(objects[i].model, state)
         return iteration
 
+    def _find_supports(self, objects: list[_Object], context: dict) -> None:
+        """At the initial poses, the flat top each carried object rests on (``o.support``,
+        :func:`~sceneforge.pose.contact.support_tops`): its ground in the floor term (docs/pose.md)."""
+        tops = support_tops(_bodies(objects), context["normal"])
+        for o, top in zip(objects, tops):
+            o.support = None if top is None else (objects[top.supporter].target.id, top.point)
+
     def _project(self, objects: list[_Object], context: dict) -> None:
         """The collision-resolving projection (pose/contact.py) on the optimised poses; each active
         object's displacement (m) goes to ``o.projection_m``."""
-        bodies = [Body(o.model, o.active, o.target.mesh, o.surface_samples, o.sdf, o.size) for o in objects]
+        bodies = _bodies(objects)
         with torch.no_grad():
             before = [o.model().t.clone() for o in objects]
         settings = ContactSettings(contact=self.settings.contact_tolerance, max_drop=self.settings.settle_max_drop)
@@ -510,7 +530,8 @@ class PoseOptimiser:
                 pose = o.model().to_similarity()
         return ObjectPoseResult(id=o.target.id, pose=pose, initial_pose=o.target.initial_pose,
                                 model=o.model.kind, status=o.status, warnings=tuple(o.warnings), losses=losses,
-                                yaw_offset_deg=math.degrees(o.yaw_offset), projection_m=o.projection_m)
+                                yaw_offset_deg=math.degrees(o.yaw_offset), projection_m=o.projection_m,
+                                rests_on=None if o.support is None or o.model.kind == "planar" else o.support[0])
 
 
 def _snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -136,7 +136,8 @@ class PoseSettings:
 
 @dataclass(frozen=True, eq=False)
 class ObjectPoseResult:
-    """One object's outcome. status in OBJECT_STATUSES; losses : final value of each term."""
+    """One object's outcome. status in OBJECT_STATUSES; losses : final value of each term; rests_on :
+    the id of the object whose top is its ground (a carried 5-DoF object), else None."""
 
     id: int
     pose: Similarity
@@ -147,11 +148,12 @@ class ObjectPoseResult:
     losses: Mapping[str, float] = field(default_factory=dict)
     yaw_offset_deg: float = 0.0
     projection_m: float = 0.0
+    rests_on: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "model": self.model, "status": self.status, "warnings": list(self.warnings),
                 "losses": dict(self.losses), "yaw_offset_deg": self.yaw_offset_deg,
-                "projection_m": self.projection_m,
+                "projection_m": self.projection_m, "rests_on": self.rests_on,
                 "pose": self.pose.matrix.tolist(), "initial_pose": self.initial_pose.matrix.tolist()}
 
 
