@@ -256,14 +256,17 @@ def test_a_pot_that_grows_to_its_image_stays_on_a_thin_table_top():
     pot = _upright_pot()
     pot.apply_scale(1.3)
     sink = 0.06
-    problem, truths, _ = make_scene(objects=((_thin_table(), (0.0, 0.0, 0.3, 0.0)), (pot, (0.1, 0.75 - sink, 0.3, 0.0))),
-                                    perturb=(0.0, 0.0, 0.0))
+    objects = ((_thin_table(), (0.0, 0.0, 0.3, 0.0)), (pot, (0.1, 0.75 - sink, 0.3, 0.0)))
+    problem, truths, _ = make_scene(objects=objects, perturb=(0.0, 0.0, 0.0))
     standing = dataclasses.replace(truths[1], t=truths[1].t + np.array([0.0, sink / 2, 0.0]), s=0.2)
     problem = dataclasses.replace(problem, targets=(problem.targets[0],
                                                     dataclasses.replace(problem.targets[1], initial_pose=standing)))
     settings = dataclasses.replace(FAST, yaw_candidates=1, iterations=60, patience=60, min_pixels=0,
                                    min_points=0, hypothesis_iterations=0)
-    pose = PoseOptimiser(settings).optimise(problem).object(2).pose
+    result = PoseOptimiser(settings).optimise(problem)
+    pose = result.object(2).pose
+    assert result.object(2).rests_on == 1 and result.object(2).to_dict()["rests_on"] == 1
+    assert result.object(1).rests_on is None
     assert float(pose.s) > 0.21
     assert float(pose.t[1]) - 0.5 * float(pose.s) > 0.75 - 0.005  # the pot's height is its largest side
 

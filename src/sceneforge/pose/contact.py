@@ -97,17 +97,19 @@ def support_tops(bodies: Sequence[Body], normal: torch.Tensor,
     beside a low nightstand).
     """
     tops: list[SupportTop | None] = [None] * len(bodies)
+    carried = [i for i, b in enumerate(bodies) if b.movable and b.model.kind != "planar"]
+    if len(bodies) < 2 or not carried:
+        return tops
     up = normal.detach().double().numpy()
-    for i, body in enumerate(bodies):
-        if not body.movable or body.model.kind == "planar" or len(bodies) < 2:
-            continue
+    posed = [_posed_mesh(b) for b in bodies]
+    for i in carried:
+        body = bodies[i]
         world = _world(body).double().numpy()
         heights = world @ up
         origins = world + np.outer(heights.mean() - heights, up)
         others = [k for k in range(len(bodies)) if k != i]
-        meshes = [_posed_mesh(bodies[k]) for k in others]
-        owner = np.repeat(others, [len(m.faces) for m in meshes])
-        hits, rays, faces = trimesh.util.concatenate(meshes).ray.intersects_location(
+        owner = np.repeat(others, [len(posed[k].faces) for k in others])
+        hits, rays, faces = trimesh.util.concatenate([posed[k] for k in others]).ray.intersects_location(
             origins, np.repeat(-up[None], len(origins), 0), multiple_hits=False)
         if not len(rays):
             continue

@@ -5,7 +5,8 @@ dense surface samples for the soft silhouette render in a square crop around the
 samples for the 3D point loss and the physical terms, and an SDF grid of its canonical mesh. The
 yaw is initialised by a grid search over ``yaw_candidates`` angles (silhouette + point losses, each
 object alone); then all objects are refined together with Adam, the physical terms coupling them
-(at scale-detached poses: they move objects, never resize them); optionally
+(at scale-detached poses: they move objects, never resize them; a carried object's ground is the flat
+top it rests on, found by ray casts at the initial poses); optionally
 (``project_contacts``, off by default) the poses are then projected out of collisions and stacked
 objects onto their supports (:mod:`sceneforge.pose.contact`).
 """
@@ -308,7 +309,8 @@ class PoseOptimiser:
                     support_candidates.append(gap)
                 ground = offset  # a carried object's ground is its support's top, a plane parallel to the floor
                 if o.support is not None and o.model.kind != "planar" and o.support[0] in tops_by_id:
-                    ground = -float((tops_by_id[o.support[0]].apply(o.support[1][None])[0] @ normal).detach())  # it yields
+                    top = tops_by_id[o.support[0]].apply(o.support[1][None])[0]
+                    ground = -float((top @ normal).detach())  # the carried object yields
                     support_candidates.append(X @ normal + ground)
                 rows[i][4] = L.below_floor(X, normal, ground).mean() / o.size
                 if o.model.kind != "planar":
