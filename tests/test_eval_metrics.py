@@ -153,6 +153,19 @@ def test_interpenetration_volume_of_overlapping_cubes():
     assert volume == pytest.approx(0.5, rel=1e-6) and pairs == 1 and approximate == 0
 
 
+def test_interpenetration_counts_a_region_where_an_objects_own_parts_overlap_once():
+    """A desk-like object of two overlapping closed parts (as engine assets are made) and a cube
+    inside the region where the parts overlap: the overlap is the cube's volume, not twice it."""
+    first = trimesh.creation.box(extents=[1, 1, 1])
+    second = trimesh.creation.box(extents=[1, 1, 1])
+    second.apply_translation([0.5, 0, 0])
+    parts = trimesh.util.concatenate([first, second])
+    cube = trimesh.creation.box(extents=[0.2, 0.2, 0.2])
+    cube.apply_translation([0.25, 0, 0])
+    volume, pairs, approximate = interpenetration([_placed(parts), _placed(cube)])
+    assert volume == pytest.approx(0.008, rel=1e-6) and pairs == 1 and approximate == 0
+
+
 def test_floating_distance_above_floor_and_on_support():
     table = trimesh.creation.box(extents=[2, 1, 2])
     table.apply_translation([0, 0.5, 0])           # on the floor (y = 0), top at 1

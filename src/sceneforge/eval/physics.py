@@ -1,8 +1,9 @@
 """Physical-plausibility numbers of a scene: interpenetration and floating objects.
 
 - Interpenetration: for every pair of objects whose boxes overlap, the volume of the intersection
-  of their meshes (manifold3d booleans when both meshes are closed volumes; otherwise the
-  intersection of their oriented boxes, an upper bound, and the pair is counted as approximate).
+  of their meshes, each the union of its closed parts (manifold3d booleans when both meshes are
+  closed volumes; otherwise the intersection of their oriented boxes, an upper bound, and the pair
+  is counted as approximate).
 - Floating: for every object, the gap between its lowest point along the up direction and the
   highest support below it (the floor plane, or the top of another object whose footprint overlaps
   and that lies below); with neither, the lowest object of the scene is taken as the ground.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import trimesh
@@ -50,12 +52,27 @@ class PlacedObject:
     points: np.ndarray
 
 
+    @cached_property
+    def solid(self) -> trimesh.Trimesh:
+        """The mesh as one solid: the union of its closed parts when it has several (engine and
+        library assets are overlapping closed parts, a desk's top and legs; intersected part by part,
+        a region where two parts overlap would count twice)."""
+        parts = self.mesh.split(only_watertight=False)
+        if len(parts) < 2 or not all(p.is_volume for p in parts):
+            return self.mesh
+        try:
+            return trimesh.boolean.union(parts, engine="manifold")
+        except Exception:  # noqa: BLE001 - boolean engines raise many types; keep the parts
+            return self.mesh
+
+
 def pair_intersection_volume(a: PlacedObject, b: PlacedObject) -> tuple[float, bool]:
     """(volume, exact) of the overlap of two objects: exact by mesh booleans when both are closed
-    volumes, else the oriented-box overlap (exact=False)."""
+    volumes (each counted once where its own parts overlap), else the oriented-box overlap
+    (exact=False)."""
     if a.mesh.is_volume and b.mesh.is_volume:
         try:
-            inter = trimesh.boolean.intersection([a.mesh, b.mesh], engine="manifold")
+            inter = trimesh.boolean.intersection([a.solid, b.solid], engine="manifold")
             return float(abs(inter.volume)) if len(inter.faces) else 0.0, True
         except Exception:  # noqa: BLE001 - boolean engines raise many types; fall back to boxes
             pass
