@@ -162,10 +162,15 @@ def layout_seed(seed: int, index: int) -> int:
     return int(stream_seed(seed, index, 0).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
+def kind_options(config: SynthConfig) -> dict[str, Any]:
+    """The options handed to the layout kind: ``pool_seed`` (the dataset seed, which seeds the asset
+    pool) and the config's ``layout`` settings."""
+    return {"pool_seed": config.seed, **config.layout}
+
+
 def make_scene(index: int, config: SynthConfig) -> SynthScene:
     """Scene ``index`` of the dataset from its layout kind (the asset pool is seeded by the dataset seed)."""
-    options = {"pool_seed": config.seed, **config.layout}
-    made = layout_function(config.kind)(layout_seed(config.seed, index), options)
+    made = layout_function(config.kind)(layout_seed(config.seed, index), kind_options(config))
     if not made.scene.objects:
         raise InputError(None, f"layout {config.kind!r} returned a scene without objects (seed {config.seed}, index {index})")
     return made

@@ -66,6 +66,34 @@ def asset_pool(options: Mapping[str, Any]) -> Any:
     return _POOLS[key]
 
 
+def pool_size(options: Mapping[str, Any]) -> int:
+    """Number of procedural assets in the pool these options select (categories x variants)."""
+    from sceneforge.assets import AssetPool
+
+    categories = options.get("categories")
+    pool = AssetPool(categories=None if categories is None else tuple(categories),
+                     variants_per_category=int(options.get("variants_per_category", 8)))
+    return len(pool.procedural_categories) * pool.variants_per_category
+
+
+def build_pool(options: Mapping[str, Any], share: int = 0, shares: int = 1) -> int:
+    """Build share ``share`` of ``shares`` of the procedural assets of this process's pool for
+    ``options`` (every ``shares``-th asset in category-then-variant order, from the ``share``-th),
+    with their hull points and PLY bytes; the other shares are left to other processes, which load
+    them from the run's store (:func:`share_assets`). Returns how many assets the share holds."""
+    from sceneforge.synth.meshmemo import ASSET_MEMOS
+
+    if not 0 <= share < shares:
+        raise InputError(None, f"share must be in [0, {shares - 1}], got {share!r}")
+    pool = asset_pool(options)
+    keys = [(c, k) for c in pool.procedural_categories for k in range(pool.variants_per_category)]
+    for category, index in keys[share::shares]:
+        asset = pool.get(category, index)
+        if pool.store is None:  # with a store, the pool computed them while building it
+            ASSET_MEMOS.compute(asset)
+    return len(keys[share::shares])
+
+
 def _layout_config(cls: type, options: Mapping[str, Any]) -> Any:
     fields = {k: v for k, v in options.items() if k not in POOL_OPTIONS}
     known = set(cls.__dataclass_fields__)

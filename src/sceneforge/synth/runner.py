@@ -38,13 +38,18 @@ from sceneforge.synth.dataset import (
     check_scene_count,
     commit_scene,
     existing_scenes,
+    kind_options,
     prepare_output,
     register_layout,
     registered_layout,
 )
-from sceneforge.synth.kinds import share_assets
+from sceneforge.synth.kinds import KINDS, build_pool, pool_size, share_assets
 
 MAX_WORKERS = 1024
+
+#: A run of a built-in layout kind builds its whole asset pool before its first scene (see
+#: :func:`generate_dataset`) when it makes at least this many scenes per procedural asset of the pool.
+PREBUILD_SCENES_PER_ASSET = 0.5
 
 
 class WorkerError(RuntimeError):
@@ -67,7 +72,9 @@ class SceneDone:
 
 @dataclass(frozen=True)
 class DatasetReport:
-    """What a run did. ``skipped`` scenes were already complete; ``seconds`` is wall time."""
+    """What a run did. ``skipped`` scenes were already complete; ``seconds`` is wall time (all of
+    it). ``pool_seconds`` (wall) and ``pool_cpu_seconds`` (CPU, all processes) are the part spent
+    building the asset pool before the first scene (0 when the run did not build it first)."""
 
     out: Path
     n_scenes: int
@@ -76,6 +83,8 @@ class DatasetReport:
     views: int
     dropped_views: int
     seconds: float
+    pool_seconds: float = 0.0
+    pool_cpu_seconds: float = 0.0
 
     @property
     def scenes_per_second(self) -> float:
@@ -89,13 +98,20 @@ class DatasetReport:
 def generate_dataset(out: str | Path, config: SynthConfig, n_scenes: int, workers: int = 1,
                      ray_address: str | None = None,
                      on_start: Callable[[int, int], None] | None = None,
-                     on_scene: Callable[[SceneDone], None] | None = None) -> DatasetReport:
+                     on_scene: Callable[[SceneDone], None] | None = None,
+                     build_pool_first: bool | None = None) -> DatasetReport:
     """Make scenes ``0 .. n_scenes-1`` in ``out`` that are not there yet.
 
     workers : local processes (1 = this process). Ignored with ``ray_address``.
     ray_address : None (no Ray), "auto" (a running cluster, or the Ray instance this process has
         already initialised), "local" (start a local Ray instance) or a cluster address.
     on_start(todo, skipped) and on_scene(SceneDone) report progress.
+    build_pool_first : build every procedural asset of the pool (with its hull points and PLY
+        bytes) before the first scene, split evenly over the local workers, instead of each on
+        first use; the same files either way, and as much building (a run already builds each asset
+        once), but the scenes then run at their steady cost from the first one. None (default): for
+        a built-in layout kind run locally, when there are at least PREBUILD_SCENES_PER_ASSET scenes
+        to make per pool asset (a shorter run may not use them all); never on Ray.
     """
     n_scenes = check_scene_count(n_scenes)
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
@@ -106,22 +122,36 @@ def generate_dataset(out: str | Path, config: SynthConfig, n_scenes: int, worker
     skipped = n_scenes - len(todo)
     if on_start is not None:
         on_start(len(todo), skipped)
+    if build_pool_first is None:
+        build_pool_first = (ray_address is None and config.kind in KINDS and bool(todo)
+                            and len(todo) >= PREBUILD_SCENES_PER_ASSET * pool_size(kind_options(config)))
+    warmup = {"seconds": 0.0, "cpu_seconds": 0.0} if build_pool_first and ray_address is None else None
+    pool = warmup or {"seconds": 0.0, "cpu_seconds": 0.0}
     start = time.perf_counter()
     views = dropped = 0
     if ray_address is not None:
         results: Generator[SceneDone, None, None] = (write_scene(out, files)
                                                      for files in _run_ray(todo, config, ray_address))
     elif workers == 1:
-        results = _in_process(out, todo, config)
+        results = _in_process(out, todo, config, warmup)
     else:
-        results = _run_pool(out, todo, config, workers)
+        results = _run_pool(out, todo, config, workers, warmup)
     with closing(results):  # an error in on_scene stops the workers (and Ray, the frozen GC) at once
         for done in results:
             views += done.n_views
             dropped += done.n_dropped
             if on_scene is not None:
                 on_scene(done)
-    return DatasetReport(out, n_scenes, skipped, len(todo), views, dropped, time.perf_counter() - start)
+    return DatasetReport(out, n_scenes, skipped, len(todo), views, dropped, time.perf_counter() - start,
+                         pool_seconds=pool["seconds"], pool_cpu_seconds=pool["cpu_seconds"])
+
+
+def build_pool_share(config: SynthConfig, share: int, shares: int) -> tuple[float, float]:
+    """Build share ``share`` of ``shares`` of the run's asset pool in this process
+    (:func:`~sceneforge.synth.kinds.build_pool`); returns (wall, CPU) seconds."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    build_pool(kind_options(config), share, shares)
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def write_scene(out: Path, files: SceneFiles) -> SceneDone:
@@ -154,8 +184,12 @@ def frozen_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _in_process(out: Path, todo: list[int], config: SynthConfig) -> Iterator[SceneDone]:
-    """Scenes made and written in this process, with :func:`frozen_gc`."""
+def _in_process(out: Path, todo: list[int], config: SynthConfig,
+                warmup: dict[str, float] | None = None) -> Iterator[SceneDone]:
+    """Scenes made and written in this process, with :func:`frozen_gc`; with ``warmup``, the asset
+    pool is built first and its (wall, CPU) seconds written there."""
+    if warmup is not None:
+        warmup["seconds"], warmup["cpu_seconds"] = build_pool_share(config, 0, 1)
     with frozen_gc():
         for index in todo:
             yield make_scene_folder(out, index, config)
@@ -183,8 +217,10 @@ def _init_pool_worker(asset_store: str, layouts: Mapping[str, LayoutFn]) -> None
 def _pool_worker(conn: Connection, asset_store: str, layouts: Mapping[str, LayoutFn], out: Path,
                  config: SynthConfig) -> None:
     """A local pool worker: for each scene index received on ``conn``, make and write the scene and
-    send back ``("done", SceneDone, "")`` or ``("error", exception, traceback text)``; stop at None,
-    when the driver's end of the pipe is gone, or quietly on Ctrl-C (the driver reports it)."""
+    send back ``("done", SceneDone, "")``; for a ``(share, shares)`` pair, build that share of the
+    asset pool (:func:`build_pool_share`) and send back ``("built", (wall, cpu), "")``; on an error,
+    ``("error", exception, traceback text)``. Stop at None, when the driver's end of the pipe is
+    gone, or quietly on Ctrl-C (the driver reports it)."""
     try:
         _pool_worker_loop(conn, asset_store, layouts, out, config)
     except KeyboardInterrupt:
@@ -203,7 +239,10 @@ def _pool_worker_loop(conn: Connection, asset_store: str, layouts: Mapping[str, 
         if index is None:
             return
         try:
-            reply = ("done", make_scene_folder(out, index, config), "")
+            if isinstance(index, tuple):
+                reply: tuple[str, Any, str] = ("built", build_pool_share(config, *index), "")
+            else:
+                reply = ("done", make_scene_folder(out, index, config), "")
         except Exception as exc:  # a scene's own error: the driver raises it
             reply = ("error", exc, traceback.format_exc())
         try:
@@ -215,24 +254,29 @@ def _pool_worker_loop(conn: Connection, asset_store: str, layouts: Mapping[str, 
             return
 
 
-def _run_pool(out: Path, todo: list[int], config: SynthConfig, workers: int) -> Iterator[SceneDone]:
+def _run_pool(out: Path, todo: list[int], config: SynthConfig, workers: int,
+              warmup: dict[str, float] | None = None) -> Iterator[SceneDone]:
     """Scenes made and written by a pool of spawned processes, at most 2 per worker in flight, as they
     finish. The workers share the assets they build through a hidden folder in ``out`` (removed at
-    the end; one a killed run left is removed by the next run's prepare_output)."""
+    the end; one a killed run left is removed by the next run's prepare_output). With ``warmup``,
+    they first build the asset pool between them (see :func:`_pool_scenes`)."""
     ctx = multiprocessing.get_context("spawn")  # a fresh process: no inherited GL or thread state
     store = tempfile.mkdtemp(prefix=ASSET_STORE_PREFIX, suffix=".tmp", dir=out)
     try:
-        yield from _pool_scenes(ctx, out, todo, config, workers, store)
+        yield from _pool_scenes(ctx, out, todo, config, workers, store, warmup)
     finally:
         shutil.rmtree(store, ignore_errors=True)
 
 
 def _pool_scenes(ctx: Any, out: Path, todo: list[int], config: SynthConfig, workers: int,
-                 store: str) -> Iterator[SceneDone]:
+                 store: str, warmup: dict[str, float] | None = None) -> Iterator[SceneDone]:
     """The pool of :func:`_run_pool`, its workers sharing assets through ``store``: one pipe per
     worker process, on which the driver sends scene indices and receives the results (a send and a
     receive per scene: ~0.2 ms of the driver's CPU per scene with two workers, against ~0.4-0.5 ms
-    through a ProcessPoolExecutor's queues and threads). A scene's error is raised here (the
+    through a ProcessPoolExecutor's queues and threads). With ``warmup``, each worker first builds
+    its share of the asset pool and the first scenes are sent when all shares are built (the
+    barrier keeps a worker from building an asset that another one is building); the longest
+    share's wall time and the workers' CPU for it are written there. A scene's error is raised here (the
     worker's traceback as its cause); a worker that dies raises :class:`WorkerError`."""
     procs: dict[Connection, Any] = {}
     try:
@@ -243,6 +287,8 @@ def _pool_scenes(ctx: Any, out: Path, todo: list[int], config: SynthConfig, work
             proc.start()
             there.close()
             procs[here] = proc
+        if warmup is not None:
+            _build_pool_first(procs, warmup)
         queue = iter(todo)
         in_flight = dict.fromkeys(procs, 0)
         for conn in procs:
@@ -267,8 +313,27 @@ def _pool_scenes(ctx: Any, out: Path, todo: list[int], config: SynthConfig, work
         _stop_workers(procs)
 
 
-def _send(conn: Connection, index: int, proc: Any) -> None:
-    """Send scene ``index`` to the worker process ``proc`` at the other end of ``conn``."""
+def _build_pool_first(procs: Mapping[Connection, Any], warmup: dict[str, float]) -> None:
+    """Have the worker processes of ``procs`` build one share of the asset pool each, and wait for
+    all of them; the longest share's wall time and their CPU seconds go into ``warmup``."""
+    for share, conn in enumerate(procs):
+        _send(conn, (share, len(procs)), procs[conn])
+    pending = set(procs)
+    while pending:
+        for conn in wait_ready(list(pending)):
+            try:
+                status, value, remote = conn.recv()
+            except (EOFError, OSError):
+                raise _died(procs[conn]) from None
+            if status == "error":
+                raise value from WorkerError(f"in the worker process:\n{remote}")
+            warmup["seconds"] = max(warmup["seconds"], value[0])
+            warmup["cpu_seconds"] += value[1]
+            pending.discard(conn)
+
+
+def _send(conn: Connection, index: int | tuple[int, int], proc: Any) -> None:
+    """Send scene ``index`` (or a pool share) to the worker process ``proc`` at the other end of ``conn``."""
     try:
         conn.send(index)
     except OSError:
