@@ -69,7 +69,9 @@ def stage_cpu(config: dataset.SynthConfig, n_scenes: int) -> dict[str, float]:
     try:
         with tempfile.TemporaryDirectory(prefix="synth-stage-cpu-") as out:
             start = time.process_time()
-            generate_dataset(out, config, n_scenes)
+            # asset building on first use, inside the layout column (older checkouts lack the option)
+            first_use = {"build_pool_first": False} if "build_pool_first" in inspect.signature(generate_dataset).parameters else {}
+            generate_dataset(out, config, n_scenes, **first_use)
             totals["total"] = time.process_time() - start
     finally:
         for name, fn in originals.items():

@@ -50,6 +50,63 @@ def test_worker_processes_give_the_same_bytes(tmp_path):
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["dataset.json", *(f"scene_00000{i}" for i in range(3))]
 
 
+SMALL_POOL = {"categories": ["mug", "box", "bowl"], "variants_per_category": 2}  # 6 assets
+
+
+def _small_pool_config() -> SynthConfig:
+    return SynthConfig(kind="openset", seed=11, views=_config("openset").views, layout={"max_objects": 3, **SMALL_POOL})
+
+
+def test_building_the_pool_first_gives_the_same_files_in_and_out_of_process(tmp_path):
+    config = _small_pool_config()
+    reports = {(w, first): generate_dataset(tmp_path / f"{w}-{first}", config, n_scenes=2, workers=w,
+                                            build_pool_first=first) for w in (1, 2) for first in (False, True)}
+    digests = {key: folder_digest(tmp_path / f"{key[0]}-{key[1]}") for key in reports}
+    assert len(set(map(str, digests.values()))) == 1
+    for (w, first), report in reports.items():
+        assert (report.pool_seconds > 0) == first and (report.pool_cpu_seconds > 0) == first
+        assert report.pool_seconds < report.seconds
+    assert not list((tmp_path / "2-True").glob(".assets.*"))
+
+
+def test_a_run_builds_its_pool_first_when_it_makes_half_as_many_scenes_as_the_pool_has_assets(tmp_path, monkeypatch):
+    from sceneforge.synth import kinds, runner
+
+    register_layout("test_runner_boxes", two_boxes_kind)
+    calls = []
+    build = runner.build_pool_share
+    monkeypatch.setattr(runner, "build_pool_share", lambda *a: calls.append(a[1:]) or build(*a))
+    config = _small_pool_config()
+    generate_dataset(tmp_path / "short", config, n_scenes=2)  # 2 < 0.5 x 6
+    assert calls == []
+    report = generate_dataset(tmp_path / "long", config, n_scenes=3)
+    assert calls == [(0, 1)] and report.pool_seconds > 0
+    options = {"pool_seed": 11, **SMALL_POOL}
+    assert len(kinds.asset_pool(options)._cache) == 6 and kinds.pool_size(options) == 6
+    user = SynthConfig(kind="test_runner_boxes", seed=1, views=config.views)  # a user kind: no pool to build
+    assert generate_dataset(tmp_path / "user", user, n_scenes=300).pool_seconds == 0 and calls == [(0, 1)]
+    generate_dataset(tmp_path / "long", config, n_scenes=4)  # resumed: 1 scene to make
+    assert calls == [(0, 1)]
+
+
+def test_pool_shares_split_the_pool_between_processes(tmp_path):
+    from sceneforge.errors import InputError
+    from sceneforge.synth import kinds
+
+    options = {"pool_seed": 3, **SMALL_POOL}
+    built = []
+    try:
+        for share in (1, 0):
+            kinds.share_assets(tmp_path / "store")  # a fresh pool in each "process"
+            built.append(kinds.build_pool(options, share, 2))
+            assert len(kinds.asset_pool(options)._cache) == built[-1]
+        assert built == [3, 3] and len(list((tmp_path / "store").glob("*.pkl"))) == 6
+        with pytest.raises(InputError, match=r"share must be in \[0, 1\], got 2"):
+            kinds.build_pool(options, 2, 2)
+    finally:
+        kinds.share_assets(None)
+
+
 def test_in_process_runs_leave_start_up_objects_out_of_gc_scans_and_restore_it(tmp_path, monkeypatch):
     import gc
 
