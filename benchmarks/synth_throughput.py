@@ -16,11 +16,13 @@ least half as many scenes as the pool has assets), so that warm-up is in the who
 not in the steady window; its CPU seconds (all workers) have their own column. Frames are all
 candidate views (dropped views are rendered too). The same ratio in CPU time (process time, robust
 to other jobs on a shared machine) compares the steady-state CPU of the driver and the workers with
-the raw workers' CPU. The last column splits a worker's CPU time per scene (process time, renderer
-threads included; averaged over all scenes, so the per-process asset building of the first scenes is
-in it) into layout (asset sampling, placement, physics check), render (upload + all candidate views
-incl. read-back, visibility, view-centric frames), encode (PNG, JSON, PLY) and write (the scene
-folder, by the worker). Usage::
+the raw workers' CPU (all of a raw process's CPU in its timed loop; all of the driver's and, per
+scene, all of a worker's: its stages and the rest, "other"). The next column splits a worker's CPU
+time per scene (process time, renderer threads included; averaged over all scenes, so each process's
+first uses are in it) into layout (asset sampling, placement, physics check), render (upload + all
+candidate views incl. read-back, visibility, view-centric frames), encode (PNG, JSON, PLY), write
+(the scene folder, by the worker) and other (outside the stages: freeing the scene, and in a worker
+process sending its result and receiving the next index). Usage::
 
     python benchmarks/synth_throughput.py --scenes 200 --views 4 --size 256 --objects 5 --workers 1 2 \\
         --markdown docs/synth_throughput.md
@@ -181,7 +183,7 @@ def main() -> None:
 
     header = ("| kind | workers | scenes/s (whole run) | scenes/s (steady) | views/s (steady) | raw frames/s "
               "| end-to-end / raw time per frame | CPU ms per frame: end-to-end / raw (ratio) "
-              "| per scene in a worker, CPU ms: layout / render / encode / write "
+              "| per scene in a worker, CPU ms: layout / render / encode / write / other "
               "| pool built first: CPU s (wall s) |")
     lines = [header, "|" + "---|" * 10]
     # Every row's output is kept until the end: on this machine's ext4 (no journal) creating a file
@@ -199,7 +201,8 @@ def main() -> None:
                              f"| {e2e['steady_scenes_per_s'] * args.views:.1f} | {raw['frames_per_s']:.1f} | {ratio:.2f} "
                              f"| {e2e_cpu:.2f} / {raw_cpu:.2f} ({e2e_cpu / raw_cpu:.2f}) "
                              f"| {e2e['layout_cpu_ms']:.1f} / {e2e['render_cpu_ms']:.1f} / {e2e['encode_cpu_ms']:.1f} "
-                             f"/ {e2e['write_cpu_ms']:.1f} | {e2e['pool_cpu_s']:.2f} ({e2e['pool_s']:.2f}) |")
+                             f"/ {e2e['write_cpu_ms']:.1f} / {e2e['other_cpu_ms']:.1f} "
+                             f"| {e2e['pool_cpu_s']:.2f} ({e2e['pool_s']:.2f}) |")
                 print(lines[-1], flush=True)
     from sceneforge.render.rasterizer import Rasterizer
 

@@ -107,6 +107,29 @@ def test_pool_shares_split_the_pool_between_processes(tmp_path):
         kinds.share_assets(None)
 
 
+def test_a_scene_reports_its_cpu_outside_the_stages_as_other(tmp_path):
+    import time
+
+    from sceneforge.synth import runner
+
+    config = _config("openset")
+    out = runner.prepare_output(tmp_path, config)
+    start = time.process_time()
+    done = runner.make_scene_folder(out, 0, config)
+    total = time.process_time() - start
+    stages = sum(v for k, v in done.cpu_seconds.items() if k != "other")
+    assert set(done.cpu_seconds) == {"layout", "render", "encode", "write", "other"}
+    assert 0 <= done.cpu_seconds["other"] and stages + done.cpu_seconds["other"] <= total + 1e-6
+    since = time.process_time()
+    while time.process_time() - since < 0.05:  # CPU spent before the call, e.g. a worker's pipe
+        pass
+    later = runner.make_scene_folder(out, 1, config, cpu_since=since)
+    assert later.cpu_seconds["other"] >= 0.05
+    seen: list = []
+    generate_dataset(tmp_path / "two", config, n_scenes=2, workers=2, on_scene=seen.append)
+    assert len(seen) == 2 and all(d.cpu_seconds["other"] >= 0 for d in seen)
+
+
 def test_in_process_runs_leave_start_up_objects_out_of_gc_scans_and_restore_it(tmp_path, monkeypatch):
     import gc
 

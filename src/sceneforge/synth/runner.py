@@ -21,7 +21,7 @@ import time
 import traceback
 from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_ready
 from pathlib import Path
@@ -60,7 +60,11 @@ class WorkerError(RuntimeError):
 @dataclass(frozen=True)
 class SceneDone:
     """Progress event: one scene folder was written. ``seconds`` (wall) and ``cpu_seconds`` (CPU time
-    of the process that did the stage) per stage: those of :class:`SceneFiles` plus "write"."""
+    of the process that did the stage) per stage: those of :class:`SceneFiles` plus "write"; in
+    local runs ``cpu_seconds`` also has "other": the process's CPU for the scene outside those
+    stages (freeing the scene's arrays; in a worker process also sending the previous result and
+    receiving this index: see :func:`make_scene_folder`), so that its values add up to all the CPU
+    the scene cost where it was made."""
 
     index: int
     n_views: int
@@ -163,9 +167,14 @@ def write_scene(out: Path, files: SceneFiles) -> SceneDone:
                      {**files.cpu_seconds, "write": cpu})
 
 
-def make_scene_folder(out: Path, index: int, config: SynthConfig) -> SceneDone:
-    """Build scene ``index`` and write its folder (what one worker does per scene)."""
-    return write_scene(out, build_scene_files(index, config))
+def make_scene_folder(out: Path, index: int, config: SynthConfig, cpu_since: float | None = None) -> SceneDone:
+    """Build scene ``index`` and write its folder (what one worker does per scene). Its "other" CPU
+    is this call's process time outside the stages, counted from ``cpu_since`` (an earlier
+    ``time.process_time()``, e.g. the end of the worker's previous scene) when given."""
+    start = time.process_time() if cpu_since is None else cpu_since
+    done = write_scene(out, build_scene_files(index, config))
+    other = time.process_time() - start - sum(done.cpu_seconds.values())
+    return replace(done, cpu_seconds={**done.cpu_seconds, "other": other})
 
 
 @contextmanager
@@ -231,6 +240,7 @@ def _pool_worker_loop(conn: Connection, asset_store: str, layouts: Mapping[str, 
                       config: SynthConfig) -> None:
     """The body of :func:`_pool_worker`."""
     _init_pool_worker(asset_store, layouts)
+    cpu_since = None  # end of the previous scene: sending its result, receiving the next index count for the next
     while True:
         try:
             index = conn.recv()
@@ -242,9 +252,10 @@ def _pool_worker_loop(conn: Connection, asset_store: str, layouts: Mapping[str, 
             if isinstance(index, tuple):
                 reply: tuple[str, Any, str] = ("built", build_pool_share(config, *index), "")
             else:
-                reply = ("done", make_scene_folder(out, index, config), "")
+                reply = ("done", make_scene_folder(out, index, config, cpu_since), "")
         except Exception as exc:  # a scene's own error: the driver raises it
             reply = ("error", exc, traceback.format_exc())
+        cpu_since = time.process_time() if reply[0] == "done" else None
         try:
             try:
                 conn.send(reply)
