@@ -10,6 +10,9 @@ For each layout kind and worker count it runs, on the same scenes and cameras:
 2. raw: W processes that first lay out their share of the scenes and pick the cameras (untimed),
    wait at a barrier, then only upload meshes and render + read back every candidate view.
 
+Every process of both sides keeps its freed memory for reuse (``runner.keep_freed_memory``, as the
+engine's worker processes and ``sceneforge synth``'s own process do).
+
 "ratio" = end-to-end steady-state time per frame / raw time per frame (goal: <= 2). The run builds
 its asset pool before its first scene (``generate_dataset``'s ``build_pool_first``, on for runs of at
 least half as many scenes as the pool has assets), so that warm-up is in the whole-run columns and
@@ -47,7 +50,7 @@ os.environ.setdefault("LP_NUM_THREADS", "1")
 from sceneforge.io.atomic import write_text_atomic
 from sceneforge.synth.cameras import OrbitSpec
 from sceneforge.synth.dataset import SynthConfig, make_scene, stream_seed
-from sceneforge.synth.runner import generate_dataset
+from sceneforge.synth.runner import generate_dataset, keep_freed_memory
 from sceneforge.synth.views import ViewSettings, render_scene_for, scene_cameras
 
 
@@ -89,6 +92,7 @@ def end_to_end(config: SynthConfig, n_scenes: int, workers: int, out: Path) -> d
 
 
 def _end_to_end_process(config_doc: dict, n_scenes: int, workers: int, out: str, results) -> None:
+    keep_freed_memory()  # as `sceneforge synth` does for a run in its own process (workers do it themselves)
     results.put(end_to_end(SynthConfig.from_dict(config_doc), n_scenes, workers, Path(out)))
 
 
@@ -119,6 +123,7 @@ def _raw_worker(indices: list[int], config_doc: dict, barrier, results) -> None:
     os.environ.setdefault("LP_NUM_THREADS", "1")
     from sceneforge.render.rasterizer import shared_rasterizer
 
+    keep_freed_memory()  # as the engine's processes (which free a whole scene at a time) do
     config = SynthConfig.from_dict(config_doc)
     rasterizer = shared_rasterizer()
     prepared = candidate_views(config, indices)

@@ -109,10 +109,12 @@ def synth(
     from sceneforge.errors import InputError
     from sceneforge.synth.cameras import OrbitSpec
     from sceneforge.synth.dataset import SynthConfig, check_scene_count
-    from sceneforge.synth.runner import generate_dataset
+    from sceneforge.synth.runner import generate_dataset, keep_freed_memory
     from sceneforge.synth.views import ViewSettings
 
     check_scene_count(scenes)
+    if workers == 1 and ray is None:  # this process makes the scenes (worker processes do it themselves)
+        keep_freed_memory()
     layout: dict[str, object] = {}
     for item in layout_option:
         key, sep, value = item.partition("=")
