@@ -137,8 +137,8 @@ def generate_dataset(out: str | Path, config: SynthConfig, n_scenes: int, worker
     if build_pool_first is None:
         build_pool_first = (ray_address is None and config.kind in KINDS and bool(todo)
                             and len(todo) >= PREBUILD_SCENES_PER_ASSET * pool_size(kind_options(config)))
-    warmup = {"seconds": 0.0, "cpu_seconds": 0.0} if build_pool_first and ray_address is None else None
-    pool = warmup or {"seconds": 0.0, "cpu_seconds": 0.0}
+    pool = {"seconds": 0.0, "cpu_seconds": 0.0}  # building the pool first: wall, CPU
+    warmup = pool if build_pool_first and ray_address is None else None
     start = time.perf_counter()
     views = dropped = 0
     if ray_address is not None:
