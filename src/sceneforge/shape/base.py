@@ -65,7 +65,7 @@ class FloorContact:
 
 
 def floor_contact(points: np.ndarray, others: Sequence[tuple[int, np.ndarray]], contact_m: float = 0.08,
-                  hidden_base: bool = True) -> FloorContact:
+                  hidden_base: bool = True, max_height: float = np.inf) -> FloorContact:
     """Does an object (visible points (N, 3), world metres, y up, floor y = 0) stand on the floor?
 
     The top is the 99.5th percentile of the points' heights. Yes when its lowest visible point (1st
@@ -77,8 +77,10 @@ def floor_contact(points: np.ndarray, others: Sequence[tuple[int, np.ndarray]], 
     those points) above ``contact_m``: its bottom is that top, which may lie well below the lowest
     visible point (a lamp whose thin stem is not seen). With no such support and ``hidden_base`` it
     stands on the floor: its base is hidden or too thin to be seen (table and floor-lamp legs, a
-    pedestal, a plinth in shadow), as engine and most real furniture stands; without ``hidden_base``
-    its bottom is the lowest visible point.
+    pedestal, a plinth in shadow), as engine and most real furniture stands, unless that would make
+    it taller than ``max_height`` (metres; a book seen on a desk whose top is hidden is not a book
+    reaching down to the floor); without ``hidden_base``, or above ``max_height``, its bottom is the
+    lowest visible point.
     """
     points = np.asarray(points, dtype=np.float64)
     lo, hi = (float(v) for v in np.percentile(points[:, 1], [1.0, 99.5]))
@@ -104,7 +106,7 @@ def floor_contact(points: np.ndarray, others: Sequence[tuple[int, np.ndarray]], 
             best = (top, int(other_id))
     if best is not None:
         return FloorContact(False, min(best[0], lo), hi, best[1])
-    return FloorContact(True, 0.0, hi) if hidden_base else FloorContact(False, lo, hi)
+    return FloorContact(True, 0.0, hi) if hidden_base and hi <= max_height else FloorContact(False, lo, hi)
 
 
 class ShapeError(Exception):
