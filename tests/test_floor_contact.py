@@ -36,6 +36,13 @@ def test_a_hidden_base_that_would_make_the_object_too_tall_is_not_believed():
     assert floor_contact(book, [], max_height=0.8).on_floor
     contact = floor_contact(book, [], max_height=0.12)
     assert not contact.on_floor and contact.support_id is None and abs(contact.bottom - 0.72) < 0.01
+    # the desk top around the book is hidden but for 3 points: too few to lift a table off the
+    # floor, enough to seat a book that cannot reach the floor
+    desk = np.vstack([slab((-0.12, 0.12), (0.69, 0.70), (-0.12, 0.12), n=3, seed=8),
+                      slab((1.0, 1.6), (0.69, 0.70), (-0.4, 0.4), seed=9)])
+    assert floor_contact(book, [(4, desk)], max_height=0.8).on_floor
+    seated = floor_contact(book, [(4, desk)], max_height=0.12)
+    assert seated.support_id == 4 and abs(seated.bottom - 0.70) < 0.01
 
 
 def test_a_lamp_shade_above_a_table_stands_on_the_table_top():
