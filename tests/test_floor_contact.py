@@ -29,6 +29,22 @@ def test_a_table_whose_legs_are_not_seen_stands_on_the_floor():
     assert not floating.on_floor and abs(floating.bottom - 0.72) < 0.01
 
 
+def test_a_hidden_base_that_would_make_the_object_too_tall_is_not_believed():
+    """A book seen at desk height with nothing seen under it: reaching down to the floor it would be
+    0.75 m tall, more than ``max_height``, so its bottom is its lowest visible point."""
+    book = slab((-0.1, 0.1), (0.72, 0.75), (-0.1, 0.1), seed=7)
+    assert floor_contact(book, [], max_height=0.8).on_floor
+    contact = floor_contact(book, [], max_height=0.12)
+    assert not contact.on_floor and contact.support_id is None and abs(contact.bottom - 0.72) < 0.01
+    # the desk top around the book is hidden but for 3 points: too few to lift a table off the
+    # floor, enough to seat a book that cannot reach the floor
+    desk = np.vstack([slab((-0.12, 0.12), (0.69, 0.70), (-0.12, 0.12), n=3, seed=8),
+                      slab((1.0, 1.6), (0.69, 0.70), (-0.4, 0.4), seed=9)])
+    assert floor_contact(book, [(4, desk)], max_height=0.8).on_floor
+    seated = floor_contact(book, [(4, desk)], max_height=0.12)
+    assert seated.support_id == 4 and abs(seated.bottom - 0.70) < 0.01
+
+
 def test_a_lamp_shade_above_a_table_stands_on_the_table_top():
     shade = slab((-0.1, 0.1), (1.0, 1.1), (-0.1, 0.1), seed=1)  # the stem is too thin to be seen
     contact = floor_contact(shade, [(3, TABLE_TOP)])

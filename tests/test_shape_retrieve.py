@@ -153,6 +153,29 @@ def test_an_object_whose_lower_part_is_hidden_still_stands_on_the_floor(chair_me
     assert abs(world[:, 1].min()) < 0.02 and abs(world[:, 1].max() - height) < 0.03
 
 
+def test_a_small_object_seen_above_the_floor_is_not_stretched_down_to_it(tmp_path):
+    """A book lies 0.7 m up on a support the view does not show. Standing on the floor with a hidden
+    base it would be a 0.75 m book, more than the library's books grown by ``size_tolerance`` allow,
+    so it keeps its visible bottom and its size (before: bottom at the floor, 15x too tall)."""
+    folder = tmp_path / "library"
+    (folder / "book").mkdir(parents=True)
+    trimesh.creation.box((0.24, 0.04, 0.17)).export(folder / "book" / "book.ply")
+    book = trimesh.creation.box((0.24, 0.04, 0.17))
+    book.apply_translation([0.0, 0.72, 0.0])
+    floor = trimesh.creation.box((6.0, 0.02, 6.0))
+    floor.apply_translation([0.0, -0.01, 0.0])
+    camera = Camera.from_fov(320, 240, 60.0, look_at(np.array([0.3, 1.5, 1.2]), np.array([0.0, 0.7, 0.0])))
+    depth, ids, shade = _ray_cast(camera, [book, floor])
+    image = (np.where(ids == 0, 150, 90)[..., None] * shade[..., None]).clip(0, 255).astype(np.uint8).repeat(3, -1)
+    scene_input = SceneInput(image=image, instances=(ids == 0).astype(np.int32), depth=depth.astype(np.float32),
+                             camera=camera.with_pose(np.eye(4)), labels={1: "book"}, source="book-above-floor")
+    shape = {"name": "retrieve", "config": {"procedural": False, "user_folder": str(folder)}}
+    result = ScenePipeline(shape=shape, pose="initial").run(scene_input)
+    assert result.report["objects"]["1"]["floor_contact"] is False
+    world = result.scene.objects[0].world_mesh().vertices
+    assert abs(world[:, 1].min() - 0.70) < 0.02 and abs(world[:, 1].max() - 0.74) < 0.02
+
+
 def test_empty_library_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="retrieval library is empty"):
         build_library(procedural=False)

@@ -65,7 +65,7 @@ class FloorContact:
 
 
 def floor_contact(points: np.ndarray, others: Sequence[tuple[int, np.ndarray]], contact_m: float = 0.08,
-                  hidden_base: bool = True) -> FloorContact:
+                  hidden_base: bool = True, max_height: float = np.inf) -> FloorContact:
     """Does an object (visible points (N, 3), world metres, y up, floor y = 0) stand on the floor?
 
     The top is the 99.5th percentile of the points' heights. Yes when its lowest visible point (1st
@@ -77,8 +77,11 @@ def floor_contact(points: np.ndarray, others: Sequence[tuple[int, np.ndarray]], 
     those points) above ``contact_m``: its bottom is that top, which may lie well below the lowest
     visible point (a lamp whose thin stem is not seen). With no such support and ``hidden_base`` it
     stands on the floor: its base is hidden or too thin to be seen (table and floor-lamp legs, a
-    pedestal, a plinth in shadow), as engine and most real furniture stands; without ``hidden_base``
-    its bottom is the lowest visible point.
+    pedestal, a plinth in shadow), as engine and most real furniture stands, unless that would make
+    it taller than ``max_height`` (metres; a book on a desk whose top is mostly hidden is not a book
+    reaching down to the floor). An object that may not stand on the floor (no ``hidden_base``, or
+    taller than ``max_height``) may also stand on a support seen by fewer than 5 points (at least
+    one), else at its lowest visible point.
     """
     points = np.asarray(points, dtype=np.float64)
     lo, hi = (float(v) for v in np.percentile(points[:, 1], [1.0, 99.5]))
@@ -89,7 +92,7 @@ def floor_contact(points: np.ndarray, others: Sequence[tuple[int, np.ndarray]], 
     size = max(x1 - x0, z1 - z0)
     margin = 0.05 + 0.1 * size
     tolerance = max(0.04, 0.1 * (hi - lo))
-    best: tuple[float, int] | None = None
+    supports: list[tuple[float, int, int]] = []  # (top, id, points under the object)
     for other_id, other in others:
         other = np.asarray(other, dtype=np.float64).reshape(-1, 3)
         if len(other) < 5 or np.max(np.ptp(other[:, [0, 2]], axis=0)) < 0.7 * size:
@@ -97,14 +100,18 @@ def floor_contact(points: np.ndarray, others: Sequence[tuple[int, np.ndarray]], 
         inside = other[(other[:, 0] > x0 - margin) & (other[:, 0] < x1 + margin) & (other[:, 2] > z0 - margin) &
                        (other[:, 2] < z1 + margin), 1]
         below = inside[inside <= lo + tolerance]
-        if len(below) < 5 or len(below) < 0.8 * len(inside):
+        if len(below) == 0 or len(below) < 0.8 * len(inside):
             continue
         top = float(np.percentile(below, 95.0))
-        if top > contact_m and (best is None or top > best[0]):
-            best = (top, int(other_id))
-    if best is not None:
-        return FloorContact(False, min(best[0], lo), hi, best[1])
-    return FloorContact(True, 0.0, hi) if hidden_base else FloorContact(False, lo, hi)
+        if top > contact_m:
+            supports.append((top, int(other_id), len(below)))
+    floor_allowed = hidden_base and hi <= max_height
+    # a surface seen by a few points only is trusted when the floor is not an option
+    seen = [c for c in supports if c[2] >= 5] or ([] if floor_allowed else supports)
+    if seen:
+        top, support_id, _ = max(seen)
+        return FloorContact(False, min(top, lo), hi, support_id)
+    return FloorContact(True, 0.0, hi) if floor_allowed else FloorContact(False, lo, hi)
 
 
 class ShapeError(Exception):

@@ -7,7 +7,8 @@ points, a KD-tree). For one object:
 
 1. Target: the object's visible points (world, y up, floor y = 0), where it stands
    (:func:`~sceneforge.shape.base.floor_contact`: on the floor, on another object's top, or, with
-   ``hidden_base`` off, at its lowest visible point) and its top, its amodal mask on a coarse grid
+   ``hidden_base`` off or when a hidden base would make it taller than its category allows, at its
+   lowest visible point) and its top, its amodal mask on a coarse grid
    over the mask's box, and the grid cells covered by other objects (unknown: the object may
    continue behind them). A grounded object (on the floor or a support) has a measured height.
 2. Prefilter (cheap, extents only): each asset is scaled to the smallest size that spans the
@@ -187,7 +188,8 @@ class RetrieveShape(ShapeBackend):
         inverse) away from its real size is penalised by the log of the excess.  background_depth_m : asset samples
         this far (plus 2%) behind a background pixel's depth are inside the wall: a violation.
     hidden_base : an object off the floor with no object under it stands on the floor (its base
-        hidden or too thin to see; :func:`~sceneforge.shape.base.floor_contact`).
+        hidden or too thin to see; :func:`~sceneforge.shape.base.floor_contact`), unless its label
+        names a category whose tallest asset, grown by ``size_tolerance``, is shorter than that.
     axis_search : factor sets of the final search of the winner's x, then z stretch (one pass each).
     max_squash : a grounded object's y scale (measured height / asset height) stays within this factor
         (and its inverse) of the uniform scale.
@@ -295,7 +297,8 @@ class RetrieveShape(ShapeBackend):
         if len(points) < 10:
             raise ShapeError(f"only {len(points)} points")
         others = [(o.id, o.points_world) for o in perception.objects if o.id != context.observation.id]
-        contact = floor_contact(points, others, self.contact_m, self.hidden_base)
+        contact = floor_contact(points, others, self.contact_m, self.hidden_base,
+                                self._max_height(context.observation.label))
         if len(points) > self.n_points:
             points = points[np.random.default_rng(0).choice(len(points), self.n_points, replace=False)]
         view = points.mean(axis=0) - perception.camera_centre_world()
@@ -308,6 +311,13 @@ class RetrieveShape(ShapeBackend):
         origin, cell, mask_grid, unknown_grid = self._grids(context)
         return Target(points, view, contact.on_floor, contact.bottom, contact.top, max(width, 1e-3),
                       origin, cell, mask_grid, unknown_grid, contact.support_id)
+
+    def _max_height(self, label: str) -> float:
+        """Metres: the tallest asset of the label's category grown by ``size_tolerance`` (the most the
+        size penalty allows), or no limit when the label names no category."""
+        if not self.use_labels or label not in self.library.categories:
+            return np.inf
+        return self.size_tolerance * max(float(e.extents[1]) for e in self.library.entries if e.asset.category == label)
 
     def _grids(self, context: ShapeContext) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
         """Grid over the amodal mask's box grown by 30%: (origin (u, v), cell px, mask (G, G), unknown (G, G))."""
