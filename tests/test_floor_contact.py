@@ -43,6 +43,12 @@ def test_a_hidden_base_that_would_make_the_object_too_tall_is_not_believed():
     assert floor_contact(book, [(4, desk)], max_height=0.8).on_floor
     seated = floor_contact(book, [(4, desk)], max_height=0.12)
     assert seated.support_id == 4 and abs(seated.bottom - 0.70) < 0.01
+    # no point of the desk under the book, only in front of it (its top hidden behind the edge)
+    front = slab((-0.5, 0.5), (0.68, 0.70), (0.2, 0.35), seed=10)
+    assert floor_contact(book, [(5, front)], max_height=0.8).on_floor
+    assert floor_contact(book, [(5, front)], max_height=0.12, support_reach=0.1).support_id is None
+    reached = floor_contact(book, [(5, front)], max_height=0.12)
+    assert reached.support_id == 5 and abs(reached.bottom - 0.70) < 0.01
 
 
 def test_a_lamp_shade_above_a_table_stands_on_the_table_top():

@@ -65,7 +65,8 @@ class FloorContact:
 
 
 def floor_contact(points: np.ndarray, others: Sequence[tuple[int, np.ndarray]], contact_m: float = 0.08,
-                  hidden_base: bool = True, max_height: float = np.inf) -> FloorContact:
+                  hidden_base: bool = True, max_height: float = np.inf,
+                  support_reach: float = 0.3) -> FloorContact:
     """Does an object (visible points (N, 3), world metres, y up, floor y = 0) stand on the floor?
 
     The top is the 99.5th percentile of the points' heights. Yes when its lowest visible point (1st
@@ -81,7 +82,9 @@ def floor_contact(points: np.ndarray, others: Sequence[tuple[int, np.ndarray]], 
     it taller than ``max_height`` (metres; a book on a desk whose top is mostly hidden is not a book
     reaching down to the floor). An object that may not stand on the floor (no ``hidden_base``, or
     taller than ``max_height``) may also stand on a support seen by fewer than 5 points (at least
-    one), else at its lowest visible point.
+    one), or failing that on one whose points come within ``support_reach`` (metres) of its footprint
+    (the object's own lower part, and the top under it, hidden behind the support's front edge),
+    else at its lowest visible point.
     """
     points = np.asarray(points, dtype=np.float64)
     lo, hi = (float(v) for v in np.percentile(points[:, 1], [1.0, 99.5]))
@@ -90,24 +93,30 @@ def floor_contact(points: np.ndarray, others: Sequence[tuple[int, np.ndarray]], 
     x0, z0 = np.percentile(points[:, [0, 2]], 1.0, axis=0)
     x1, z1 = np.percentile(points[:, [0, 2]], 99.0, axis=0)
     size = max(x1 - x0, z1 - z0)
-    margin = 0.05 + 0.1 * size
     tolerance = max(0.04, 0.1 * (hi - lo))
-    supports: list[tuple[float, int, int]] = []  # (top, id, points under the object)
-    for other_id, other in others:
-        other = np.asarray(other, dtype=np.float64).reshape(-1, 3)
-        if len(other) < 5 or np.max(np.ptp(other[:, [0, 2]], axis=0)) < 0.7 * size:
-            continue
-        inside = other[(other[:, 0] > x0 - margin) & (other[:, 0] < x1 + margin) & (other[:, 2] > z0 - margin) &
-                       (other[:, 2] < z1 + margin), 1]
-        below = inside[inside <= lo + tolerance]
-        if len(below) == 0 or len(below) < 0.8 * len(inside):
-            continue
-        top = float(np.percentile(below, 95.0))
-        if top > contact_m:
-            supports.append((top, int(other_id), len(below)))
+
+    def supports(margin: float) -> list[tuple[float, int, int]]:
+        """(top, id, points under the object) of the objects under its footprint grown by ``margin``."""
+        found = []
+        for other_id, other in others:
+            other = np.asarray(other, dtype=np.float64).reshape(-1, 3)
+            if len(other) < 5 or np.max(np.ptp(other[:, [0, 2]], axis=0)) < 0.7 * size:
+                continue
+            inside = other[(other[:, 0] > x0 - margin) & (other[:, 0] < x1 + margin) & (other[:, 2] > z0 - margin) &
+                           (other[:, 2] < z1 + margin), 1]
+            below = inside[inside <= lo + tolerance]
+            if len(below) == 0 or len(below) < 0.8 * len(inside):
+                continue
+            top = float(np.percentile(below, 95.0))
+            if top > contact_m:
+                found.append((top, int(other_id), len(below)))
+        return found
+
     floor_allowed = hidden_base and hi <= max_height
-    # a surface seen by a few points only is trusted when the floor is not an option
-    seen = [c for c in supports if c[2] >= 5] or ([] if floor_allowed else supports)
+    near = supports(0.05 + 0.1 * size)
+    seen = [c for c in near if c[2] >= 5]
+    if not seen and not floor_allowed:  # it stands on something: seen by a few points, or a little further
+        seen = near or supports(support_reach)
     if seen:
         top, support_id, _ = max(seen)
         return FloorContact(False, min(top, lo), hi, support_id)

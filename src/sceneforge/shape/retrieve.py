@@ -7,8 +7,8 @@ points, a KD-tree). For one object:
 
 1. Target: the object's visible points (world, y up, floor y = 0), where it stands
    (:func:`~sceneforge.shape.base.floor_contact`: on the floor, on another object's top, or, with
-   ``hidden_base`` off or when a hidden base would make it taller than its category allows, at its
-   lowest visible point) and its top, its amodal mask on a coarse grid
+   ``hidden_base`` off or when a hidden base would make it taller than its category allows, on a
+   support seen by a few points or near it, else at its lowest visible point) and its top, its amodal mask on a coarse grid
    over the mask's box, and the grid cells covered by other objects (unknown: the object may
    continue behind them). A grounded object (on the floor or a support) has a measured height.
 2. Prefilter (cheap, extents only): each asset is scaled to the smallest size that spans the
