@@ -46,7 +46,7 @@ def test_a_hidden_base_that_would_make_the_object_too_tall_is_not_believed():
     # no point of the desk under the book, only in front of it (its top hidden behind the edge)
     front = slab((-0.5, 0.5), (0.68, 0.70), (0.2, 0.35), seed=10)
     assert floor_contact(book, [(5, front)], max_height=0.8).on_floor
-    assert floor_contact(book, [(5, front)], max_height=0.12, support_reach=0.1).support_id is None
+    assert floor_contact(book, [(5, front)], max_height=0.12, support_reach_m=0.1).support_id is None
     reached = floor_contact(book, [(5, front)], max_height=0.12)
     assert reached.support_id == 5 and abs(reached.bottom - 0.70) < 0.01
 

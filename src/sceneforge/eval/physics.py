@@ -51,7 +51,6 @@ class PlacedObject:
     corners: np.ndarray
     points: np.ndarray
 
-
     @cached_property
     def solid(self) -> trimesh.Trimesh:
         """The mesh as one solid: the union of its closed parts when it has several (engine and

@@ -66,7 +66,7 @@ class FloorContact:
 
 def floor_contact(points: np.ndarray, others: Sequence[tuple[int, np.ndarray]], contact_m: float = 0.08,
                   hidden_base: bool = True, max_height: float = np.inf,
-                  support_reach: float = 0.3) -> FloorContact:
+                  support_reach_m: float = 0.3) -> FloorContact:
     """Does an object (visible points (N, 3), world metres, y up, floor y = 0) stand on the floor?
 
     The top is the 99.5th percentile of the points' heights. Yes when its lowest visible point (1st
@@ -82,7 +82,7 @@ def floor_contact(points: np.ndarray, others: Sequence[tuple[int, np.ndarray]], 
     it taller than ``max_height`` (metres; a book on a desk whose top is mostly hidden is not a book
     reaching down to the floor). An object that may not stand on the floor (no ``hidden_base``, or
     taller than ``max_height``) may also stand on a support seen by fewer than 5 points (at least
-    one), or failing that on one whose points come within ``support_reach`` (metres) of its footprint
+    one), or failing that on one whose points come within ``support_reach_m`` of its footprint
     (the object's own lower part, and the top under it, hidden behind the support's front edge),
     else at its lowest visible point.
     """
@@ -116,7 +116,7 @@ def floor_contact(points: np.ndarray, others: Sequence[tuple[int, np.ndarray]], 
     near = supports(0.05 + 0.1 * size)
     seen = [c for c in near if c[2] >= 5]
     if not seen and not floor_allowed:  # it stands on something: seen by a few points, or a little further
-        seen = near or supports(support_reach)
+        seen = near or supports(support_reach_m)
     if seen:
         top, support_id, _ = max(seen)
         return FloorContact(False, min(top, lo), hi, support_id)
