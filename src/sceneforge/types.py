@@ -98,7 +98,13 @@ class Camera:
         return float(np.degrees(2.0 * np.arctan(0.5 * self.width / self.fx)))
 
     def with_pose(self, T_world_cam: np.ndarray) -> Camera:
-        return Camera(self.K, self.width, self.height, T_world_cam)
+        """This camera (the same checked, read-only intrinsics) at the pose ``T_world_cam`` (4, 4)."""
+        camera = object.__new__(Camera)
+        _set(camera, "K", self.K)
+        _set(camera, "width", self.width)
+        _set(camera, "height", self.height)
+        _set(camera, "T_world_cam", frozen_array(T_world_cam, shape=(4, 4), name="T_world_cam"))
+        return camera
 
     def to_dict(self) -> dict[str, Any]:
         return {"fx": self.fx, "fy": self.fy, "cx": self.cx, "cy": self.cy, "width": self.width,
