@@ -152,9 +152,9 @@ class Similarity:
 
     @property
     def matrix(self) -> np.ndarray:
-        """(4, 4) float64 homogeneous matrix ``[R @ diag(s) | t]``."""
+        """(4, 4) float64 homogeneous matrix ``[R @ diag(s) | t]`` (a new array)."""
         T = np.eye(4)
-        T[:3, :3] = self.R * self.scale_xyz[None, :]
+        T[:3, :3] = self.R * self.s  # a uniform s as a number: the products of the per-axis form, faster
         T[:3, 3] = self.t
         return T
 
@@ -183,7 +183,7 @@ class Similarity:
     def apply(self, points: np.ndarray) -> np.ndarray:
         """points : (N, 3) in the source frame -> (N, 3) in the target frame."""
         points = np.asarray(points, dtype=np.float64)
-        return (points * self.scale_xyz[None, :]) @ self.R.T + self.t[None, :]
+        return (points * self.s) @ self.R.T + self.t  # s a number or (3,): the per-axis products either way
 
     def inverse(self) -> Similarity:
         """Inverse of a uniform similarity (per-axis scale has no inverse of this form)."""
