@@ -391,6 +391,18 @@ def test_core_size_changes_no_open_set_layout(pool, monkeypatch):
         layouts.largest_faces._memo.clear()
 
 
+def test_open_set_first_fit_batch_changes_no_layout(pool, monkeypatch):
+    """Candidates judged in a first batch and then the rest give the spot of judging all at once."""
+    from sceneforge.synth import layouts
+
+    def poses(batch: int) -> list[list[bytes]]:
+        monkeypatch.setattr(layouts, "FIRST_FIT_BATCH", batch)
+        cfg = OpenSetConfig(min_objects=5, max_objects=8, max_tries=40)
+        return [[o.pose.matrix.tobytes() for o in open_set_layout(pool, seed, cfg).scene.objects] for seed in range(25)]
+
+    assert poses(1) == poses(8) == poses(40) == poses(1000)
+
+
 # ----------------------------------------------------------------------------- physics check
 def test_physics_check_sees_interpenetration_nesting_and_floating():
     a = trimesh.creation.box((1, 1, 1))

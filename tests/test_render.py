@@ -308,3 +308,21 @@ def test_ground_texture_origin_shifts_the_pattern(rasterizer):
     # texture row 0 column 0 sits at x, z in [-2, 0]: the image's top-left quadrant (image down = +z)
     assert tuple(out.rgb[16, 16]) == (250, 0, 0) and tuple(out.rgb[16, 47]) == (0, 250, 0)
     assert tuple(out.rgb[47, 16]) == (0, 0, 250) and tuple(out.rgb[47, 47]) == (250, 250, 0)
+
+
+def test_ground_takes_the_planes_np_allclose_takes_for_horizontal():
+    """Ground checks its plane's normal against +y as np.allclose(normal, +y, atol=1e-9) would."""
+    rng = np.random.default_rng(0)
+    normals = [np.array([0.0, 1.0, 0.0]), np.array([1e-9, 1.0, 0.0]), np.array([0.0, 1.0, -1.1e-9])]
+    normals += [np.array([0.0, 1.0, 0.0]) + rng.normal(size=3) * 10.0 ** rng.uniform(-12, -4) for _ in range(2000)]
+    taken = 0
+    for n in normals:
+        plane = Plane(n, 0.0)
+        horizontal = np.allclose(plane.normal, [0.0, 1.0, 0.0], atol=1e-9)
+        if horizontal:
+            Ground(plane=plane)
+            taken += 1
+        else:
+            with pytest.raises(ValueError, match="ground plane must be horizontal"):
+                Ground(plane=plane)
+    assert 0 < taken < len(normals)

@@ -152,6 +152,10 @@ def test_view_centric_frames_equal_one_camera_at_a_time():
             assert a.object_id == b.object_id
             for name in ("T_cam_obj", "T_norm_obj", "box_cam"):
                 assert np.array_equal(getattr(a, name), getattr(b, name))
+                array = getattr(a, name)  # shared with the other frames, not copied: nothing may write it
+                assert array.dtype == np.float64 and not array.flags.writeable
+                with pytest.raises(ValueError):
+                    array.setflags(write=True)
         # and the values are the definition's: boxes of the points in the camera frame
         T_cam_world = np.linalg.inv(T_world_cam)
         for pose, pts, obj in zip(poses, points, frame.objects):

@@ -6,6 +6,7 @@ depend on the asset library; the built-in kinds are covered in test_synth_runner
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from sceneforge.synth.dataset import SynthConfig, existing_scenes, register_layo
 from sceneforge.synth.kinds import SynthScene
 from sceneforge.synth.runner import generate_dataset
 from sceneforge.synth.views import ViewSettings
-from sceneforge.synth.writer import depth_to_millimetres, encode_png
+from sceneforge.synth.writer import PNG_FILTERS, depth_to_millimetres, encode_png
 from sceneforge.types import Camera, Normalisation, Plane, Scene, SceneObject, Similarity
 
 pytest.importorskip("moderngl")
@@ -277,16 +278,17 @@ def test_png_encoder_round_trips_through_opencv_and_pillow():
     rng = np.random.default_rng(3)
     images = [rng.integers(0, 256, (37, 53, 3), dtype=np.uint8), rng.integers(0, 65536, (20, 31), dtype=np.uint16),
               rng.integers(0, 256, (9, 1), dtype=np.uint8), np.zeros((1, 1), np.uint16)]
-    for image in images:
-        for level in (0, 1, 3, 6, 9):
-            data = encode_png(image, level)
-            decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-            if image.ndim == 3:
-                decoded = decoded[:, :, ::-1]  # OpenCV decodes to BGR
-            np.testing.assert_array_equal(decoded.reshape(image.shape), image)
-            np.testing.assert_array_equal(np.asarray(Image.open(BytesIO(data))).reshape(image.shape), image)
+    for image, png_filter, level in itertools.product(images, PNG_FILTERS, (0, 1, 3, 6, 9)):
+        data = encode_png(image, level, png_filter)
+        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if image.ndim == 3:
+            decoded = decoded[:, :, ::-1]  # OpenCV decodes to BGR
+        np.testing.assert_array_equal(decoded.reshape(image.shape), image)
+        np.testing.assert_array_equal(np.asarray(Image.open(BytesIO(data))).reshape(image.shape), image)
     with pytest.raises(InputError, match="PNG encoding needs"):
         encode_png(np.zeros((4, 4, 2), np.uint8), 1)
+    with pytest.raises(InputError, match="png_filter must be one of none, sub, up"):
+        encode_png(np.zeros((4, 4), np.uint8), 1, "paeth")
 
 
 def test_depth_to_millimetres_rounds_and_zeroes_the_unrepresentable():

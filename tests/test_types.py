@@ -31,9 +31,25 @@ def test_cross3_is_numpys_cross_bit_for_bit():
         for _ in range(50):
             a = rng.normal(size=shape_a) * 10.0 ** rng.integers(-8, 9)
             b = rng.normal(size=shape_b) * 10.0 ** rng.integers(-8, 9)
-            got, expected = cross3(a, b), np.cross(a, b)
-            assert got.shape == expected.shape and got.dtype == expected.dtype
-            assert got.tobytes() == expected.tobytes()
+            for dtype in (np.float64, np.float32):  # two float64 vectors take a path of their own
+                got, expected = cross3(a.astype(dtype), b.astype(dtype)), np.cross(a.astype(dtype), b.astype(dtype))
+                assert got.shape == expected.shape and got.dtype == expected.dtype
+                assert got.tobytes() == expected.tobytes()
+
+
+def test_camera_with_pose_is_the_camera_at_that_pose():
+    camera = Camera.from_intrinsics(300.0, 310.0, 99.5, 80.0, 200, 160)
+    T = np.eye(4)
+    T[:3, 3] = [1.0, -2.0, 0.5]
+    moved, built = camera.with_pose(T), Camera(camera.K, 200, 160, T)
+    for name in ("K", "T_world_cam"):
+        assert getattr(moved, name).tobytes() == getattr(built, name).tobytes()
+        assert not getattr(moved, name).flags.writeable
+    assert (moved.width, moved.height) == (200, 160)
+    T[0, 3] = 7.0  # the pose was copied
+    assert moved.T_world_cam[0, 3] == 1.0
+    with pytest.raises(ValueError, match="T_world_cam must have shape"):
+        camera.with_pose(np.eye(3))
 
 
 def test_similarity_matrix_roundtrip_uniform_and_per_axis():

@@ -98,7 +98,13 @@ class Camera:
         return float(np.degrees(2.0 * np.arctan(0.5 * self.width / self.fx)))
 
     def with_pose(self, T_world_cam: np.ndarray) -> Camera:
-        return Camera(self.K, self.width, self.height, T_world_cam)
+        """This camera (the same checked, read-only intrinsics) at the pose ``T_world_cam`` (4, 4)."""
+        camera = object.__new__(Camera)
+        _set(camera, "K", self.K)
+        _set(camera, "width", self.width)
+        _set(camera, "height", self.height)
+        _set(camera, "T_world_cam", frozen_array(T_world_cam, shape=(4, 4), name="T_world_cam"))
+        return camera
 
     def to_dict(self) -> dict[str, Any]:
         return {"fx": self.fx, "fy": self.fy, "cx": self.cx, "cy": self.cy, "width": self.width,
@@ -146,9 +152,9 @@ class Similarity:
 
     @property
     def matrix(self) -> np.ndarray:
-        """(4, 4) float64 homogeneous matrix ``[R @ diag(s) | t]``."""
+        """(4, 4) float64 homogeneous matrix ``[R @ diag(s) | t]`` (a new array)."""
         T = np.eye(4)
-        T[:3, :3] = self.R * self.scale_xyz[None, :]
+        T[:3, :3] = self.R * self.s  # a uniform s as a number: the products of the per-axis form, faster
         T[:3, 3] = self.t
         return T
 
@@ -177,7 +183,7 @@ class Similarity:
     def apply(self, points: np.ndarray) -> np.ndarray:
         """points : (N, 3) in the source frame -> (N, 3) in the target frame."""
         points = np.asarray(points, dtype=np.float64)
-        return (points * self.scale_xyz[None, :]) @ self.R.T + self.t[None, :]
+        return (points * self.s) @ self.R.T + self.t  # s a number or (3,): the per-axis products either way
 
     def inverse(self) -> Similarity:
         """Inverse of a uniform similarity (per-axis scale has no inverse of this form)."""

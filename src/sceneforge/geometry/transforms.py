@@ -32,6 +32,9 @@ def cross3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``np.cross`` of (..., 3) arrays (broadcast): the same products and differences, so the same
     values, without its general-shape overhead (~15 us a call on small arrays)."""
     a, b = np.asarray(a), np.asarray(b)
+    if a.shape == b.shape == (3,) and a.dtype == b.dtype == np.float64:  # two vectors: Python floats are
+        (a0, a1, a2), (b0, b1, b2) = a.tolist(), b.tolist()  # float64 too, and ~5x faster than 0-d arrays
+        return np.array([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0])
     return np.stack([a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1], a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2],
                      a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]], axis=-1)
 

@@ -38,6 +38,17 @@ class ViewObjectPose:
         object.__setattr__(self, "T_norm_obj", frozen_array(self.T_norm_obj, shape=(4, 4), name="T_norm_obj"))
         object.__setattr__(self, "box_cam", frozen_array(self.box_cam, shape=(2, 3), name="box_cam"))
 
+    @classmethod
+    def _of_frozen(cls, object_id: int, T_cam_obj: np.ndarray, T_norm_obj: np.ndarray,
+                   box_cam: np.ndarray) -> ViewObjectPose:
+        """The pose of float64 arrays of the right shapes that are views of arrays their maker made
+        read-only (as :func:`view_centric_frames` does), taken as they are: a copy would be no safer."""
+        pose = object.__new__(cls)
+        for name, value in (("object_id", object_id), ("T_cam_obj", T_cam_obj), ("T_norm_obj", T_norm_obj),
+                            ("box_cam", box_cam)):
+            object.__setattr__(pose, name, value)
+        return pose
+
 
 @dataclass(frozen=True, eq=False)
 class ViewCentricFrame:
@@ -108,10 +119,14 @@ def view_centric_frames(T_world_cams: Sequence[np.ndarray], object_ids: Sequence
     starts = np.cumsum([0] + [p.shape[1] for p in points_cam[:-1]])  # each object's box in one pass each
     boxes = np.stack([np.minimum.reduceat(points, starts, axis=1), np.maximum.reduceat(points, starts, axis=1)],
                      axis=2)  # (C, N, 2, 3)
+    poses_cam.setflags(write=False)  # made here; the frames' poses are views of these, not copies
+    boxes.setflags(write=False)
     frames = []
     for T_cam_world, poses, cam_boxes in zip(T_cam_worlds, poses_cam, boxes):
         norm = _box_normalisation(cam_boxes[:, 0].min(axis=0), cam_boxes[:, 1].max(axis=0), "camera")  # all points' box
-        objects = tuple(ViewObjectPose(int(i), T, T_norm, box) for i, T, T_norm, box
-                        in zip(object_ids, poses, normalisation_matrix(norm) @ poses, cam_boxes))
+        poses_norm = normalisation_matrix(norm) @ poses
+        poses_norm.setflags(write=False)
+        objects = tuple(ViewObjectPose._of_frozen(int(i), T, T_norm, box) for i, T, T_norm, box
+                        in zip(object_ids, poses, poses_norm, cam_boxes))
         frames.append(ViewCentricFrame(T_cam_world, norm, objects))
     return frames

@@ -26,9 +26,9 @@ except ImportError:  # pragma: no cover - orjson is optional: json gives the sam
     _orjson = None
 
 # What marks a number orjson writes in another notation than repr: an exponent ("e-", or "e" and a
-# digit: "e0" once every digit reads 0) or "0.0000" (|x| < 1e-4). bytes.find looks for them much
-# faster than a regular expression.
-_DIGITS_TO_0 = bytes.maketrans(b"123456789", b"000000000")
+# digit) or "0.0000" (|x| < 1e-4). A regular expression for the first kind (its literal first byte lets
+# the regex engine skip ahead) and bytes.find for the second are faster than anything else tried.
+_EXPONENT = re.compile(rb"e[-0-9]")
 _REWRITE = re.compile(rb"-?(?:\d+(?:\.\d+)?e[-+]?\d+|0\.0000\d*)")
 
 
@@ -46,7 +46,7 @@ def _python_floats(out: bytes) -> bytes:
 
     A number sits between one of ``[,:`` and one of ``,]}``; a marker inside a string gives no number
     to rewrite (or one that :func:`compact_json`'s round trip then finds changed)."""
-    hits = _finds(out, b"e-") + _finds(out.translate(_DIGITS_TO_0), b"e0") + _finds(out, b"0.0000")
+    hits = [m.start() for m in _EXPONENT.finditer(out)] + _finds(out, b"0.0000")
     if not hits:
         return out
     spans = set()

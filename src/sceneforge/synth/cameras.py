@@ -10,6 +10,7 @@ whole set per scene, and each view draws its distance from a range.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -126,6 +127,12 @@ def orbit_directions(n_views: int, elevation_deg: tuple[float, float], azimuth_o
     return np.stack([cos_elevation * np.sin(azimuth), sin_elevation, cos_elevation * np.cos(azimuth)], axis=1)
 
 
+@lru_cache(maxsize=16)
+def _base_camera(spec: OrbitSpec) -> Camera:
+    """``spec.base_camera()``, made once per spec (a Camera is immutable)."""
+    return spec.base_camera()
+
+
 def orbit_cameras(centre: np.ndarray, radius: float, spec: OrbitSpec, rng: np.random.Generator) -> list[Camera]:
     """``spec.n_views`` cameras looking at ``centre`` (world, metres) around a bounding sphere of ``radius``.
 
@@ -133,7 +140,7 @@ def orbit_cameras(centre: np.ndarray, radius: float, spec: OrbitSpec, rng: np.ra
     """
     if not radius > 0:
         raise ValueError(f"scene radius must be positive, got {radius}")
-    base = spec.base_camera()
+    base = _base_camera(spec)
     centre = np.asarray(centre, dtype=np.float64)
     offset = rng.uniform(0.0, 2.0 * np.pi)
     factors = rng.uniform(*spec.distance_factor, size=spec.n_views)

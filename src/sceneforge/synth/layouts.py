@@ -872,6 +872,11 @@ def _boxed_mesh(posed_vertices: np.ndarray, canonical: trimesh.Trimesh, R: np.nd
                      R @ (scale * 0.5 * (lo + hi)) + t, scale * 0.5 * (hi - lo))
 
 
+#: Candidate spots of an open-set object judged together first (see _open_set_first_fit): 94 % of the
+#: objects placed after the first fit one of the first 8 of 100 (the benchmark's scenes).
+FIRST_FIT_BATCH = 8
+
+
 def _open_set_first_fit(k: int, candidates: np.ndarray, placed: Sequence[int], centres: np.ndarray,
                         radii: np.ndarray, support: np.ndarray, core: Callable[[int], Any],
                         box: Callable[..., Any], close: Callable[[int, np.ndarray, int], bool],
@@ -885,9 +890,26 @@ def _open_set_first_fit(k: int, candidates: np.ndarray, placed: Sequence[int], c
     of a few of the largest faces (``core``, built once per object) already collide or come nearer
     than the clearance (those faces are part of the meshes), and else decided by ``close(k, at, i)``
     (exact: fcl on the faces of each mesh near the other's box). The disc and projection tests run
-    on all candidates at once, the rest on candidates in order until one fits."""
+    on the first ``FIRST_FIT_BATCH`` candidates at once and then, when none of those fits, on the
+    others at once (most objects fit one of the first few), the rest on candidates in order until
+    one fits."""
     if not placed:
         return 0 if len(candidates) else None
+    for batch in (slice(0, FIRST_FIT_BATCH), slice(FIRST_FIT_BATCH, None)):
+        found = _open_set_first_fit_of(k, candidates[batch], placed, centres, radii, support, core, box, close,
+                                       clearance)
+        if found is not None:
+            return batch.start + found
+    return None
+
+
+def _open_set_first_fit_of(k: int, candidates: np.ndarray, placed: Sequence[int], centres: np.ndarray,
+                           radii: np.ndarray, support: np.ndarray, core: Callable[[int], Any],
+                           box: Callable[..., Any], close: Callable[[int, np.ndarray, int], bool],
+                           clearance: float) -> int | None:
+    """:func:`_open_set_first_fit` of all ``candidates`` at once (``placed`` not empty)."""
+    if not len(candidates):
+        return None
     j = np.asarray(placed)
     d = np.hypot(candidates[:, None, 0] - centres[j, 0][None], candidates[:, None, 1] - centres[j, 1][None])
     clear = d >= radii[k] + radii[j][None] + clearance

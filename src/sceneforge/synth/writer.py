@@ -43,7 +43,9 @@ except ImportError:  # pragma: no cover - isal is a dependency; plain zlib gives
     _fast_deflate = None
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_SUB = 1  # PNG filter type "Sub": each byte minus the byte one pixel to its left
+#: PNG filter types by name (every row of an image gets the same one): "none" the bytes as they are,
+#: "sub" each byte minus the byte one pixel to its left, "up" each byte minus the byte above it.
+PNG_FILTERS = {"none": 0, "sub": 1, "up": 2}
 
 
 def deflate(data: bytes | np.ndarray, level: int) -> bytes:
@@ -59,22 +61,40 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
 
-def encode_png(image: np.ndarray, compression: int) -> bytes:
+def _filtered_rows(rows: np.ndarray, bytes_per_pixel: int, png_filter: str) -> np.ndarray:
+    """(H, 1 + R) uint8: each of the (H, R) uint8 ``rows`` behind its filter type byte, filtered."""
+    height, row_bytes = rows.shape
+    out = np.empty((height, row_bytes + 1), np.uint8)
+    out[:, 0] = PNG_FILTERS[png_filter]
+    if png_filter == "none":
+        out[:, 1:] = rows
+    elif png_filter == "up":
+        out[0, 1:] = rows[0]
+        np.subtract(rows[1:], rows[:-1], out=out[1:, 1:])
+    else:  # "sub", on the whole buffer at once (faster than row by row); each row's first pixel put back
+        flat = rows.reshape(-1)
+        difference = np.empty_like(flat)
+        np.subtract(flat[bytes_per_pixel:], flat[:-bytes_per_pixel], out=difference[bytes_per_pixel:])
+        out[:, 1:] = difference.reshape(height, row_bytes)
+        out[:, 1:1 + bytes_per_pixel] = rows[:, :bytes_per_pixel]
+    return out
+
+
+def encode_png(image: np.ndarray, compression: int, png_filter: str = "sub") -> bytes:
     """PNG bytes of a (H, W) or (H, W, 3) uint8/uint16 image (RGB order for colour), zlib level 0..9.
 
-    Every row uses the fixed Sub filter (no per-row filter search: renders compress about as well,
-    much faster) and the deflate of :func:`deflate`."""
+    Every row uses the same filter, ``png_filter`` (a key of :data:`PNG_FILTERS`; no per-row filter
+    search: renders compress about as well, much faster), and the deflate of :func:`deflate`. The
+    filter changes the file's bytes, never the decoded image."""
     image = np.asarray(image)
     if image.dtype not in (np.uint8, np.uint16) or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
         raise InputError(None, f"PNG encoding needs (H, W) or (H, W, 3) uint8/uint16, got {image.dtype} {image.shape}")
+    if png_filter not in PNG_FILTERS:
+        raise InputError(None, f"png_filter must be one of {', '.join(PNG_FILTERS)}, got {png_filter!r}")
     height, width = image.shape[:2]
     channels = 1 if image.ndim == 2 else 3
-    bytes_per_pixel = channels * image.itemsize
     rows = np.ascontiguousarray(image, dtype=image.dtype.newbyteorder(">")).reshape(height, -1).view(np.uint8)
-    filtered = np.empty((height, rows.shape[1] + 1), np.uint8)
-    filtered[:, 0] = _PNG_SUB
-    filtered[:, 1:1 + bytes_per_pixel] = rows[:, :bytes_per_pixel]
-    np.subtract(rows[:, bytes_per_pixel:], rows[:, :-bytes_per_pixel], out=filtered[:, 1 + bytes_per_pixel:])
+    filtered = _filtered_rows(rows, channels * image.itemsize, png_filter)
     header = struct.pack(">IIBBBBB", width, height, 8 * image.itemsize, 0 if channels == 1 else 2, 0, 0, 0)
     return b"".join((_PNG_SIGNATURE, _png_chunk(b"IHDR", header),
                      _png_chunk(b"IDAT", deflate(filtered, int(compression))), _png_chunk(b"IEND", b"")))
@@ -131,21 +151,23 @@ def view_files(view: SynthView, scene: Scene, depth_format: str = "png", compres
     folder = f"views/{view.index:04d}"
     r = view.render
     labels = {o.id: o.label for o in scene.objects}
+    # PNG filters (they change the bytes, not the images): Sub for colour, None for the instance map
+    # (flat regions compress best as they are, and nothing to compute), Up for depth (cheaper than Sub)
     files = {
-        f"{folder}/rgb.png": encode_png(r.rgb, compression),
-        f"{folder}/instances.png": encode_png(r.instances, compression),
+        f"{folder}/rgb.png": encode_png(r.rgb, compression, "sub"),
+        f"{folder}/instances.png": encode_png(r.instances, compression, "none"),
         f"{folder}/camera.json": compact_json(view.camera.to_dict()),
         f"{folder}/labels.json": compact_json({str(i): labels[i] for i in view.visible_ids}),
         f"{folder}/view.json": compact_json(view_document(view, scene)),
     }
     if depth_format in ("png", "both"):
-        files[f"{folder}/depth.png"] = encode_png(depth_to_millimetres(r.depth), compression)
+        files[f"{folder}/depth.png"] = encode_png(depth_to_millimetres(r.depth), compression, "up")
     if depth_format in ("npy", "both"):
         files[f"{folder}/depth.npy"] = encode_npy(r.depth.astype(np.float32))
     if r.normals is not None:
         encoded = np.where(np.any(r.normals != 0, axis=-1, keepdims=True),
                            np.clip(np.rint((r.normals + 1.0) * 127.5), 1, 255), 0).astype(np.uint8)
-        files[f"{folder}/normals.png"] = encode_png(encoded, compression)
+        files[f"{folder}/normals.png"] = encode_png(encoded, compression, "sub")
     return files
 
 
