@@ -122,13 +122,15 @@ class LearnedPoses(PoseStage):
 @register("pose", "learned_optimise")
 class LearnedOptimisedPoses(PoseStage):
     """The pose optimisation initialised by the learned model. ``checkpoint``, ``samples``,
-    ``flow_steps``, ``seed``, ``keep_incoming`` (default on here), ``registration`` as for ``learned``;
-    other keyword arguments are the optimiser's :class:`~sceneforge.pose.problem.PoseSettings` fields."""
+    ``flow_steps``, ``seed``, ``keep_incoming`` (default on here), ``registration``, ``threads`` (the
+    model's) as for ``learned``; other keyword arguments are the optimiser's
+    :class:`~sceneforge.pose.problem.PoseSettings` fields (its threads: ``num_threads``)."""
 
     def __init__(self, checkpoint: str | None = None, samples: int = 24, flow_steps: int = 5, seed: int = 0,
-                 keep_incoming: bool = True, registration: Mapping[str, Any] | None = None, **settings: Any) -> None:
+                 keep_incoming: bool = True, registration: Mapping[str, Any] | None = None, threads: int = 1,
+                 **settings: Any) -> None:
         self.model = LearnedPoses(checkpoint=checkpoint, samples=samples, flow_steps=flow_steps, seed=seed,
-                                  keep_incoming=keep_incoming, registration=registration)
+                                  keep_incoming=keep_incoming, registration=registration, threads=threads)
         self.optimiser = OptimisedPoses(seed=seed, **settings)
 
     def refine(self, perception: PerceptionResult, objects: Sequence[SceneObject],
