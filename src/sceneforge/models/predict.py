@@ -50,7 +50,7 @@ class ScoringConfig:
     tolerance: float = 0.02
     mask_margin: int = 2
     fit_points: int = 256
-    grid_resolution: int = 32
+    grid_resolution: int = 24
 
 
 @dataclass(frozen=True)
