@@ -11,10 +11,14 @@ between the rows:
 
 - ``initial (lift box)``: the shape stage's poses;
 - ``optimisation alone``: the ``optimise`` pose stage;
-- ``model``: the ``learned`` pose stage (K flow samples, the most consistent kept per object);
-- ``model or lift box``: the same with each object's lift-box pose as one more candidate;
+- ``model samples, not registered``: the ``learned`` stage without registration (K flow samples,
+  the most consistent kept per object): the network alone;
+- ``model``: the ``learned`` pose stage as shipped (each of the K samples registered to the view's
+  points and mask, then the most consistent kept per object);
+- ``uniform rotations, registered``: the same with the samples' rotations replaced by uniformly
+  random ones (translation and scale still the model's): what the network's rotations add;
 - ``optimisation initialised by the model``: the ``learned_optimise`` pose stage (the optimiser
-  started from the previous row's poses).
+  started from the ``model`` row's poses, each object's lift-box pose competing).
 
 Scores (sceneforge.eval, camera frame, no alignment): CD-S, F-Score-S, CD-O, F-Score-O (tau 0.1, %),
 IoU-B, rotation error (degrees, no symmetry), translation error and relative scale error; pose
@@ -55,7 +59,8 @@ from sceneforge.types import Scene
 
 KINDS = {"openset": 901, "iscene": 902}
 FIXED_ROWS = ("initial (lift box)", "optimisation alone")
-MODEL_ROWS = ("model", "model or lift box", "optimisation initialised by the model")
+MODEL_ROWS = ("model samples, not registered", "model", "uniform rotations, registered",
+              "optimisation initialised by the model")
 COLUMNS = ("CD-S", "F-Score-S", "CD-O", "F-Score-O", "IoU-B", "rot °", "trans", "scale", "pose s", "pose CPU s")
 SCORING = EvalConfig(frame="camera", align=False, points_per_object=2048, taus=(0.1,), threads=1)
 
@@ -135,8 +140,9 @@ def main(argv=None) -> int:
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--shapes", choices=("gt", "lift"), default="gt", help="meshes the pose stages get")
-    parser.add_argument("--samples", type=int, default=8, help="K flow samples per scene")
-    parser.add_argument("--flow-steps", type=int, default=10)
+    parser.add_argument("--samples", type=int, default=24, help="K flow samples per scene (the stage's default)")
+    parser.add_argument("--flow-steps", type=int, default=5, help="Euler steps (the stage's default)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the model stages")
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--time-limit", type=float, default=None, help="stop taking new views after this many s")
     parser.add_argument("--out", type=Path, default=None, help="Markdown file for the tables")
@@ -150,14 +156,15 @@ def main(argv=None) -> int:
         parser.error("--compare takes NAME=DIR pairs")
     import torch
 
-    torch.set_num_threads(1)
-    sampling = {"samples": args.samples, "flow_steps": args.flow_steps}
+    torch.set_num_threads(args.threads)
+    sampling = {"samples": args.samples, "flow_steps": args.flow_steps, "threads": args.threads}
     stages = {}
     if args.checkpoint is not None:
         model = {"checkpoint": str(args.checkpoint), **sampling}
-        stages = {MODEL_ROWS[0]: create("pose", "learned", **model),
-                  MODEL_ROWS[1]: create("pose", "learned", keep_incoming=True, **model),
-                  MODEL_ROWS[2]: create("pose", "learned_optimise", **model)}
+        stages = {MODEL_ROWS[0]: create("pose", "learned", registration={"steps": 0}, **model),
+                  MODEL_ROWS[1]: create("pose", "learned", **model),
+                  MODEL_ROWS[2]: create("pose", "learned", rotations="uniform", **model),
+                  MODEL_ROWS[3]: create("pose", "learned_optimise", **model)}
     fixed = FIXED_ROWS if args.rows is None else tuple(r for r in FIXED_ROWS if r in args.rows)
     stages = {name: stage for name, stage in stages.items() if args.rows is None or name in args.rows}
     for pair in args.compare:
@@ -201,8 +208,8 @@ def main(argv=None) -> int:
             f"{args.size}x{args.size} views, " + ("GT meshes given" if args.shapes == "gt" else "lift meshes") +
             ", given depth; camera frame, no alignment; "
             "CD l2_sum in the GT's normalised space, F-Score at tau = 0.1 in %; rotation error in degrees "
-            "(no symmetry), translation in GT units, scale relative; pose stage time per scene, one torch "
-            f"thread. Total wall time {time.perf_counter() - began:.0f} s.", ""]
+            f"(no symmetry), translation in GT units, scale relative; pose stage time per scene, {args.threads} torch "
+            f"thread(s). Total wall time {time.perf_counter() - began:.0f} s.", ""]
     for kind, views in done.items():
         occluded = [v for v in views if v["max_occluded"] > 0.5]
         mean_objects = np.mean([len(v["objects"]) for v in views]) if views else 0.0

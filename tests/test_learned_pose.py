@@ -38,7 +38,13 @@ from sceneforge.models.data import (
 from sceneforge.models.flow import euler_sample, flow_training_sample, interpolate, velocity_target
 from sceneforge.models.plot import plot_loss_curve
 from sceneforge.models.pose_model import OBSERVATION_DIM, PoseConditions, PoseModel, PoseModelConfig
-from sceneforge.models.predict import consistency_scores, predict_poses
+from sceneforge.models.predict import (
+    RegistrationConfig,
+    consistency_scores,
+    predict_poses,
+    register_samples,
+    unit_distance_grids,
+)
 from sceneforge.models.rotations import matrix_to_6d, sixd_to_matrix
 from sceneforge.models.train import (
     Distributed,
@@ -386,6 +392,12 @@ def test_loss_curve_png_draws_each_series(tmp_path):
 # ---------------------------------------------------------------------------------------- inference
 
 
+def _unit_grids(ds: EngineViewDataset, sample) -> list:
+    """Distance grids of the unit meshes of the first view's objects, in the sample's object order."""
+    meshes = {o.id: o.mesh for o in read_scene_json(ds.views[0].parent.parent).objects}
+    return unit_distance_grids([UnitMesh.of(meshes[i]) for i in sample.object_ids], 32)
+
+
 def test_consistency_prefers_the_true_pose(engine_data):
     ds = EngineViewDataset(engine_data, TINY_DATA)
     sample = ds[0]
@@ -400,12 +412,47 @@ def test_consistency_prefers_the_true_pose(engine_data):
     observed = [torch.from_numpy(norm.apply(backproject_depth(scene_input.camera, scene_input.depth,
                                                                scene_input.instances == i))).float()
                 for i in sample.object_ids]
-    per_object = consistency_scores(poses, torch.from_numpy(sample.mesh_points), observed, scene_input,
-                                    sample.object_ids, norm)
+    per_object = consistency_scores(poses, torch.from_numpy(sample.mesh_points), _unit_grids(ds, sample), observed,
+                                    scene_input, sample.object_ids, norm)
     assert per_object.shape == (2, len(sample.object_ids)) and torch.all(per_object[0] < per_object[1])
     scores = per_object.mean(dim=1)
     assert scores[0] < scores[1]
-    assert float(scores[0]) < 0.06 and float(scores[1]) > float(scores[0]) + 0.05
+    assert float(scores[0]) < 0.01 and float(scores[1]) > float(scores[0]) + 0.05
+
+
+def test_registration_brings_perturbed_poses_back_to_the_view(engine_data):
+    import roma
+
+    from sceneforge.models.data import NormalisedPoses
+
+    ds = EngineViewDataset(engine_data, TINY_DATA)
+    sample, scene_input = ds[0], load_input(ds.views[0])
+    truth = vectors_to_poses(torch.from_numpy(sample.target).float())
+    truth = NormalisedPoses(truth.R[None], truth.T[None], truth.S[None])
+    N = truth.T.shape[1]
+    turn = roma.rotvec_to_rotmat(torch.tensor([0.0, 0.3, 0.0]).expand(1, N, 3))             # 17 degrees
+    start = NormalisedPoses(turn @ truth.R, truth.T + torch.tensor([0.04, -0.03, 0.0]), truth.S * 1.1)
+    norm = sample.normalisation
+    observed = [torch.from_numpy(norm.apply(backproject_depth(scene_input.camera, scene_input.depth,
+                                                               scene_input.instances == i))).float()
+                for i in sample.object_ids]
+    mesh, grids = torch.from_numpy(sample.mesh_points), _unit_grids(ds, sample)
+
+    def register(poses, steps):
+        return register_samples(poses, mesh, grids, observed, scene_input, sample.object_ids, norm,
+                                RegistrationConfig(steps=steps, lr=0.02, silhouette=1.0, scale_prior=0.0))
+
+    def fit(poses):
+        return consistency_scores(poses, mesh, grids, observed, scene_input, sample.object_ids, norm)[0]
+
+    assert register(start, 0) is start
+    kept = register(truth, 150)                      # the true poses are where registration rests
+    assert float((kept.T - truth.T).norm(dim=-1).mean()) < 0.015            # the start is 0.05 off
+    assert float((kept.S / truth.S).log().abs().max()) < 0.03
+    registered = register(start, 150)
+    assert torch.all(fit(registered) < fit(start)) and float(fit(registered).mean()) < 0.5 * float(fit(start).mean())
+    assert float((registered.T - truth.T).norm(dim=-1).mean()) < 0.6 * float((start.T - truth.T).norm(dim=-1).mean())
+    assert float((registered.S / truth.S).log().abs().mean()) < 0.75 * np.log(1.1)
 
 
 def test_predict_poses_keeps_the_best_sample(engine_data, tmp_path):

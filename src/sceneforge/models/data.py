@@ -92,6 +92,10 @@ class UnitMesh:
         low, high = mesh.bounds
         return cls(mesh, 0.5 * (low + high), float(np.max(high - low)))
 
+    def unit_mesh(self) -> trimesh.Trimesh:
+        """A copy of the mesh in unit coordinates."""
+        return self.mesh.copy().apply_translation(-self.centre).apply_scale(1.0 / self.extent)
+
     def sample(self, count: int, rng: np.random.Generator) -> np.ndarray:
         """(count, 3) float32 area-uniform surface samples in unit coordinates."""
         areas = self.mesh.area_faces

@@ -33,3 +33,14 @@ def sixd_to_matrix(r6: torch.Tensor) -> torch.Tensor:
 def geodesic_angle(R_a: torch.Tensor, R_b: torch.Tensor) -> torch.Tensor:
     """(..., 3, 3) x2 -> (...,) angle of ``R_a^T R_b`` in radians."""
     return _roma().rotmat_geodesic_distance(R_a, R_b)
+
+
+def rotvec_to_matrix(w: torch.Tensor) -> torch.Tensor:
+    """(..., 3) axis-angle vectors (radians) -> (..., 3, 3) rotation matrices."""
+    return _roma().rotvec_to_rotmat(w)
+
+
+def uniform_rotations(shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
+    """(*shape, 3, 3) rotations drawn uniformly on SO(3) (normalised Gaussian quaternions)."""
+    q = torch.randn(*shape, 4, generator=generator)
+    return _roma().unitquat_to_rotmat(q / q.norm(dim=-1, keepdim=True))

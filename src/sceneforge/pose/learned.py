@@ -1,7 +1,7 @@
 """Pose stages of the learned pose model (SceneMaker-style flow transformer, ``sceneforge.models``).
 
-- ``learned``: the model's poses alone: K flow samples of all objects, the one most consistent with
-  the masks and depth kept (:func:`sceneforge.models.predict.predict_poses`);
+- ``learned``: the model's poses: K flow samples of all objects, each registered to the masks and
+  depth, the one most consistent with them kept (:func:`sceneforge.models.predict.predict_poses`);
 - ``learned_optimise``: the pose optimisation started from the model's poses instead of the shape
   stage's; by default the shape stage's pose of each object is scored with the K samples and kept
   when it is the most consistent (``keep_incoming``).
@@ -58,11 +58,14 @@ def _load(folder: str) -> LoadedPoseModel:
 
 
 def learned_objects(perception: PerceptionResult, objects: Sequence[SceneObject], checkpoint: str | Path | None,
-                    samples: int, flow_steps: int, seed: int, keep_incoming: bool = False, threads: int = 1
+                    samples: int, flow_steps: int, seed: int, keep_incoming: bool = False, threads: int = 1,
+                    registration: Mapping[str, Any] | None = None, rotations: str = "model"
                     ) -> tuple[tuple[SceneObject, ...], dict[str, Any]]:
     """The objects with the model's poses (world frame) and a JSON-ready report of the sampling;
-    with ``keep_incoming`` each object's incoming pose competes with the K samples."""
-    from sceneforge.models.predict import predict_poses
+    with ``keep_incoming`` each object's incoming pose competes with the K samples; ``registration``:
+    :class:`~sceneforge.models.predict.RegistrationConfig` fields (None: the defaults); ``rotations``:
+    as :func:`~sceneforge.models.predict.predict_poses`."""
+    from sceneforge.models.predict import RegistrationConfig, predict_poses
 
     folder = checkpoint_folder(checkpoint)
     loaded = _load(str(folder.resolve()))
@@ -72,10 +75,12 @@ def learned_objects(perception: PerceptionResult, objects: Sequence[SceneObject]
     incoming = {o.id: world_cam.inverse() @ o.pose for o in objects} if keep_incoming else None
     with torch_threads(threads):
         prediction = predict_poses(loaded, scene_input, {o.id: o.mesh for o in objects}, samples=samples,
-                                   steps=flow_steps, seed=seed, incoming=incoming)
+                                   steps=flow_steps, seed=seed, incoming=incoming,
+                                   registration=RegistrationConfig(**(registration or {})), rotations=rotations)
     poses = {p.object_id: world_cam @ p.T_cam_obj for p in prediction.objects}
     posed = tuple(SceneObject(o.id, o.label, o.mesh, poses.get(o.id, o.pose), o.confidence) for o in objects)
     report = {"checkpoint": str(folder), "checkpoint_step": loaded.step, "samples": samples, "flow_steps": flow_steps,
+              "registration": dict(registration or {}), "rotations": rotations,
               "chosen_samples": list(prediction.chosen), "sample_scores": list(prediction.scores),
               "kept_incoming_pose": sorted({o.id for o in objects if o.id not in poses} |
                                            {p.object_id for p, k in zip(prediction.objects, prediction.chosen)
@@ -88,32 +93,44 @@ class LearnedPoses(PoseStage):
     """The learned model's poses. ``checkpoint``: folder (None = the shipped one); ``samples``: K flow
     samples per scene; ``flow_steps``: Euler steps; ``seed``: noise seed; ``keep_incoming``: score
     each object's incoming pose with the samples and keep it when it is the most consistent;
-    ``threads``: torch threads (1: on shared cores more threads were several times slower)."""
+    ``threads``: torch threads (1: on shared cores more threads were several times slower);
+    ``registration``: how each sample is registered to the view before scoring
+    (:class:`~sceneforge.models.predict.RegistrationConfig` fields; ``{"steps": 0}``: not at all);
+    ``rotations``: "model", or "uniform" to replace the samples' rotations by random ones (ablation)."""
 
-    def __init__(self, checkpoint: str | None = None, samples: int = 8, flow_steps: int = 10, seed: int = 0,
-                 keep_incoming: bool = False, threads: int = 1) -> None:
+    def __init__(self, checkpoint: str | None = None, samples: int = 24, flow_steps: int = 5, seed: int = 0,
+                 keep_incoming: bool = False, threads: int = 1, registration: Mapping[str, Any] | None = None,
+                 rotations: str = "model") -> None:
+        from sceneforge.models.predict import ROTATIONS, RegistrationConfig
+
         if samples < 1 or flow_steps < 1:
             raise ValueError(f"samples and flow_steps must be >= 1, got {samples} and {flow_steps}")
+        if rotations not in ROTATIONS:
+            raise ValueError(f"rotations must be one of {', '.join(ROTATIONS)}, got {rotations!r}")
+        RegistrationConfig(**(registration or {}))          # unknown fields fail here, not mid-run
         self.checkpoint, self.samples, self.flow_steps, self.seed = checkpoint, samples, flow_steps, seed
-        self.keep_incoming, self.threads = keep_incoming, threads
+        self.keep_incoming, self.threads, self.registration, self.rotations = keep_incoming, threads, registration, rotations
 
     def refine(self, perception: PerceptionResult, objects: Sequence[SceneObject],
                amodal: Mapping[int, AmodalResult]) -> PoseStageResult:
         posed, report = learned_objects(perception, objects, self.checkpoint, self.samples, self.flow_steps,
-                                        self.seed, self.keep_incoming, self.threads)
+                                        self.seed, self.keep_incoming, self.threads, self.registration,
+                                        self.rotations)
         return PoseStageResult(posed, {"name": self.registry_name, **report})
 
 
 @register("pose", "learned_optimise")
 class LearnedOptimisedPoses(PoseStage):
     """The pose optimisation initialised by the learned model. ``checkpoint``, ``samples``,
-    ``flow_steps``, ``seed``, ``keep_incoming`` (default on here) as for ``learned``; other keyword
-    arguments are the optimiser's :class:`~sceneforge.pose.problem.PoseSettings` fields."""
+    ``flow_steps``, ``seed``, ``keep_incoming`` (default on here), ``registration``, ``threads`` (the
+    model's) as for ``learned``; other keyword arguments are the optimiser's
+    :class:`~sceneforge.pose.problem.PoseSettings` fields (its threads: ``num_threads``)."""
 
-    def __init__(self, checkpoint: str | None = None, samples: int = 8, flow_steps: int = 10, seed: int = 0,
-                 keep_incoming: bool = True, **settings: Any) -> None:
+    def __init__(self, checkpoint: str | None = None, samples: int = 24, flow_steps: int = 5, seed: int = 0,
+                 keep_incoming: bool = True, registration: Mapping[str, Any] | None = None, threads: int = 1,
+                 **settings: Any) -> None:
         self.model = LearnedPoses(checkpoint=checkpoint, samples=samples, flow_steps=flow_steps, seed=seed,
-                                  keep_incoming=keep_incoming)
+                                  keep_incoming=keep_incoming, registration=registration, threads=threads)
         self.optimiser = OptimisedPoses(seed=seed, **settings)
 
     def refine(self, perception: PerceptionResult, objects: Sequence[SceneObject],

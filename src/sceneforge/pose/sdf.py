@@ -107,16 +107,21 @@ def _open3d_sdf(mesh: trimesh.Trimesh, query: np.ndarray, sign_rays: int = 5) ->
 
 
 def sample_sdf(grid: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """Trilinear SDF lookup.
+    """Trilinear SDF lookup, of one grid or of B grids at once.
 
-    grid : (D, D, D) values indexed [z, y, x]; lo, hi : (3,) box; points : (N, 3) in the grid's
-    frame. Returns (N,) signed distances; outside the box, the value at the nearest box point plus
-    the distance to the box.
+    grid : (D, D, D) values indexed [z, y, x], or (B, D, D, D); lo, hi : (3,) box, or (B, 3);
+    points : (N, 3) in the grid's frame, or (B, N, 3). Returns (N,) or (B, N) signed distances;
+    outside the box, the value at the nearest box point plus the distance to the box.
     """
+    single = grid.dim() == 3
+    if single:
+        grid, lo, hi, points = grid[None], lo[None], hi[None], points[None]
+    lo, hi = lo[:, None], hi[:, None]
     clamped = torch.minimum(torch.maximum(points, lo), hi)
     outside = torch.linalg.norm(points - clamped + 1e-12, dim=-1)
     outside = torch.where((points - clamped).abs().amax(dim=-1) > 0, outside, torch.zeros_like(outside))
     normalised = 2.0 * (clamped - lo) / (hi - lo) - 1.0
-    values = torch.nn.functional.grid_sample(grid[None, None], normalised[None, None, None],
+    values = torch.nn.functional.grid_sample(grid[:, None], normalised[:, None, None],
                                              mode="bilinear", align_corners=True)
-    return values.reshape(-1) + outside
+    values = values.reshape(outside.shape) + outside
+    return values[0] if single else values
