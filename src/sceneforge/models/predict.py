@@ -55,11 +55,11 @@ class ScoringConfig:
 
 @dataclass(frozen=True)
 class RegistrationConfig:
-    """Registration of every sample to the observed points before scoring: ``steps`` Adam steps (rate
-    ``lr``, cosine decay to 0) on a rotation increment (axis-angle, rad), the translation and
-    log-scale (normalised units);
-    ``scale_prior`` weighs the squared log-ratio of the scale to the sampled one (0 = free scale),
-    ``silhouette`` the mean distance (normalised units) of seen mesh samples outside the mask."""
+    """Registration of every sample to the view before scoring (:func:`register_samples`): ``steps``
+    Adam steps (0: none; rate ``lr``, cosine decay to 0) on a rotation increment (axis-angle, rad),
+    the translation and the log-scale (normalised units); ``scale_prior`` weighs the squared
+    log-ratio of the scale to the sampled one (0 = free scale), ``silhouette`` the mean distance
+    (normalised units) of seen mesh samples outside the mask."""
 
     steps: int = 100
     lr: float = 0.03
