@@ -12,7 +12,8 @@ per stage is reported per view.
 With ``--ablation`` the same loop also runs 3D-RE-GEN's pose ablation (docs/pose_ablation_retrieve.md):
 the ``retrieve, initial poses`` reconstruction's objects (the default shape backend's) go through
 the pose stage as the full model and without the planar model / silhouette loss / physical terms,
-once with the retrieved meshes and once with the ground-truth meshes given (each GT canonical mesh
+and as the full model with the learned pose model's poses as further starts (``learned_optimise``,
+the default with depth), once with the retrieved meshes and once with the ground-truth meshes given (each GT canonical mesh
 scaled to the retrieved box's largest side, at the retrieved pose); every variant is scored by the
 same function, with interpenetration volume, floating distance and (GT meshes) the pose errors
 alone. ``--ablation-base 'lift, initial poses'`` re-poses the lift backend's objects instead
@@ -48,30 +49,33 @@ from sceneforge.eval.scene_eval import rotation_error_deg
 from sceneforge.io.atomic import write_text_atomic
 from sceneforge.io.inputs import load_input
 from sceneforge.pipeline import ScenePipeline
-from sceneforge.registry import create
+from sceneforge.registry import from_description
 from sceneforge.types import Scene, SceneObject
 
 METHODS = {
     "lift, initial poses": {"shape": "lift", "pose": "initial"},
     "lift, optimised poses": {"shape": "lift", "pose": "optimise"},
     "retrieve, initial poses": {"shape": "retrieve", "pose": "initial"},
-    "retrieve, optimised poses (default)": {"shape": "retrieve", "pose": "optimise"},
+    "retrieve, optimised poses": {"shape": "retrieve", "pose": "optimise"},
+    "retrieve, learned + optimised poses (default)": {"shape": "retrieve", "pose": "learned_optimise"},
     "visible points (baseline)": {"shape": "visible", "pose": "initial"},
 }
 LAYOUT = {"min_objects": 3, "max_objects": 8}
 REAL_METHODS = {name: METHODS[name] for name in ("lift, initial poses", "lift, optimised poses",
-                                                 "retrieve, initial poses", "retrieve, optimised poses (default)")}
+                                                 "retrieve, initial poses", "retrieve, optimised poses",
+                                                 "retrieve, learned + optimised poses (default)")}
 SCORE_COLUMNS = ("CD-S", "F-Score-S", "CD-O", "F-Score-O", "F-Score-O per-axis", "IoU-B", "F-Score-S@0.02",
                  "F-Score-S aligned", "objects kept")
 STAGES = ("perception", "amodal", "shape", "pose", "assembly", "total")
 
 ABLATION_BASE = "retrieve, initial poses"  # the METHODS entry whose objects the ablation re-poses (default shape)
-POSE_VARIANTS = {  # pose-stage settings (None: keep the initial poses)
+POSE_VARIANTS = {  # pose-stage descriptions for the registry (None: keep the initial poses)
     "initial poses (reconstruction issue)": None,
-    "full model": {},
-    "w/o planar model": {"use_planar": False},
-    "w/o silhouette loss": {"use_silhouette": False},
-    "w/o physical terms": {"use_physical": False},
+    "full model": {"name": "optimise", "config": {}},
+    "w/o planar model": {"name": "optimise", "config": {"use_planar": False}},
+    "w/o silhouette loss": {"name": "optimise", "config": {"use_silhouette": False}},
+    "w/o physical terms": {"name": "optimise", "config": {"use_physical": False}},
+    "full model, learned initialisation (default)": {"name": "learned_optimise", "config": {}},
 }
 ABLATION_COLUMNS = ("CD-S", "F-Score-S", "CD-O", "F-Score-O", "IoU-B", "F-Score-S@0.02", "interpenetration m³",
                     "floating m", "pose s")
@@ -134,11 +138,12 @@ def with_truth_meshes(objects, truth: Scene) -> list[SceneObject]:
 def run_pose_variants(base, objects, truth: Scene, points: int) -> dict[str, dict[str, float]]:
     """Every POSE_VARIANTS entry applied to ``objects`` (initial poses) of the ``base`` result."""
     rows = {}
-    for name, settings in POSE_VARIANTS.items():
+    for name, description in POSE_VARIANTS.items():
         posed, seconds = list(objects), 0.0
-        if settings is not None:
-            refined = create("pose", "optimise", **settings).refine(base.perception, objects, base.amodal)
-            posed, seconds = list(refined.objects), refined.report["seconds"]
+        if description is not None:
+            start = time.perf_counter()
+            refined = from_description("pose", description).refine(base.perception, objects, base.amodal)
+            posed, seconds = list(refined.objects), time.perf_counter() - start
         row = score_view(dataclasses.replace(base.scene, objects=tuple(posed)), truth, points, reference_only=False)
         rows[name] = {**row, "pose s": seconds, "objects": len(objects)}
     return rows

@@ -84,6 +84,28 @@ def test_yaw_grid_search_recovers_a_quarter_turn():
     assert pose_error(obj.pose, truths[0])[0] < 3.0
 
 
+def test_an_alternative_start_is_kept_only_where_the_refined_losses_prefer_it():
+    """A learned model's pose enters as ``alternative_poses``: refined beside the yaw hypotheses,
+    kept when it fits the image better (a start 0.5 m off and at half the scale), left when it
+    does not (the true pose as the initial one)."""
+    from sceneforge.types import Similarity
+
+    ell = trimesh.util.concatenate([trimesh.creation.box((1.0, 0.4, 0.3)),
+                                    trimesh.creation.box((0.3, 0.4, 0.8)).apply_translation((0.35, 0, 0.25))])
+    problem, truths, _ = make_scene(objects=((ell, (0.0, 0.0, 0.5, 0.2)),), perturb=(0.0, 0.0, 0.0))
+    truth = truths[0]
+    wrong = Similarity(truth.R, truth.t + np.array([0.5, 0.0, -0.3]), 0.5 * truth.s)
+    settings = dataclasses.replace(FAST, iterations=20)
+    for initial, alternative, kept in ((wrong, truth, "alternative 0"), (truth, wrong, "initial")):
+        target = dataclasses.replace(problem.targets[0], initial_pose=initial, alternative_poses=(alternative,))
+        obj = PoseOptimiser(settings).optimise(dataclasses.replace(problem, targets=(target,))).objects[0]
+        assert obj.start == kept and obj.to_dict()["start"] == kept
+        assert pose_error(obj.pose, truth)[1] < 0.02
+    alone = dataclasses.replace(problem.targets[0], initial_pose=wrong)
+    obj = PoseOptimiser(settings).optimise(dataclasses.replace(problem, targets=(alone,))).objects[0]
+    assert obj.start == "initial" and pose_error(obj.pose, truth)[1] > 0.05  # the bad start alone stays off
+
+
 @pytest.mark.parametrize("iterations, project_contacts", [(60, False), (0, True)])
 def test_physical_terms_remove_interpenetration(scene, iterations, project_contacts):
     """The loss's physical terms alone (60 iterations), or the collision-resolving projection alone

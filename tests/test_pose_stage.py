@@ -76,9 +76,12 @@ def test_bad_settings_name_the_field():
 
 
 def test_auto_pose_stage_optimises_only_with_depth():
-    from sceneforge.pose.base import InitialPoses, OptimisedPoses, resolve_pose_stage
+    from sceneforge.pose.base import InitialPoses, resolve_pose_stage
+    from sceneforge.pose.learned import LearnedOptimisedPoses
 
-    assert isinstance(resolve_pose_stage("auto", depth_given=True), OptimisedPoses)
+    # with depth: the optimisation started from the shipped model's poses (without a checkpoint:
+    # optimise alone, tests/test_learned_pose.py)
+    assert isinstance(resolve_pose_stage("auto", depth_given=True), LearnedOptimisedPoses)
     assert isinstance(resolve_pose_stage(None, depth_given=False), InitialPoses)
     assert isinstance(resolve_pose_stage("initial", depth_given=True), InitialPoses)
     built = resolve_pose_stage({"name": "optimise", "config": {"iterations": 7}}, depth_given=False)

@@ -67,7 +67,7 @@ def test_config_errors_name_the_problem():
 
 def test_auto_pose_resolves_by_depth(raycast_view):
     pipeline = ScenePipeline()
-    assert pipeline.pose_stage_for(raycast_view.scene_input).registry_name == "optimise"
+    assert pipeline.pose_stage_for(raycast_view.scene_input).registry_name == "learned_optimise"
     no_depth = SceneInput(raycast_view.scene_input.image, raycast_view.scene_input.instances)
     assert pipeline.pose_stage_for(no_depth).registry_name == "initial"
 
@@ -102,8 +102,9 @@ def test_default_pipeline_with_pose_optimisation(engine_view):
     from sceneforge.io.inputs import load_input
 
     result = ScenePipeline().run(load_input(engine_view.input_dir))
-    assert result.report["pipeline"]["pose"]["resolved"]["name"] == "optimise"
-    assert result.report["pose"]["name"] == "optimise"
+    assert result.report["pipeline"]["pose"]["resolved"]["name"] == "learned_optimise"
+    assert result.report["pose"]["name"] == "learned_optimise"
+    assert result.report["pose"]["initialisation"]["name"] == "learned"
     f_scene, _ = fscores(result.scene, engine_view.ground_truth)
     assert f_scene >= 0.90  # measured 0.991 (retrieve shapes; lift shapes: 0.75)
 

@@ -269,10 +269,10 @@ def train_pose(
 ShapeOption = typer.Option(None, "--shape", help="Shape backend: retrieve (best procedural library asset; default), "
                                                  "lift (completed closed meshes from the object's own points) or visible (the visible-points "
                                                  "baseline).")
-PoseOption = typer.Option(None, "--pose", help="Pose stage: auto (default: optimise with depth, initial without), "
-                                               "initial (the shape stage's poses), optimise, learned (the shipped "
-                                               "learned pose model alone) or learned_optimise (optimise started "
-                                               "from the learned model's poses).")
+PoseOption = typer.Option(None, "--pose", help="Pose stage: auto (default: learned_optimise with depth, "
+                                               "initial without), initial (the shape stage's poses), optimise, "
+                                               "learned (the shipped learned pose model alone) or learned_optimise "
+                                               "(optimise with the learned model's poses as further starts).")
 ConfigOption = typer.Option(None, "--config", help="Pipeline JSON (stage names and settings, e.g. the 'pipeline' "
                                                    "of a report.json); --shape/--pose override it.")
 FormatOption = typer.Option(["glb", "usda", "json"], "--format", help="Scene files to write (repeatable): "

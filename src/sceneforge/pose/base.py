@@ -18,7 +18,7 @@ from sceneforge.perception.base import PerceptionResult
 from sceneforge.pose.optimise import PoseOptimiser, floor_mask_from_depth
 from sceneforge.pose.problem import PoseProblem, PoseSettings, PoseTarget
 from sceneforge.registry import Component, register
-from sceneforge.types import SceneObject
+from sceneforge.types import SceneObject, Similarity
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,8 +60,11 @@ class OptimisedPoses(PoseStage):
         self.settings = PoseSettings(**settings)
 
     def refine(self, perception: PerceptionResult, objects: Sequence[SceneObject],
-               amodal: Mapping[int, AmodalResult]) -> PoseStageResult:
-        problem = build_problem(perception, objects, amodal)
+               amodal: Mapping[int, AmodalResult],
+               alternatives: Mapping[int, tuple[Similarity, ...]] | None = None) -> PoseStageResult:
+        """``alternatives``: more starting poses (world frame) by object id, refined beside the
+        incoming pose's yaw hypotheses (:attr:`~sceneforge.pose.problem.PoseTarget.alternative_poses`)."""
+        problem = build_problem(perception, objects, amodal, alternatives)
         result = PoseOptimiser(self.settings).optimise(problem)
         poses = {r.id: r.pose for r in result.objects}
         refined = tuple(SceneObject(o.id, o.label, o.mesh, poses.get(o.id, o.pose), o.confidence) for o in objects)
@@ -72,15 +75,17 @@ AUTO = "auto"
 
 
 def resolve_pose_stage(pose: str | Mapping[str, Any] | None, depth_given: bool) -> PoseStage:
-    """The pose component for a run: ``"auto"`` (or None) means ``optimise`` when the input has
-    depth (the optimisation needs its points) and ``initial`` without. The learned model's stages
-    (``learned``, ``learned_optimise``) are chosen by name: on held-out views with the lift meshes
-    they did not beat ``optimise`` (docs/learned_pose.md). Any other name or ``{"name",
-    "config"}`` description is built from the registry."""
+    """The pose component for a run: ``"auto"`` (or None) means, with depth, ``learned_optimise``
+    (the optimisation started from the learned model's poses) when a model checkpoint ships with
+    the package and ``optimise`` when none does; ``initial`` without depth (both need its points).
+    Any other name or ``{"name", "config"}`` description is built from the registry."""
+    from sceneforge.pose.learned import shipped_checkpoint
     from sceneforge.registry import from_description
 
     if pose is None or pose == AUTO:
-        return create_pose_stage("optimise" if depth_given else "initial")
+        if not depth_given:
+            return create_pose_stage("initial")
+        return create_pose_stage("learned_optimise" if shipped_checkpoint() is not None else "optimise")
     return from_description("pose", pose)
 
 
@@ -91,9 +96,11 @@ def create_pose_stage(name: str, **config: Any) -> PoseStage:
 
 
 def build_problem(perception: PerceptionResult, objects: Sequence[SceneObject],
-                  amodal: Mapping[int, AmodalResult]) -> PoseProblem:
+                  amodal: Mapping[int, AmodalResult],
+                  alternatives: Mapping[int, tuple[Similarity, ...]] | None = None) -> PoseProblem:
     """Assemble the optimisation problem from the pipeline's intermediate results: amodal masks as
-    targets (visible masks where none), observed points, floor mask from the cleaned depth."""
+    targets (visible masks where none), observed points, floor mask from the cleaned depth;
+    ``alternatives``: more starting poses by object id."""
     observations = {obs.id: obs for obs in perception.objects}
     targets = []
     for obj in objects:
@@ -101,6 +108,7 @@ def build_problem(perception: PerceptionResult, objects: Sequence[SceneObject],
         visible = obs.mask if obs is not None else perception.instances == obj.id
         target_mask = amodal[obj.id].mask if obj.id in amodal else visible
         points = obs.points_world if obs is not None else None
-        targets.append(PoseTarget(obj.id, obj.mesh, obj.pose, target_mask, visible, points, obj.label))
+        targets.append(PoseTarget(obj.id, obj.mesh, obj.pose, target_mask, visible, points, obj.label,
+                                  tuple((alternatives or {}).get(obj.id, ()))))
     floor_mask = floor_mask_from_depth(perception.camera, perception.depth, perception.floor, perception.instances)
     return PoseProblem(perception.camera, perception.floor, tuple(targets), floor_mask, perception.background)

@@ -2,9 +2,8 @@
 
 - ``learned``: the model's poses: K flow samples of all objects, each registered to the masks and
   depth, the one most consistent with them kept (:func:`sceneforge.models.predict.predict_poses`);
-- ``learned_optimise``: the pose optimisation started from the model's poses instead of the shape
-  stage's; by default the shape stage's pose of each object is scored with the K samples and kept
-  when it is the most consistent (``keep_incoming``).
+- ``learned_optimise``: the pose optimisation with the model's pose of each object as a further
+  start beside the shape stage's; the optimiser's refined losses choose between them.
 
 The geometry the model sees is each object's mesh from the shape stage. The checkpoint is a folder
 written by ``sceneforge train pose`` (``checkpoint=DIR``); without one the checkpoint shipped in the
@@ -121,21 +120,25 @@ class LearnedPoses(PoseStage):
 
 @register("pose", "learned_optimise")
 class LearnedOptimisedPoses(PoseStage):
-    """The pose optimisation initialised by the learned model. ``checkpoint``, ``samples``,
-    ``flow_steps``, ``seed``, ``keep_incoming`` (default on here), ``registration``, ``threads`` (the
-    model's) as for ``learned``; other keyword arguments are the optimiser's
-    :class:`~sceneforge.pose.problem.PoseSettings` fields (its threads: ``num_threads``)."""
+    """The pose optimisation with the learned model's poses as further starts: each object's pose
+    from the model (its most consistent registered sample) is refined beside the incoming pose's
+    yaw hypotheses and kept when the optimiser's refined image loss prefers it (by its hypothesis
+    margin), so the model helps where the shape stage's pose is a poor start (occlusion, yaw) and
+    the optimiser's own losses decide. ``checkpoint``, ``samples``, ``flow_steps``, ``seed``,
+    ``registration``, ``threads`` (the model's) as for ``learned``; other keyword arguments are the
+    optimiser's :class:`~sceneforge.pose.problem.PoseSettings` fields (its threads: ``num_threads``)."""
 
     def __init__(self, checkpoint: str | None = None, samples: int = 24, flow_steps: int = 5, seed: int = 0,
-                 keep_incoming: bool = True, registration: Mapping[str, Any] | None = None, threads: int = 1,
-                 **settings: Any) -> None:
+                 registration: Mapping[str, Any] | None = None, threads: int = 1, **settings: Any) -> None:
         self.model = LearnedPoses(checkpoint=checkpoint, samples=samples, flow_steps=flow_steps, seed=seed,
-                                  keep_incoming=keep_incoming, registration=registration, threads=threads)
+                                  registration=registration, threads=threads)
         self.optimiser = OptimisedPoses(seed=seed, **settings)
 
     def refine(self, perception: PerceptionResult, objects: Sequence[SceneObject],
                amodal: Mapping[int, AmodalResult]) -> PoseStageResult:
-        initial = self.model.refine(perception, objects, amodal)
-        refined = self.optimiser.refine(perception, initial.objects, amodal)
-        report = {**refined.report, "name": self.registry_name, "initialisation": initial.report}
-        return PoseStageResult(refined.objects, report, initial.warnings + refined.warnings)
+        learned = self.model.refine(perception, objects, amodal)
+        unposed = set(learned.report["kept_incoming_pose"])
+        alternatives = {o.id: (o.pose,) for o in learned.objects if o.id not in unposed}
+        refined = self.optimiser.refine(perception, objects, amodal, alternatives)
+        report = {**refined.report, "name": self.registry_name, "initialisation": learned.report}
+        return PoseStageResult(refined.objects, report, learned.warnings + refined.warnings)

@@ -64,6 +64,7 @@ class _Object:
     weight_crop: torch.Tensor         # (R, R)
     sdf: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
     yaw_offset: float = 0.0
+    start: str = "initial"
     projection_m: float = 0.0
     support: tuple[int, torch.Tensor] | None = None  # the supporter's id, a (3,) point of its top in its frame
     last_good: dict[str, torch.Tensor] | None = None
@@ -366,12 +367,12 @@ class PoseOptimiser:
 
     def _yaw_search(self, problem: PoseProblem, objects: list[_Object], context: dict) -> bool:
         """Per object, score ``yaw_candidates`` yaw offsets (0 included) by silhouette + point
-        losses; then refine the initial yaw and the ``yaw_hypotheses - 1`` best others for
-        ``hypothesis_iterations`` Adam steps each (every hypothesis alone; physical terms against the
-        other objects held at their initial poses) and keep the one of the lowest refined image loss.
-        An offset other than 0 must beat 0 by 2 % (scores) or by HYPOTHESIS_MARGIN (refined losses:
-        a symmetric shape's equivalent yaws differ by sampling noise of a few %) to be taken.
-        Returns whether the hypotheses were refined."""
+        losses; then refine the initial yaw, the ``yaw_hypotheses - 1`` best others and the target's
+        ``alternative_poses`` for ``hypothesis_iterations`` Adam steps each (every hypothesis alone;
+        physical terms against the other objects held at their initial poses) and keep the one of
+        the lowest refined image loss. Another hypothesis than the initial yaw must beat it by 2 %
+        (scores) or by HYPOTHESIS_MARGIN (refined losses: a symmetric shape's equivalent yaws differ
+        by sampling noise of a few %) to be taken. Returns whether the hypotheses were refined."""
         s = self.settings
         n = s.yaw_candidates
         if n <= 1 or not (s.use_silhouette or s.use_points):
@@ -384,38 +385,52 @@ class PoseOptimiser:
                     o.model.set_yaw(2.0 * math.pi * k / n)
                 scores.append(self._image_loss(problem, objects, context))
         scores_t = torch.stack(scores)  # (n, B)
+        refine = s.yaw_hypotheses > 1 and s.hypothesis_iterations > 0
         candidates = []
         for i, o in enumerate(objects):
             others = [int(k) for k in torch.argsort(scores_t[1:, i]) + 1]
             if not o.active:
                 others = []
-            elif s.yaw_hypotheses <= 1 or s.hypothesis_iterations == 0:
+            elif not refine:
                 others = [k for k in others[:1] if scores_t[k, i] < 0.98 * scores_t[0, i]]
             candidates.append([0] + others[:max(0, s.yaw_hypotheses - 1)])
-        if any(len(c) > 1 for c in candidates) and s.yaw_hypotheses > 1 and s.hypothesis_iterations > 0:
+        alternatives = [self._alternative_hypotheses(problem, o) if refine and o.active else [] for o in objects]
+        if refine and any(len(c) + len(a) > 1 for c, a in zip(candidates, alternatives)):
             hypotheses = []
-            for o, yaws in zip(objects, candidates):
+            for o, yaws, others in zip(objects, candidates, alternatives):
                 for k in yaws:
                     h = dataclasses.replace(o, model=copy.deepcopy(o.model), warnings=[], yaw_offset=2.0 * math.pi * k / n)
                     h.model.set_yaw(h.yaw_offset)
                     hypotheses.append(h)
+                hypotheses += others
             self._refine(problem, hypotheses, context, [], s.hypothesis_iterations, physical=s.use_physical,
                          obstacles=obstacles)
             with torch.no_grad():
                 refined = self._image_loss(problem, hypotheses, context)
             start = 0
-            for o, yaws in zip(objects, candidates):
-                losses = refined[start:start + len(yaws)]
+            for o, yaws, others in zip(objects, candidates, alternatives):
+                count = len(yaws) + len(others)
+                losses = refined[start:start + count]
                 best = int(torch.argmin(losses))
                 if not losses[best] < (1.0 - HYPOTHESIS_MARGIN) * losses[0]:
                     best = 0
-                o.model, o.yaw_offset = hypotheses[start + best].model, hypotheses[start + best].yaw_offset
-                start += len(yaws)
+                chosen = hypotheses[start + best]
+                o.model, o.yaw_offset, o.start = chosen.model, chosen.yaw_offset, chosen.start
+                start += count
             return True
         for o, yaws in zip(objects, candidates):
             o.yaw_offset = 2.0 * math.pi * yaws[-1] / n
             o.model.set_yaw(o.yaw_offset)
         return False
+
+    def _alternative_hypotheses(self, problem: PoseProblem, o: _Object) -> list[_Object]:
+        """The object started at each of its target's ``alternative_poses`` (its pose model chosen
+        at that pose), to be refined with the yaw hypotheses."""
+        pivot = _canonical_pivot(o.target.mesh)
+        return [dataclasses.replace(o, warnings=[], yaw_offset=0.0, start=f"alternative {k}",
+                                    model=build_model(self._model_kind(problem, o.target, pose), pose,
+                                                      problem.floor, pivot, DTYPE))
+                for k, pose in enumerate(o.target.alternative_poses)]
 
     def _image_loss(self, problem: PoseProblem, objects: list[_Object], context: dict) -> torch.Tensor:
         """(B,) weighted silhouette + point loss of every object at its model's current pose."""
@@ -532,7 +547,7 @@ class PoseOptimiser:
                 pose = o.model().to_similarity()
         return ObjectPoseResult(id=o.target.id, pose=pose, initial_pose=o.target.initial_pose,
                                 model=o.model.kind, status=o.status, warnings=tuple(o.warnings), losses=losses,
-                                yaw_offset_deg=math.degrees(o.yaw_offset), projection_m=o.projection_m,
+                                yaw_offset_deg=math.degrees(o.yaw_offset), projection_m=o.projection_m, start=o.start,
                                 rests_on=None if o.support is None or o.model.kind == "planar" else o.support[0])
 
 

@@ -24,6 +24,9 @@ class PoseTarget:
     visible_mask : (H, W) bool visible mask, or None (= ``mask``); other objects' visible pixels
         are not counted against this object's render (they may hide it).
     points_world : (N, 3) float metres, the object's back-projected depth points, or None.
+    alternative_poses : other starting poses (Similarity T_world_obj, e.g. a learned model's),
+        refined beside the initial pose's yaw hypotheses and kept when their refined image loss
+        is lower by the optimiser's hypothesis margin.
     """
 
     id: int
@@ -33,6 +36,7 @@ class PoseTarget:
     visible_mask: np.ndarray | None = None
     points_world: np.ndarray | None = None
     label: str = ""
+    alternative_poses: tuple[Similarity, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,7 +141,8 @@ class PoseSettings:
 @dataclass(frozen=True, eq=False)
 class ObjectPoseResult:
     """One object's outcome. status in OBJECT_STATUSES; losses : final value of each term; rests_on :
-    the id of the object whose top is its ground (a carried 5-DoF object), else None."""
+    the id of the object whose top is its ground (a carried 5-DoF object), else None; start : the
+    starting pose kept, "initial" or "alternative k" (``PoseTarget.alternative_poses[k]``)."""
 
     id: int
     pose: Similarity
@@ -149,10 +154,11 @@ class ObjectPoseResult:
     yaw_offset_deg: float = 0.0
     projection_m: float = 0.0
     rests_on: int | None = None
+    start: str = "initial"
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "model": self.model, "status": self.status, "warnings": list(self.warnings),
-                "losses": dict(self.losses), "yaw_offset_deg": self.yaw_offset_deg,
+                "losses": dict(self.losses), "start": self.start, "yaw_offset_deg": self.yaw_offset_deg,
                 "projection_m": self.projection_m, "rests_on": self.rests_on,
                 "pose": self.pose.matrix.tolist(), "initial_pose": self.initial_pose.matrix.tolist()}
 
