@@ -18,7 +18,8 @@ between the rows:
 - ``uniform rotations, registered``: the same with the samples' rotations replaced by uniformly
   random ones (translation and scale still the model's): what the network's rotations add;
 - ``optimisation initialised by the model``: the ``learned_optimise`` pose stage (the optimiser
-  started from the ``model`` row's poses, each object's lift-box pose competing).
+  started from each object's lift-box pose and, as a further start, its ``model`` row's pose; the
+  optimiser's refined image loss chooses).
 
 Scores (sceneforge.eval, camera frame, no alignment): CD-S, F-Score-S, CD-O, F-Score-O (tau 0.1, %),
 IoU-B, rotation error (degrees, no symmetry), translation error and relative scale error; pose

@@ -634,14 +634,30 @@ def test_learned_stage_poses_are_the_models_in_the_world_frame(engine_data, tiny
         np.testing.assert_allclose(in_camera, predicted.T_cam_obj.matrix, atol=1e-6)
 
 
-def test_learned_optimise_starts_from_the_model(engine_data, tiny_checkpoint):
-    stage = {"name": "learned_optimise", "config": {"checkpoint": str(tiny_checkpoint), "samples": 2,
-                                                    "flow_steps": 1, "iterations": 3}}
-    _, result = _pipeline_on_engine_view(engine_data, stage)
+def test_learned_optimise_offers_the_models_poses_as_further_starts(engine_data, tiny_checkpoint, monkeypatch):
+    from sceneforge.pose import PoseOptimiser
+
+    config = {"checkpoint": str(tiny_checkpoint), "samples": 2, "flow_steps": 1}
+    problems = []
+    optimise = PoseOptimiser.optimise
+    monkeypatch.setattr(PoseOptimiser, "optimise", lambda self, problem: problems.append(problem) or optimise(self, problem))
+    _, result = _pipeline_on_engine_view(engine_data, {"name": "learned_optimise", "config": {**config, "iterations": 3}})
+    _, learned = _pipeline_on_engine_view(engine_data, {"name": "learned", "config": config})
+    _, shaped = _pipeline_on_engine_view(engine_data, "initial")
     report = result.report["pose"]
     assert report["name"] == "learned_optimise" and report["initialisation"]["name"] == "learned"
     assert len(report["objects"]) == len(result.scene.objects)
+    assert all(o["start"] in ("initial", "alternative 0") for o in report["objects"])
     json.dumps(report)
+    # the optimiser starts from the shape stage's poses and gets the model's as alternatives
+    (problem,) = problems[:1]
+    model_poses = {o.id: o.pose.matrix for o in learned.scene.objects}
+    shape_poses = {o.id: o.pose.matrix for o in shaped.scene.objects}
+    assert problem.targets
+    for target in problem.targets:
+        np.testing.assert_allclose(target.initial_pose.matrix, shape_poses[target.id], atol=1e-9)
+        (alternative,) = target.alternative_poses
+        np.testing.assert_allclose(alternative.matrix, model_poses[target.id], atol=1e-9)
 
 
 def test_learned_pose_without_a_checkpoint_is_a_clear_error(engine_data, tmp_path, monkeypatch, run_cli):
