@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from sceneforge.engine_views import write_engine_view
+from sceneforge.eval.physics import PlacedObject, pair_intersection_volume
 from sceneforge.io.inputs import load_input
 from sceneforge.pipeline import ScenePipeline
 from sceneforge.registry import create
@@ -74,6 +75,25 @@ def log_true_scales(objects, truth) -> np.ndarray:
     return np.array(out)
 
 
+def overlapping_pairs(objects, min_volume: float = 1e-9) -> list[tuple[int, int, float, bool]]:
+    """[(id a, id b, intersection volume m³, exact)] of the posed objects' pairs that overlap by more
+    than ``min_volume`` (eval's measure: the union of each object's closed parts)."""
+    placed = []
+    for o in objects:
+        mesh = o.world_mesh()
+        placed.append((o.id, PlacedObject(mesh, np.asarray(mesh.bounding_box_oriented.vertices), mesh.vertices)))
+    out = []
+    for k, (ia, a) in enumerate(placed):
+        for ib, b in placed[k + 1:]:
+            lo = np.maximum(a.mesh.bounds[0], b.mesh.bounds[0])
+            if np.any(lo > np.minimum(a.mesh.bounds[1], b.mesh.bounds[1])):
+                continue
+            volume, exact = pair_intersection_volume(a, b)
+            if volume > min_volume:
+                out.append((ia, ib, volume, exact))
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=3)
@@ -85,6 +105,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "sceneforge_pose_diag")
     parser.add_argument("--points", type=int, default=2048)
     parser.add_argument("--objects", action="store_true", help="print one row per object and variant")
+    parser.add_argument("--pairs", action="store_true", help="print every overlapping pair per variant")
     args = parser.parse_args(argv)
     if args.seed == HELD_OUT_SEED:
         raise SystemExit(f"seed {HELD_OUT_SEED} is the held-out benchmark's: diagnose on another seed")
@@ -98,16 +119,23 @@ def main(argv=None) -> int:
         for src in sources:
             objects = list(base.scene.objects) if src == "retrieve" else with_truth_meshes(base.scene.objects, truth)
             for name, settings in variants.items():
-                posed, cpu = objects, 0.0
+                posed, cpu, report = objects, 0.0, {}
                 if settings is not None:
                     start = time.process_time()
                     refined = create("pose", "optimise", **settings).refine(base.perception, objects, base.amodal)
                     cpu = time.process_time() - start
                     posed = list(refined.objects)
+                    report = {r["id"]: r for r in refined.report["objects"]}
                     if args.objects:
                         for r in refined.report["objects"]:
                             terms = " ".join(f"{k[:4]} {v:.3g}" for k, v in r["losses"].items())
                             print(f"  view {index} {src} {name} id {r['id']} {r['model']}: {terms}")
+                if args.pairs:
+                    labels = {o.id: o.label for o in posed}
+                    for ia, ib, volume, exact in overlapping_pairs(posed):
+                        who = " ".join(f"{i} {labels[i]} ({report[i]['model']}, rests on {report[i]['rests_on']})"
+                                       if i in report else f"{i} {labels[i]}" for i in (ia, ib))
+                        print(f"  pair view {index} {src} {name}: {volume:.2e} m³{'' if exact else ' (boxes)'}: {who}")
                 row = score_view(dataclasses.replace(base.scene, objects=tuple(posed)), truth, args.points,
                                  reference_only=False)
                 row["cpu s"] = cpu
