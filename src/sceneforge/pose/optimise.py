@@ -500,11 +500,9 @@ class PoseOptimiser:
         whose contact samples reach below the top plane raised by ``contact_clearance`` is lifted
         along the floor normal by the difference, when that is at most ``contact_tolerance`` (a
         deeper sink is the image terms' verdict against the top; the floor term answers it during
-        the loop). Translation only; the lift (m) adds to ``o.projection_m``. Why: the floor term is
-        a penalty that Adam balances against the image terms, and it left carried objects sunk about
-        a millimetre over their whole base, which the evaluation's exact mesh intersection counts (a
-        laptop 0.8 mm into a desk top: 5.5e-05 m³), while neither grid of a thin top and a thin
-        object reads it; a lift inside the loop instead sent the scale drifting (docs/pose.md)."""
+        the loop). Translation only; the lift (m) adds to ``o.projection_m``. The floor term, a
+        penalty Adam balances against the image terms, left carried objects about a millimetre into
+        their tops, which the evaluation's exact intersection counts (docs/pose.md, "Seat")."""
         normal, s = context["normal"], self.settings
         with torch.no_grad():
             tops_by_id = {o.target.id: o.model() for o in objects}
@@ -519,7 +517,7 @@ class PoseOptimiser:
 
     def _project(self, objects: list[_Object], context: dict) -> None:
         """The collision-resolving projection (pose/contact.py) on the optimised poses; each active
-        object's displacement (m) goes to ``o.projection_m``."""
+        object's displacement (m) adds to ``o.projection_m``."""
         bodies = _bodies(objects)
         with torch.no_grad():
             before = [o.model().t.clone() for o in objects]
@@ -528,7 +526,7 @@ class PoseOptimiser:
         settle(bodies, context["normal"], context["offset"], settings)
         with torch.no_grad():
             for o, t in zip(objects, before):
-                o.projection_m = float((o.model().t - t).norm())
+                o.projection_m += float((o.model().t - t).norm())
 
     def _stop_object(self, o: _Object, iteration: int) -> None:
         """A non-finite loss: restore the last pose with a finite loss and freeze the object."""
