@@ -3,10 +3,11 @@
 On development engine views (never the benchmark's seed 777), the retrieval's objects (and the
 ground-truth meshes at the retrieval's poses, as in benchmarks/reconstruct.py's ablation) are
 re-posed by pose-stage variants given as JSON settings; per variant: the scene scores of
-benchmarks/reconstruct.py (IoU-B, F-Score-S@0.02, eval's interpenetration volume and floating
+benchmarks/reconstruct.py (CD-S, IoU-B, F-Score-S@0.02, eval's interpenetration volume and floating
 distance), the eval's scale error, and the signed mean log scale change against the initial pose
 (and, with ground-truth meshes, against the true scale), so a term that biases the scale shows as a
-shift of ``log s`` between variants. The retrieval results are cached under ``--cache``.
+shift of ``log s`` between variants; with ``--pairs``, every overlapping pair of objects (its volume,
+pose models and support). The retrieval results are cached under ``--cache``.
 
     python benchmarks/pose_physics_diagnosis.py --seed 3 --views 6
     python benchmarks/pose_physics_diagnosis.py --seed 5 --views 6 --variants '{"no penetration": {"weight_penetration": 0}}'
@@ -36,7 +37,7 @@ from reconstruct import LAYOUT, METHODS, score_view, with_truth_meshes  # noqa: 
 from retrieve_diagnosis import HELD_OUT_SEED  # noqa: E402
 
 DEFAULT_VARIANTS = {"initial": None, "full model": {}, "w/o physical terms": {"use_physical": False}}
-COLUMNS = ("IoU-B", "F-Score-S@0.02", "interpenetration m³", "floating m", "scale")
+COLUMNS = ("CD-S", "IoU-B", "F-Score-S@0.02", "interpenetration m³", "floating m", "scale")
 
 
 def base_results(seed: int, views: int, cache: Path | None):
@@ -153,7 +154,7 @@ def main(argv=None) -> int:
         for c in COLUMNS + extra:
             v = np.array([r.get(c, np.nan) for r in rs], dtype=float)
             v = v[np.isfinite(v)]
-            cells.append("n/a" if not len(v) else (f"{v.mean():.2e}" if "m³" in c else f"{v.mean():.4f}"))
+            cells.append("n/a" if not len(v) else (f"{v.mean():.2e}" if c in ("CD-S", "interpenetration m³") else f"{v.mean():.4f}"))
         print(f"| {src} | {name} | " + " | ".join(cells) + " |")
     return 0
 
