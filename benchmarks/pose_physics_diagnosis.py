@@ -3,10 +3,11 @@
 On development engine views (never the benchmark's seed 777), the retrieval's objects (and the
 ground-truth meshes at the retrieval's poses, as in benchmarks/reconstruct.py's ablation) are
 re-posed by pose-stage variants given as JSON settings; per variant: the scene scores of
-benchmarks/reconstruct.py (IoU-B, F-Score-S@0.02, eval's interpenetration volume and floating
+benchmarks/reconstruct.py (CD-S, IoU-B, F-Score-S@0.02, eval's interpenetration volume and floating
 distance), the eval's scale error, and the signed mean log scale change against the initial pose
 (and, with ground-truth meshes, against the true scale), so a term that biases the scale shows as a
-shift of ``log s`` between variants. The retrieval results are cached under ``--cache``.
+shift of ``log s`` between variants; with ``--pairs``, every overlapping pair of objects (its volume,
+pose models and support). The retrieval results are cached under ``--cache``.
 
     python benchmarks/pose_physics_diagnosis.py --seed 3 --views 6
     python benchmarks/pose_physics_diagnosis.py --seed 5 --views 6 --variants '{"no penetration": {"weight_penetration": 0}}'
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from sceneforge.engine_views import write_engine_view
+from sceneforge.eval.physics import PlacedObject, pair_intersection_volume
 from sceneforge.io.inputs import load_input
 from sceneforge.pipeline import ScenePipeline
 from sceneforge.registry import create
@@ -35,7 +37,7 @@ from reconstruct import LAYOUT, METHODS, score_view, with_truth_meshes  # noqa: 
 from retrieve_diagnosis import HELD_OUT_SEED  # noqa: E402
 
 DEFAULT_VARIANTS = {"initial": None, "full model": {}, "w/o physical terms": {"use_physical": False}}
-COLUMNS = ("IoU-B", "F-Score-S@0.02", "interpenetration m³", "floating m", "scale")
+COLUMNS = ("CD-S", "IoU-B", "F-Score-S@0.02", "interpenetration m³", "floating m", "scale")
 
 
 def base_results(seed: int, views: int, cache: Path | None):
@@ -74,6 +76,25 @@ def log_true_scales(objects, truth) -> np.ndarray:
     return np.array(out)
 
 
+def overlapping_pairs(objects, min_volume: float = 1e-9) -> list[tuple[int, int, float, bool]]:
+    """[(id a, id b, intersection volume m³, exact)] of the posed objects' pairs that overlap by more
+    than ``min_volume`` (eval's measure: the union of each object's closed parts)."""
+    placed = []
+    for o in objects:
+        mesh = o.world_mesh()
+        placed.append((o.id, PlacedObject(mesh, np.asarray(mesh.bounding_box_oriented.vertices), mesh.vertices)))
+    out = []
+    for k, (ia, a) in enumerate(placed):
+        for ib, b in placed[k + 1:]:
+            lo = np.maximum(a.mesh.bounds[0], b.mesh.bounds[0])
+            if np.any(lo > np.minimum(a.mesh.bounds[1], b.mesh.bounds[1])):
+                continue
+            volume, exact = pair_intersection_volume(a, b)
+            if volume > min_volume:
+                out.append((ia, ib, volume, exact))
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=3)
@@ -85,6 +106,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "sceneforge_pose_diag")
     parser.add_argument("--points", type=int, default=2048)
     parser.add_argument("--objects", action="store_true", help="print one row per object and variant")
+    parser.add_argument("--pairs", action="store_true", help="print every overlapping pair per variant")
     args = parser.parse_args(argv)
     if args.seed == HELD_OUT_SEED:
         raise SystemExit(f"seed {HELD_OUT_SEED} is the held-out benchmark's: diagnose on another seed")
@@ -98,16 +120,23 @@ def main(argv=None) -> int:
         for src in sources:
             objects = list(base.scene.objects) if src == "retrieve" else with_truth_meshes(base.scene.objects, truth)
             for name, settings in variants.items():
-                posed, cpu = objects, 0.0
+                posed, cpu, report = objects, 0.0, {}
                 if settings is not None:
                     start = time.process_time()
                     refined = create("pose", "optimise", **settings).refine(base.perception, objects, base.amodal)
                     cpu = time.process_time() - start
                     posed = list(refined.objects)
+                    report = {r["id"]: r for r in refined.report["objects"]}
                     if args.objects:
                         for r in refined.report["objects"]:
                             terms = " ".join(f"{k[:4]} {v:.3g}" for k, v in r["losses"].items())
                             print(f"  view {index} {src} {name} id {r['id']} {r['model']}: {terms}")
+                if args.pairs:
+                    labels = {o.id: o.label for o in posed}
+                    for ia, ib, volume, exact in overlapping_pairs(posed):
+                        who = " ".join(f"{i} {labels[i]} ({report[i]['model']}, rests on {report[i]['rests_on']})"
+                                       if i in report else f"{i} {labels[i]}" for i in (ia, ib))
+                        print(f"  pair view {index} {src} {name}: {volume:.2e} m³{'' if exact else ' (boxes)'}: {who}")
                 row = score_view(dataclasses.replace(base.scene, objects=tuple(posed)), truth, args.points,
                                  reference_only=False)
                 row["cpu s"] = cpu
@@ -125,7 +154,7 @@ def main(argv=None) -> int:
         for c in COLUMNS + extra:
             v = np.array([r.get(c, np.nan) for r in rs], dtype=float)
             v = v[np.isfinite(v)]
-            cells.append("n/a" if not len(v) else (f"{v.mean():.2e}" if "m³" in c else f"{v.mean():.4f}"))
+            cells.append("n/a" if not len(v) else (f"{v.mean():.2e}" if c in ("CD-S", "interpenetration m³") else f"{v.mean():.4f}"))
         print(f"| {src} | {name} | " + " | ".join(cells) + " |")
     return 0
 

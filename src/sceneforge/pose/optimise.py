@@ -6,7 +6,8 @@ samples for the 3D point loss and the physical terms, and an SDF grid of its can
 yaw is initialised by a grid search over ``yaw_candidates`` angles (silhouette + point losses, each
 object alone); then all objects are refined together with Adam, the physical terms coupling them
 (at scale-detached poses: they move objects, never resize them; a carried object's ground is the flat
-top it rests on, found by ray casts at the initial poses); optionally
+top it rests on, found by ray casts at the initial poses, and after the loop it is seated on that
+top when the loop left it sunk by at most the contact tolerance); optionally
 (``project_contacts``, off by default) the poses are then projected out of collisions and stacked
 objects onto their supports (:mod:`sceneforge.pose.contact`).
 """
@@ -308,10 +309,10 @@ class PoseOptimiser:
                                                       s.background_margin)
                     rows[i][3] = behind.mean() / o.size
                     support_candidates.append(gap)
-                ground = offset  # a carried object's ground is its support's top, a plane parallel to the floor
-                if o.support is not None and o.model.kind != "planar" and o.support[0] in tops_by_id:
-                    top = tops_by_id[o.support[0]].apply(o.support[1][None])[0]
-                    ground = -float((top @ normal).detach())  # the carried object yields
+                ground = _top_offset(o, tops_by_id, normal)  # a carried object's ground is its support's top
+                if ground is None:
+                    ground = offset
+                else:
                     support_candidates.append(X @ normal + ground)
                 rows[i][4] = L.below_floor(X, normal, ground).mean() / o.size
                 if o.model.kind != "planar":
@@ -343,6 +344,8 @@ class PoseOptimiser:
                 self._rechoose_models(problem, objects)
                 iterations = self._refine(problem, objects, context, history, s.iterations, s.use_physical,
                                           lr_fraction=s.joint_lr_fraction if refined else 1.0)
+                if s.use_physical and s.seat_on_tops:
+                    self._seat(objects, context)
                 if s.use_physical and s.project_contacts:
                     self._project(objects, context)
             final_terms = self._final_terms(problem, objects, context)
@@ -507,9 +510,29 @@ class PoseOptimiser:
         for o, top in zip(objects, tops):
             o.support = None if top is None else (objects[top.supporter].target.id, top.point)
 
+    def _seat(self, objects: list[_Object], context: dict) -> None:
+        """After the loop, seat each active carried object on its support's top (``o.support``): one
+        whose contact samples reach below the top plane raised by ``contact_clearance`` is lifted
+        along the floor normal by the difference, when that is at most ``contact_tolerance`` (a
+        deeper sink is the image terms' verdict against the top; the floor term answers it during
+        the loop). Translation only; the lift (m) adds to ``o.projection_m``. The floor term, a
+        penalty Adam balances against the image terms, left carried objects about a millimetre into
+        their tops, which the evaluation's exact intersection counts (docs/pose.md, "Seat")."""
+        normal, s = context["normal"], self.settings
+        with torch.no_grad():
+            tops_by_id = {o.target.id: o.model() for o in objects}
+            for o in objects:
+                ground = _top_offset(o, tops_by_id, normal) if o.active else None
+                if ground is None:
+                    continue
+                lift = s.contact_clearance - (float((o.model().apply(o.contact_samples) @ normal).min()) + ground)
+                if 0.0 < lift <= s.contact_tolerance:
+                    o.model.translate(normal * lift)
+                    o.projection_m += lift
+
     def _project(self, objects: list[_Object], context: dict) -> None:
         """The collision-resolving projection (pose/contact.py) on the optimised poses; each active
-        object's displacement (m) goes to ``o.projection_m``."""
+        object's displacement (m) adds to ``o.projection_m``."""
         bodies = _bodies(objects)
         with torch.no_grad():
             before = [o.model().t.clone() for o in objects]
@@ -518,7 +541,7 @@ class PoseOptimiser:
         settle(bodies, context["normal"], context["offset"], settings)
         with torch.no_grad():
             for o, t in zip(objects, before):
-                o.projection_m = float((o.model().t - t).norm())
+                o.projection_m += float((o.model().t - t).norm())
 
     def _stop_object(self, o: _Object, iteration: int) -> None:
         """A non-finite loss: restore the last pose with a finite loss and freeze the object."""
@@ -549,6 +572,16 @@ class PoseOptimiser:
                                 model=o.model.kind, status=o.status, warnings=tuple(o.warnings), losses=losses,
                                 yaw_offset_deg=math.degrees(o.yaw_offset), projection_m=o.projection_m, start=o.start,
                                 rests_on=None if o.support is None or o.model.kind == "planar" else o.support[0])
+
+
+def _top_offset(o: _Object, tops_by_id: dict[int, PosedSimilarity], normal: torch.Tensor) -> float | None:
+    """Offset ``d`` of the plane ``x · normal + d = 0`` through the top ``o`` rests on (its
+    supporter's posed top point, detached: the carried object yields), or None when ``o`` is not a
+    carried 5-DoF object or its supporter is not among ``tops_by_id`` (supporter id -> posed model)."""
+    if o.support is None or o.model.kind == "planar" or o.support[0] not in tops_by_id:
+        return None
+    top = tops_by_id[o.support[0]].apply(o.support[1][None])[0]
+    return -float((top @ normal).detach())
 
 
 def _snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -70,7 +70,9 @@ class PoseSettings:
     overshoots (the early stop then returned the start, and the physical terms never acted).
 
     Physical terms (``use_physical``): evaluated at scale-detached poses unless
-    ``physical_scale_gradient``; then, with ``project_contacts`` (off by default: on a real frame it
+    ``physical_scale_gradient``; after the loop, with ``seat_on_tops`` (on by default), a carried
+    object sunk into its support's top by at most ``contact_tolerance`` is lifted onto it plus
+    ``contact_clearance`` (docs/pose.md, "Seat"); then, with ``project_contacts`` (off by default: on a real frame it
     pushed approximate shapes away from their depth points, docs/pose.md), the collision-resolving projection
     of :mod:`sceneforge.pose.contact` (lift / push apart; settling floating 5-DoF objects onto their
     support only when ``settle_max_drop`` > 0, in object sizes).
@@ -92,6 +94,7 @@ class PoseSettings:
     physical_samples: int = 256
     contact_samples: int = 2048
     contact_clearance: float = 0.002
+    seat_on_tops: bool = True
     sdf_resolution: int = 24
     background_resolution: int = 128
     weight_silhouette: float = 1.0
