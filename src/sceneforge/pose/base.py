@@ -76,7 +76,7 @@ AUTO = "auto"
 
 def resolve_pose_stage(pose: str | Mapping[str, Any] | None, depth_given: bool) -> PoseStage:
     """The pose component for a run: ``"auto"`` (or None) means, with depth, ``learned_optimise``
-    (the optimisation started from the learned model's poses) when a model checkpoint ships with
+    (the optimisation with the learned model's poses as further starts) when a checkpoint ships with
     the package and ``optimise`` when none does; ``initial`` without depth (both need its points).
     Any other name or ``{"name", "config"}`` description is built from the registry."""
     from sceneforge.pose.learned import shipped_checkpoint
