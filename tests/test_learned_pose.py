@@ -660,6 +660,20 @@ def test_learned_optimise_offers_the_models_poses_as_further_starts(engine_data,
         np.testing.assert_allclose(alternative.matrix, model_poses[target.id], atol=1e-9)
 
 
+def test_learned_optimise_runs_fewer_samples_and_hypothesis_steps_than_the_stages_apart():
+    """Its defaults (docs/learned_pose.md, "Pose stages": the 10 s budget), each one overridable."""
+    from sceneforge.pose.learned import LearnedOptimisedPoses, LearnedPoses
+    from sceneforge.pose.problem import PoseSettings
+
+    stage = LearnedOptimisedPoses()
+    assert (stage.model.samples, stage.optimiser.settings.hypothesis_iterations) == (8, 20)
+    assert (LearnedPoses().samples, PoseSettings().hypothesis_iterations) == (24, 30)
+    stage = LearnedOptimisedPoses(samples=24, hypothesis_iterations=30, iterations=7)
+    assert (stage.model.samples, stage.optimiser.settings.hypothesis_iterations) == (24, 30)
+    assert stage.optimiser.settings.iterations == 7 and stage.config == {"samples": 24, "hypothesis_iterations": 30,
+                                                                        "iterations": 7}
+
+
 def test_learned_pose_without_a_checkpoint_is_a_clear_error(engine_data, tmp_path, monkeypatch, run_cli):
     from sceneforge.pose import learned
     from sceneforge.pose.base import OptimisedPoses, resolve_pose_stage

@@ -126,13 +126,19 @@ class LearnedOptimisedPoses(PoseStage):
     margin), so the model helps where the shape stage's pose is a poor start (occlusion, yaw) and
     the optimiser's own losses decide. ``checkpoint``, ``samples``, ``flow_steps``, ``seed``,
     ``registration``, ``threads`` (the model's) as for ``learned``; other keyword arguments are the
-    optimiser's :class:`~sceneforge.pose.problem.PoseSettings` fields (its threads: ``num_threads``)."""
+    optimiser's :class:`~sceneforge.pose.problem.PoseSettings` fields (its threads: ``num_threads``).
 
-    def __init__(self, checkpoint: str | None = None, samples: int = 24, flow_steps: int = 5, seed: int = 0,
-                 registration: Mapping[str, Any] | None = None, threads: int = 1, **settings: Any) -> None:
+    Cheaper than the two stages run apart: 8 flow samples (``learned``: 24) and 20 steps per yaw
+    hypothesis (``optimise``: 30), which keeps ``reconstruct``'s default within the reconstruction
+    issue's 10 s per 5-object scene; on development views as good as both defaults together
+    (docs/learned_pose.md, "Pose stages")."""
+
+    def __init__(self, checkpoint: str | None = None, samples: int = 8, flow_steps: int = 5, seed: int = 0,
+                 registration: Mapping[str, Any] | None = None, threads: int = 1, hypothesis_iterations: int = 20,
+                 **settings: Any) -> None:
         self.model = LearnedPoses(checkpoint=checkpoint, samples=samples, flow_steps=flow_steps, seed=seed,
                                   registration=registration, threads=threads)
-        self.optimiser = OptimisedPoses(seed=seed, **settings)
+        self.optimiser = OptimisedPoses(seed=seed, hypothesis_iterations=hypothesis_iterations, **settings)
 
     def refine(self, perception: PerceptionResult, objects: Sequence[SceneObject],
                amodal: Mapping[int, AmodalResult]) -> PoseStageResult:
