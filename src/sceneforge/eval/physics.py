@@ -19,6 +19,7 @@ import numpy as np
 import trimesh
 
 from sceneforge.eval.boxes import aabb_iou, oriented_box_intersection_volume
+from sceneforge.geometry.planes import floor_axes
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def floating_distances(objects: Sequence[PlacedObject], up: np.ndarray,
     an alignment). Objects without points get NaN.
     """
     up = np.asarray(up, dtype=np.float64) / np.linalg.norm(up)
-    basis = _plane_basis(up)
+    basis = np.stack(floor_axes(up))
     heights, footprints = [], []
     for o in objects:
         if len(o.points) == 0:
@@ -137,14 +138,6 @@ def floating_distances(objects: Sequence[PlacedObject], up: np.ndarray,
 
 def _overlap_2d(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.all(np.minimum(a[1], b[1]) > np.maximum(a[0], b[0])))
-
-
-def _plane_basis(up: np.ndarray) -> np.ndarray:
-    """(2, 3) orthonormal vectors spanning the plane orthogonal to ``up``."""
-    helper = np.array([1.0, 0.0, 0.0]) if abs(up[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
-    u = np.cross(up, helper)
-    u /= np.linalg.norm(u)
-    return np.stack([u, np.cross(up, u)])
 
 
 def plausibility(objects: Sequence[PlacedObject], up: np.ndarray, floor_height: float | None,

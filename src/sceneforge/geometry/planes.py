@@ -23,6 +23,15 @@ class PlaneFit:
         return int(self.inliers.sum())
 
 
+def floor_axes(normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(e1, e2), (3,) each: orthonormal directions in the plane of the unit ``normal`` (3,)."""
+    n = np.asarray(normal, dtype=np.float64)
+    helper = np.array([1.0, 0.0, 0.0]) if abs(n[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
+    e1 = helper - (helper @ n) * n
+    e1 /= np.linalg.norm(e1)
+    return e1, np.cross(n, e1)
+
+
 def fit_plane_svd(points: np.ndarray) -> tuple[np.ndarray, float]:
     """Least-squares plane through (N >= 3, 3) points -> (unit normal (3,), offset)."""
     points = np.asarray(points, dtype=np.float64)

@@ -42,8 +42,9 @@ import numpy as np
 import torch
 import trimesh
 
+from sceneforge.geometry.planes import floor_axes
 from sceneforge.pose.losses import signed_distance_to_objects
-from sceneforge.pose.models import PoseModel, floor_axes
+from sceneforge.pose.models import PoseModel
 
 
 @dataclass(frozen=True, eq=False)

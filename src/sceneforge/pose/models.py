@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sceneforge.geometry.planes import floor_axes
 from sceneforge.types import Plane, Similarity
 
 MODEL_KINDS = ("planar", "5dof", "7dof")
@@ -74,15 +75,6 @@ class PosedSimilarity:
         R = self.R.detach().double().numpy()
         U, _, Vt = np.linalg.svd(R)
         return Similarity(U @ Vt, self.t.detach().double().numpy(), float(self.s.detach()))
-
-
-def floor_axes(normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(e1, e2), (3,) each: orthonormal directions in the plane of the unit ``normal`` (3,)."""
-    n = np.asarray(normal, dtype=np.float64)
-    helper = np.array([1.0, 0.0, 0.0]) if abs(n[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
-    e1 = helper - (helper @ n) * n
-    e1 /= np.linalg.norm(e1)
-    return e1, np.cross(n, e1)
 
 
 def floor_basis(floor: Plane) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
