@@ -18,8 +18,9 @@ between the rows:
 - ``uniform rotations, registered``: the same with the samples' rotations replaced by uniformly
   random ones (translation and scale still the model's): what the network's rotations add;
 - ``optimisation initialised by the model``: the ``learned_optimise`` pose stage (the optimiser
-  started from each object's lift-box pose and, as a further start, its ``model`` row's pose; the
-  optimiser's refined image loss chooses).
+  started from each object's lift-box pose and, as a further start, the model's pose with the
+  stage's own sampling, K = 8 unless ``--samples`` is given; the optimiser's refined image loss
+  chooses).
 
 Scores (sceneforge.eval, camera frame, no alignment): CD-S, F-Score-S, CD-O, F-Score-O (tau 0.1, %),
 IoU-B, rotation error (degrees, no symmetry), translation error and relative scale error; pose
@@ -141,8 +142,9 @@ def main(argv=None) -> int:
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--shapes", choices=("gt", "lift"), default="gt", help="meshes the pose stages get")
-    parser.add_argument("--samples", type=int, default=24, help="K flow samples per scene (the stage's default)")
-    parser.add_argument("--flow-steps", type=int, default=5, help="Euler steps (the stage's default)")
+    parser.add_argument("--samples", type=int, default=None,
+                        help="K flow samples per scene (default: each stage's own, learned 24, learned_optimise 8)")
+    parser.add_argument("--flow-steps", type=int, default=None, help="Euler steps (default: the stages' own, 5)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the model stages")
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--time-limit", type=float, default=None, help="stop taking new views after this many s")
@@ -159,6 +161,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     sampling = {"samples": args.samples, "flow_steps": args.flow_steps, "threads": args.threads}
+    sampling = {name: value for name, value in sampling.items() if value is not None}
     stages = {}
     if args.checkpoint is not None:
         model = {"checkpoint": str(args.checkpoint), **sampling}
@@ -205,7 +208,8 @@ def main(argv=None) -> int:
                   file=sys.stderr, flush=True)
     rows = fixed + tuple(stages)
     compared = "".join(f"; {pair}" for pair in args.compare)
-    text = [f"Checkpoint: {args.checkpoint}{compared} (K = {args.samples}, {args.flow_steps} Euler steps). "
+    text = [f"Checkpoint: {args.checkpoint}{compared} (K = {args.samples or 'each stage default'}, "
+            f"{args.flow_steps or 5} Euler steps). "
             f"{args.size}x{args.size} views, " + ("GT meshes given" if args.shapes == "gt" else "lift meshes") +
             ", given depth; camera frame, no alignment; "
             "CD l2_sum in the GT's normalised space, F-Score at tau = 0.1 in %; rotation error in degrees "
