@@ -8,7 +8,7 @@ import torch
 import trimesh
 
 from pose_scenes import look_at, raycast
-from sceneforge.render.soft_silhouette import (SoftSilhouetteSettings, crop_intrinsics,
+from sceneforge.render.soft_silhouette import (SoftSilhouetteSettings, crop_intrinsics, splat_coverage,
                                                render_soft_silhouettes, samples_for_radius)
 from sceneforge.types import Camera
 
@@ -92,3 +92,34 @@ def test_bad_settings_and_shapes_are_rejected():
         SoftSilhouetteSettings(opacity=1.0)
     with pytest.raises(ValueError, match="points_cam"):
         render_soft_silhouettes(torch.zeros(4, 3), torch.eye(3), 4, 4)
+
+
+def test_a_splatted_target_bleeds_at_its_edge_as_a_render_of_points_filling_it():
+    """Random points filling a disc, rendered: their soft silhouette is wider than the disc (its
+    0.5 level lies outside the edge, so a hard target made the silhouette loss shrink objects).
+    The disc seen through the same splats (``splat_coverage``, the expected render of such points)
+    matches the mean of such renders; the hard disc does not."""
+    settings = SoftSilhouetteSettings(radius_px=2.0, opacity=0.8)
+    size, supersample, radius = 48, 4, 14.0
+    fine = (np.arange(size * supersample) + 0.5) / supersample - 0.5
+    disc = (fine[:, None] - 23.5) ** 2 + (fine[None, :] - 23.5) ** 2 < radius ** 2
+    hard = disc.reshape(size, supersample, size, supersample).mean(axis=(1, 3))
+    density = 2.0 / (0.6 * settings.radius_px) ** 2  # samples_for_radius's, front and back
+    rng = np.random.default_rng(0)
+    n = int(density * np.pi * radius ** 2)
+    renders = []
+    for _ in range(16):
+        angle, distance = rng.uniform(0, 2 * np.pi, n), radius * np.sqrt(rng.uniform(0, 1, n))
+        points = np.stack([23.5 + distance * np.cos(angle), 23.5 + distance * np.sin(angle), np.ones(n)], axis=1)
+        renders.append(render_soft_silhouettes(torch.as_tensor(points[None]), torch.eye(3, dtype=torch.float64),
+                                               size, size, settings)[0].numpy())
+    render = np.mean(renders, axis=0)
+    target = splat_coverage(disc, supersample, density, settings)
+    assert target.shape == (size, size) and 0.0 <= target.min() and target.max() < 1.0
+    assert (render > 0.5).sum() > 1.04 * (hard > 0.5).sum()  # the render bleeds
+    assert abs((target > 0.5).sum() / (render > 0.5).sum() - 1.0) < 0.01
+    assert np.abs(target - render).mean() < 0.25 * np.abs(hard - render).mean()
+    edge = np.abs(render - 0.5) < 0.45
+    assert abs((target - render)[edge].mean()) < 0.03 and (hard - render)[edge].mean() < -0.1  # hard: too small
+    with pytest.raises(ValueError, match="coverage"):
+        splat_coverage(disc[:-1], supersample, density, settings)

@@ -36,10 +36,12 @@ from sceneforge.pose.problem import (ObjectPoseResult, PoseOptimisationResult, P
 from sceneforge.pose.sdf import build_sdf_grid
 from sceneforge.types import Similarity
 from sceneforge.render.soft_silhouette import (SoftSilhouetteSettings, crop_intrinsics,
-                                               render_soft_silhouettes, samples_for_radius)
+                                               render_soft_silhouettes, samples_for_radius,
+                                               splat_coverage)
 
 DTYPE = torch.float32
 HYPOTHESIS_MARGIN = 0.1
+CROP_SUPERSAMPLE = 4  # target masks are read on a 4x finer grid than the crop
 TERMS = ("silhouette", "points", "penetration", "background", "floor", "support")
 
 
@@ -206,9 +208,13 @@ class PoseOptimiser:
             dense = dense.astype(np.float32)
             normals = np.asarray(target.mesh.face_normals, dtype=np.float32)[faces]
             box, K_crop = _crop_box(problem, target, dense, T_cam_world, s.resolution)
-            target_crop, weight_crop = _crop_masks(problem, target, box, s.resolution)
+            fine_mask, weight_crop = _crop_masks(problem, target, box, s.resolution, CROP_SUPERSAMPLE)
+            target_crop = _pool(fine_mask.astype(np.float32), CROP_SUPERSAMPLE)
             area = float(target_crop.sum()) + 1.0
             n_render = samples_for_radius(area, s.radius_px, maximum=s.max_render_samples)
+            if s.splat_target:  # the target bleeds at its edge as the render does (docs/pose.md)
+                target_crop = splat_coverage(fine_mask, CROP_SUPERSAMPLE, n_render / area,
+                                             SoftSilhouetteSettings(radius_px=s.radius_px)).astype(np.float32)
             observed = None
             if target.points_world is not None and n_points > 0:
                 pts = np.asarray(target.points_world, dtype=np.float32)
@@ -639,9 +645,10 @@ def _crop_box(problem: PoseProblem, target: PoseTarget, samples: np.ndarray, T_c
 
 
 def _crop_masks(problem: PoseProblem, target: PoseTarget, box: tuple[float, float, float, float],
-                resolution: int, supersample: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """Area-averaged target mask and pixel weights in the crop. Weight 0: outside the image, or
-    visible pixels of other objects outside this object's mask (they may hide it)."""
+                resolution: int, supersample: int) -> tuple[np.ndarray, np.ndarray]:
+    """The target mask in the crop on a ``supersample`` times finer grid ((R·s, R·s) bool) and the
+    area-averaged pixel weights ((R, R)). Weight 0: outside the image, or visible pixels of other
+    objects outside this object's mask (they may hide it)."""
     H, W = target.mask.shape
     u0, v0, side, _ = box
     step = side / (resolution * supersample)
@@ -659,8 +666,10 @@ def _crop_masks(problem: PoseProblem, target: PoseTarget, box: tuple[float, floa
             occluders |= other.visible_mask if other.visible_mask is not None else other.mask
     hidden = occluders[np.ix_(vc, uc)] & ~mask
     weight = inside & ~hidden
+    return mask, _pool(weight.astype(np.float32), supersample)
 
-    def pool(a: np.ndarray) -> np.ndarray:
-        return a.reshape(resolution, supersample, resolution, supersample).mean(axis=(1, 3))
 
-    return pool(mask.astype(np.float32)), pool(weight.astype(np.float32))
+def _pool(fine: np.ndarray, supersample: int) -> np.ndarray:
+    """(R·s, R·s) -> (R, R) means over s x s blocks."""
+    n = fine.shape[0] // supersample
+    return fine.reshape(n, supersample, n, supersample).mean(axis=(1, 3))

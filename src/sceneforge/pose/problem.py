@@ -87,7 +87,8 @@ class PoseSettings:
     patience: int = 20
     min_improvement: float = 1e-3
     resolution: int = 64
-    radius_px: float = 2.0
+    radius_px: float = 1.0
+    splat_target: bool = True
     max_render_samples: int = 4000
     point_samples: int = 384
     surface_samples: int = 1024

@@ -112,3 +112,31 @@ def render_soft_silhouettes(points_cam: torch.Tensor, K: torch.Tensor, height: i
     accum = torch.zeros(B * height * width, dtype=dtype, device=device)
     accum = accum.index_add(0, flat_index.reshape(-1), log_transmit.reshape(-1))
     return (1.0 - torch.exp(accum)).reshape(B, height, width)
+
+
+def splat_coverage(coverage: np.ndarray, supersample: int, density: float,
+                   settings: SoftSilhouetteSettings = SoftSilhouetteSettings()) -> np.ndarray:
+    """The soft silhouette that points filling a region uniformly would render: a target mask seen
+    through the renderer's splats, so that its edge bleeds as a render's does: the expected render
+    of randomly placed points (a Poisson process of ``density``: E[Π(1 - α k)] = exp(-density ∫ α k)),
+    as surfaces are sampled for rendering.
+
+    coverage : (H·s, W·s) region on a grid ``s = supersample`` times finer than the render (bool or
+    fraction per sub-pixel; sub-pixel k's centre is at render pixel (k + 0.5) / s - 0.5).
+    density : projected samples per render pixel² of the render it is compared with (a surface's
+    samples, front and back, over its projected area). Returns (H, W) float64 in [0, 1).
+    A render of surface samples has its 0.5 level outside the object's true edge (the splats reach
+    ``radius_px`` out), so a hard target made the silhouette loss shrink objects.
+    """
+    s = int(supersample)
+    fine = torch.as_tensor(np.asarray(coverage, dtype=np.float64))
+    if fine.ndim != 2 or fine.shape[0] % s or fine.shape[1] % s:
+        raise ValueError(f"coverage must be (H·{s}, W·{s}), got {tuple(fine.shape)}")
+    r = float(settings.radius_px)
+    reach = int(math.ceil(r * s))
+    offsets = (torch.arange(2 * reach, dtype=torch.float64) - reach + 0.5) / s  # sub-pixel centres, render pixels
+    d2 = offsets[:, None] ** 2 + offsets[None, :] ** 2
+    alpha = settings.opacity * torch.clamp(1.0 - d2 / (r * r), min=0.0) ** 3
+    padded = torch.nn.functional.pad(fine[None, None], (reach - s // 2,) * 4)
+    reached = torch.nn.functional.conv2d(padded, alpha[None, None], stride=s)[0, 0] / (s * s)
+    return (1.0 - torch.exp(-density * reached)).numpy()
