@@ -69,6 +69,11 @@ class PoseSettings:
     ``joint_lr_fraction`` of the rates: its poses are then near a minimum, which a full-rate restart
     overshoots (the early stop then returned the start, and the physical terms never acted).
 
+    Silhouette term: each object's soft render (splat radius ``radius_px`` render pixels, crops of
+    ``resolution``²) against its target mask seen through the same splats (``splat_target``: the
+    render bleeds past the object's edge, and a hard target made the loss shrink objects,
+    docs/pose.md, "Splatted target").
+
     Physical terms (``use_physical``): evaluated at scale-detached poses unless
     ``physical_scale_gradient``; after the loop, with ``seat_on_tops`` (on by default), a carried
     object sunk into its support's top by at most ``contact_tolerance`` is lifted onto it plus
