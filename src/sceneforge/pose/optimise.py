@@ -214,7 +214,7 @@ class PoseOptimiser:
             n_render = samples_for_radius(area, s.radius_px, maximum=s.max_render_samples)
             if s.splat_target:  # the target bleeds at its edge as the render does (docs/pose.md)
                 target_crop = splat_coverage(fine_mask, CROP_SUPERSAMPLE, n_render / area,
-                                             SoftSilhouetteSettings(radius_px=s.radius_px)).astype(np.float32)
+                                             self._render_settings()).astype(np.float32)
             observed = None
             if target.points_world is not None and n_points > 0:
                 pts = np.asarray(target.points_world, dtype=np.float32)
@@ -359,6 +359,10 @@ class PoseOptimiser:
         warnings = tuple(f"object {r.id}: {w}" for r in results for w in r.warnings)
         return PoseOptimisationResult(results, tuple(history), iterations, time.perf_counter() - start, warnings)
 
+    def _render_settings(self) -> SoftSilhouetteSettings:
+        """The splats of the renders and, with ``splat_target``, of the targets they are compared with."""
+        return SoftSilhouetteSettings(radius_px=self.settings.radius_px)
+
     def _context(self, problem: PoseProblem) -> dict:
         s = self.settings
         T_cam_world = invert_transform(problem.camera.T_world_cam)
@@ -366,7 +370,7 @@ class PoseOptimiser:
                    "t_cam_world": torch.as_tensor(T_cam_world[:3, 3], dtype=DTYPE),
                    "normal": torch.tensor(np.array(problem.floor.normal), dtype=DTYPE),
                    "offset": float(problem.floor.offset),
-                   "render": SoftSilhouetteSettings(radius_px=s.radius_px),
+                   "render": self._render_settings(),
                    "bg_depth": None, "bg_K": None}
         if s.use_physical and problem.background is not None and len(problem.background.faces):
             depth, K = background_depth_map(problem.background, problem.camera, s.background_resolution)

@@ -66,6 +66,11 @@ def samples_for_radius(area_px: float, radius_px: float, spacing: float = 0.6,
     return int(min(maximum, max(minimum, math.ceil(n))))
 
 
+def _kernel(d2: torch.Tensor, r: float) -> torch.Tensor:
+    """The splat kernel k = (1 - d²/r²)³ inside radius ``r``, 0 beyond; ``d2``: squared pixel distances."""
+    return torch.clamp(1.0 - d2 / (r * r), min=0.0) ** 3
+
+
 def render_soft_silhouettes(points_cam: torch.Tensor, K: torch.Tensor, height: int, width: int,
                             settings: SoftSilhouetteSettings = SoftSilhouetteSettings(),
                             weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -103,7 +108,7 @@ def render_soft_silhouettes(points_cam: torch.Tensor, K: torch.Tensor, height: i
     pu = u_base[..., None] + du  # (B, N, W2)
     pv = v_base[..., None] + dv
     d2 = (pu.to(dtype) - u[..., None]) ** 2 + (pv.to(dtype) - v[..., None]) ** 2
-    kernel = torch.clamp(1.0 - d2 / (r * r), min=0.0) ** 3
+    kernel = _kernel(d2, r)
     alpha = settings.opacity * kernel * valid_weight[..., None]
     inside = (pu >= 0) & (pu < width) & (pv >= 0) & (pv < height)
     log_transmit = torch.log1p(-alpha) * inside.to(dtype)
@@ -116,12 +121,11 @@ def render_soft_silhouettes(points_cam: torch.Tensor, K: torch.Tensor, height: i
 
 def splat_coverage(coverage: np.ndarray, supersample: int, density: float,
                    settings: SoftSilhouetteSettings = SoftSilhouetteSettings()) -> np.ndarray:
-    """The soft silhouette that points filling a region uniformly would render: a target mask seen
-    through the renderer's splats, so that its edge bleeds as a render's does: the expected render
-    of randomly placed points (a Poisson process of ``density``: E[Π(1 - α k)] = exp(-density ∫ α k)),
-    as surfaces are sampled for rendering.
+    """A target mask seen through the renderer's splats: the expected render of random points filling
+    it at ``density`` (a Poisson process: E[Π(1 - α k)] = exp(-density ∫ α k)), as surfaces are
+    sampled for rendering, so that its edge bleeds as a render's does.
 
-    coverage : (H·s, W·s) region on a grid ``s = supersample`` times finer than the render (bool or
+    coverage : (H·s, W·s) region on a grid ``s = supersample`` (even) times finer than the render (bool or
     fraction per sub-pixel; sub-pixel k's centre is at render pixel (k + 0.5) / s - 0.5).
     density : projected samples per render pixel² of the render it is compared with (a surface's
     samples, front and back, over its projected area). Returns (H, W) float64 in [0, 1).
@@ -130,13 +134,15 @@ def splat_coverage(coverage: np.ndarray, supersample: int, density: float,
     """
     s = int(supersample)
     fine = torch.as_tensor(np.asarray(coverage, dtype=np.float64))
+    if s < 2 or s % 2:  # sub-pixel centres then sit half a sub-pixel off the kernel's offsets
+        raise ValueError(f"supersample must be even, got {s}")
     if fine.ndim != 2 or fine.shape[0] % s or fine.shape[1] % s:
         raise ValueError(f"coverage must be (H·{s}, W·{s}), got {tuple(fine.shape)}")
     r = float(settings.radius_px)
     reach = int(math.ceil(r * s))
     offsets = (torch.arange(2 * reach, dtype=torch.float64) - reach + 0.5) / s  # sub-pixel centres, render pixels
     d2 = offsets[:, None] ** 2 + offsets[None, :] ** 2
-    alpha = settings.opacity * torch.clamp(1.0 - d2 / (r * r), min=0.0) ** 3
+    alpha = settings.opacity * _kernel(d2, r)
     padded = torch.nn.functional.pad(fine[None, None], (reach - s // 2,) * 4)
     reached = torch.nn.functional.conv2d(padded, alpha[None, None], stride=s)[0, 0] / (s * s)
     return (1.0 - torch.exp(-density * reached)).numpy()
