@@ -8,7 +8,7 @@ import pytest
 import torch
 import trimesh
 
-from sceneforge.pose.contact import Body, _pair_depth, separate, settle
+from sceneforge.pose.contact import Body, ContactSettings, _pair_depth, separate, settle
 from sceneforge.pose.models import build_model
 from sceneforge.pose.sdf import build_sdf_grid
 from sceneforge.types import Plane, Similarity
@@ -82,6 +82,22 @@ def test_two_overlapping_floor_objects_slide_apart_in_the_floor_plane():
     ta, tb = a.model().t.detach(), b.model().t.detach()
     assert float(tb[0] - ta[0]) > 0.5 - 0.01  # the boxes are 0.5 m long along x
     assert abs(float(ta[1]) - 0.15) < 1e-5 and abs(float(tb[1]) - 0.15) < 1e-5  # still on the floor
+
+
+@pytest.mark.parametrize("overlap, pushed", [(0.02, True), (0.1, False)])
+def test_only_an_overlap_shallower_than_max_depth_is_pushed_apart(overlap, pushed):
+    """With ``max_depth`` 5 % of the smaller object's size (the pose stage's default), two 0.5 m
+    floor boxes 2 cm into each other slide apart; 10 cm in, the overlap is the shapes' disagreement
+    with the image and the pair stays where it was."""
+    box = trimesh.creation.box((1.0, 0.6, 0.6))
+    a = body(box, "planar", (0.0, 0.15, 0.0), 0.5)
+    b = body(box, "planar", (0.5 - overlap, 0.15, 0.0), 0.5)
+    deepest = separate([a, b], NORMAL, 0.0, ContactSettings(max_depth=0.05))
+    gap = float(b.model().t.detach()[0] - a.model().t.detach()[0])
+    if pushed:
+        assert gap > 0.5 - 0.002 and _pair_depth(a, b) <= 0.002
+    else:
+        assert gap == pytest.approx(0.5 - overlap, abs=1e-6) and deepest == 0.0
 
 
 def test_an_object_beside_a_lower_one_is_pushed_aside_not_lifted_over_it():

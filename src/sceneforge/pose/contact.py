@@ -22,8 +22,11 @@ at their initial pose fixed:
    the pair is pushed apart along
    ``u`` = the depth-weighted mean of the SDF normals at the penetrating samples, by the deepest
    penetration plus ``clearance``, as the least-norm split of that relative move between the two
-   objects' allowed directions (two planar objects slide apart in the floor plane). A 5-DoF object
-   below the floor is lifted onto it. Sweeps stop when no sample is deeper than ``tolerance``.
+   objects' allowed directions (two planar objects slide apart in the floor plane). A pair deeper
+   than ``max_depth`` times the smaller one's size is left as it is: an overlap that deep is the
+   approximate shapes disagreeing with the image, and pushing them apart moves them off their own
+   depth points (docs/pose.md). A 5-DoF object below the floor is lifted onto it. Sweeps stop when
+   no sample is deeper than ``tolerance``.
 2. ``settle`` (the optimiser runs it only with ``PoseSettings.settle_max_drop`` > 0, off by
    default, docs/pose.md): a 5-DoF object whose samples are all clear of the others and of the floor, and
    whose gap to the first support below it (exact ray casts of its surface samples along the floor
@@ -62,10 +65,12 @@ class Body:
 
 @dataclass(frozen=True)
 class ContactSettings:
-    """Tolerances in metres; ``max_drop``, ``lift_step`` and ``max_lift`` in object sizes."""
+    """Tolerances in metres; ``max_drop``, ``lift_step``, ``max_lift`` and ``max_depth`` in object
+    sizes."""
 
     tolerance: float = 0.002
     clearance: float = 0.001
+    max_depth: float = float("inf")
     sweeps: int = 8
     max_drop: float = 0.15
     contact: float = 0.01
@@ -150,7 +155,7 @@ def _inside(points: torch.Tensor, other: Body) -> tuple[torch.Tensor, torch.Tens
 def separate(bodies: Sequence[Body], normal: torch.Tensor, offset: float,
              settings: ContactSettings = ContactSettings()) -> float:
     """Push overlapping bodies apart and lift 5-DoF bodies out of the floor (module docstring);
-    returns the deepest remaining penetration (m)."""
+    returns the deepest remaining penetration (m) among the pairs it may push."""
     deepest = 0.0
     for _ in range(max(0, settings.sweeps)):
         deepest = 0.0
@@ -170,7 +175,8 @@ def separate(bodies: Sequence[Body], normal: torch.Tensor, offset: float,
 
 
 def _separate_pair(a: Body, b: Body, normal: torch.Tensor, settings: ContactSettings) -> float:
-    """One push of the pair apart; returns its deepest penetration before the push (m)."""
+    """One push of the pair apart; returns its deepest penetration before the push (m), 0 for a
+    pair too deep to push (``max_depth``)."""
     xa, xb = _world(a), _world(b)
     lo = torch.maximum(xa.amin(0), xb.amin(0))
     hi = torch.minimum(xa.amax(0), xb.amax(0))
@@ -179,6 +185,8 @@ def _separate_pair(a: Body, b: Body, normal: torch.Tensor, settings: ContactSett
     depth = _pair_depth(a, b)
     if depth <= settings.tolerance:
         return depth
+    if depth > settings.max_depth * min(a.size, b.size):
+        return 0.0  # left to the image terms: no sweep waits on it
     carried = _carried(a, b, normal)
     if carried is not None:
         upper, lower = (a, b) if carried == 0 else (b, a)

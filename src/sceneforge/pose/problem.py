@@ -77,10 +77,12 @@ class PoseSettings:
     Physical terms (``use_physical``): evaluated at scale-detached poses unless
     ``physical_scale_gradient``; after the loop, with ``seat_on_tops`` (on by default), a carried
     object sunk into its support's top by at most ``contact_tolerance`` is lifted onto it plus
-    ``contact_clearance`` (docs/pose.md, "Seat"); then, with ``project_contacts`` (off by default: on a real frame it
-    pushed approximate shapes away from their depth points, docs/pose.md), the collision-resolving projection
-    of :mod:`sceneforge.pose.contact` (lift / push apart; settling floating 5-DoF objects onto their
-    support only when ``settle_max_drop`` > 0, in object sizes).
+    ``contact_clearance`` (docs/pose.md, "Seat"); then, with ``project_contacts``, the collision-resolving
+    projection of :mod:`sceneforge.pose.contact` (lift / push apart the pairs that overlap by at most
+    ``project_max_depth`` times the smaller object's size: a deeper overlap is the approximate shapes'
+    disagreement with the image, and pushing it apart moved objects off their depth points on a real
+    frame, docs/pose.md; settling floating 5-DoF objects onto their support only when
+    ``settle_max_drop`` > 0, in object sizes).
     """
 
     iterations: int = 120
@@ -111,7 +113,8 @@ class PoseSettings:
     weight_support: float = 2.0
     contact_tolerance: float = 0.01
     physical_scale_gradient: bool = False
-    project_contacts: bool = False
+    project_contacts: bool = True
+    project_max_depth: float = 0.05
     settle_max_drop: float = 0.0
     background_margin: float = 0.03
     use_planar: bool = True
