@@ -17,3 +17,20 @@ def test_benchmark_script_imports(script, monkeypatch):
     module = importlib.import_module(script)
     assert callable(getattr(module, "main", None)), f"benchmarks/{script}.py has no main()"
     sys.modules.pop(script, None)
+
+
+def test_the_ablations_paired_interval_excludes_zero_only_for_a_lead_larger_than_the_spread(monkeypatch):
+    """reconstruct.paired_table: a variant 0.01 IoU-B above the full model on every view has an
+    interval around +0.01 that excludes 0; one that differs by ±0.01 noise has an interval across 0."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    reconstruct = importlib.import_module("reconstruct")
+    rng = __import__("numpy").random.default_rng(3)
+    full = [{c: 0.5 for c in reconstruct.PAIRED_COLUMNS} for _ in range(40)]
+    ahead = [{**r, "IoU-B": r["IoU-B"] + 0.01} for r in full]
+    noisy = [{**r, "IoU-B": r["IoU-B"] + float(rng.choice([-0.01, 0.01]))} for r in full]
+    lines = reconstruct.paired_table({"full model": full, "ahead": ahead, "noisy": noisy}).splitlines()
+    iou = {line.split(" | ")[0].strip("| "): line.split(" | ")[2] for line in lines[2:]}
+    assert iou["ahead"] == "+0.0100 [+0.0100, +0.0100]"
+    low, high = (float(v) for v in iou["noisy"].split("[")[1].rstrip("]").split(", "))
+    assert low < 0.0 < high
+    sys.modules.pop("reconstruct", None)
