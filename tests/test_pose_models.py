@@ -54,15 +54,17 @@ def test_free_models_start_at_the_initial_pose(kind, dof):
     assert pose.matrix == pytest.approx(initial.matrix)
 
 
-def test_scale_is_uniform_and_about_the_pivot_for_planar():
+@pytest.mark.parametrize("kind", ["planar", "5dof"])
+def test_scale_is_uniform_and_about_the_bottom_pivot(kind):
+    # a carried 5-DoF object keeps its base on its support's top while its size changes
     floor = Plane(np.array([0.0, 1.0, 0.0]), 0.0)
-    model = build_model("planar", Similarity(t=np.array([0.0, 0.4, 0.0])), floor, PIVOT, dtype=torch.float64)
+    model = build_model(kind, Similarity(t=np.array([0.0, 0.4, 0.0])), floor, PIVOT, dtype=torch.float64)
     with torch.no_grad():
         model.log_scale.fill_(np.log(2.0))
     pose = model()
     assert float(pose.s.detach()) == pytest.approx(2.0)
-    top = pose.apply(torch.tensor([[0.0, 0.4, 0.0]], dtype=torch.float64))[0].detach().numpy()
-    assert top == pytest.approx([0.0, 1.6, 0.0])
+    top, bottom = pose.apply(torch.tensor(np.array([[0.0, 0.4, 0.0], PIVOT]))).detach().numpy()
+    assert top == pytest.approx([0.0, 1.6, 0.0]) and bottom == pytest.approx([0.0, 0.0, 0.0])
 
 
 def test_rotvec_is_smooth_at_zero_and_matches_rodrigues():

@@ -8,7 +8,8 @@ similarity ``x_world = s · R @ x_obj + t`` as tensors.
   plane (2), yaw about the floor normal (1), uniform scale about the pivot (1). The pivot is the
   bottom centre of the canonical bounding box, so the object stands on the floor exactly.
 - ``FreeModel`` (5-DoF): 3D translation, yaw about the floor normal, uniform scale about the
-  object's centre.
+  same pivot (given the pivot; about the object's centre without one), so a carried object keeps
+  its base on its support's top while its size changes.
 - ``FullModel`` (7-DoF): 3D translation, rotation (axis-angle delta), uniform scale.
 
 Translations are parameterised in units of the initial scale (the object's size), so one learning
@@ -167,18 +168,25 @@ class PlanarModel(PoseModel):
 
 
 class FreeModel(PoseModel):
-    """5-DoF: 3D translation, yaw about the floor normal, uniform scale about the object centre."""
+    """5-DoF: 3D translation of the pivot, yaw about the floor normal, uniform scale about the pivot
+    ``pivot_obj`` (3,) canonical (the bottom centre of the canonical box; default: the origin, the
+    object's centre)."""
 
     kind = "5dof"
 
-    def __init__(self, initial: Similarity, up: np.ndarray, dtype: torch.dtype = torch.float32):
+    def __init__(self, initial: Similarity, up: np.ndarray, dtype: torch.dtype = torch.float32,
+                 pivot_obj: np.ndarray | None = None):
         super().__init__(initial, up, dtype)
+        pivot = np.zeros(3) if pivot_obj is None else np.asarray(pivot_obj, dtype=np.float64)
+        self.register_buffer("pivot_obj", torch.as_tensor(pivot, dtype=dtype))
+        self.register_buffer("pivot0", torch.as_tensor(initial.apply(pivot[None])[0], dtype=dtype))
         self.delta_t = torch.nn.Parameter(torch.zeros(3, dtype=dtype))
         self.yaw = torch.nn.Parameter(torch.zeros((), dtype=dtype))
 
     def forward(self, scale_gradient: bool = True) -> PosedSimilarity:
         R = rotation_about(self.up, self.yaw) @ self.R0
-        return PosedSimilarity(R, self.t0 + self.s0 * self.delta_t, self.scale(scale_gradient))
+        s = self.scale(scale_gradient)
+        return PosedSimilarity(R, self.pivot0 + self.s0 * self.delta_t - s * (R @ self.pivot_obj), s)
 
     def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
         return {"translation": [self.delta_t], "rotation": [self.yaw], "scale": [self.log_scale]}
@@ -206,11 +214,12 @@ class FullModel(PoseModel):
 
 def build_model(kind: str, initial: Similarity, floor: Plane, pivot_obj: np.ndarray,
                 dtype: torch.dtype = torch.float32) -> PoseModel:
-    """``kind`` in MODEL_KINDS; ``pivot_obj`` (3,) bottom centre of the canonical box (planar only)."""
+    """``kind`` in MODEL_KINDS; ``pivot_obj`` (3,) bottom centre of the canonical box: the planar and
+    5-DoF models scale about it (the 7-DoF model about the object's centre)."""
     if kind == "planar":
         return PlanarModel(initial, floor, pivot_obj, dtype)
     if kind == "5dof":
-        return FreeModel(initial, floor.normal, dtype)
+        return FreeModel(initial, floor.normal, dtype, pivot_obj)
     if kind == "7dof":
         return FullModel(initial, floor.normal, dtype)
     raise ValueError(f"unknown pose model {kind!r}; expected one of {', '.join(MODEL_KINDS)}")

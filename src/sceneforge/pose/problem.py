@@ -101,7 +101,7 @@ class PoseSettings:
     surface_samples: int = 1024
     physical_samples: int = 256
     contact_samples: int = 2048
-    contact_clearance: float = 0.002
+    contact_clearance: float = 0.0
     seat_on_tops: bool = True
     sdf_resolution: int = 24
     background_resolution: int = 128
