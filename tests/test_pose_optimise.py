@@ -272,10 +272,11 @@ def test_support_tops_find_the_table_top_under_a_pot_and_not_beside_a_low_table(
 
 def test_a_pot_that_grows_to_its_image_stays_on_a_thin_table_top():
     """The image shows a pot 30 % larger than its start, with the same top, so its bottom 6 cm
-    down through a 3 cm table top; it starts at its start size standing on the top. Growing to the
-    image lowers its bottom through the top, where its samples are outside the table's SDF and the
-    penetration term lets go (without a support top it ends 4.5 cm in); the support top (the floor
-    term's ground for a carried object) keeps its bottom on the top, and it grows upwards."""
+    down through a 3 cm table top; it starts at its start size standing on the top. The image terms
+    pull it down through the top, where its samples are outside the table's SDF and the penetration
+    term lets go (without a support top it ends 3.5 cm in, 4.5 cm when it scaled about its centre);
+    the support top (the floor term's ground for a carried object) keeps its bottom on the top, and
+    it grows upwards (about its base: the top and the sides ask for different sizes)."""
     pot = _upright_pot()
     pot.apply_scale(1.3)
     sink = 0.06
@@ -290,7 +291,7 @@ def test_a_pot_that_grows_to_its_image_stays_on_a_thin_table_top():
     pose = result.object(2).pose
     assert result.object(2).rests_on == 1 and result.object(2).to_dict()["rests_on"] == 1
     assert result.object(1).rests_on is None
-    assert float(pose.s) > 0.21
+    assert float(pose.s) > 0.2
     assert float(pose.t[1]) - 0.5 * float(pose.s) > 0.75 - 0.005  # the pot's height is its largest side
 
 
@@ -322,7 +323,7 @@ def test_a_pot_sunk_into_a_thin_table_top_is_lifted_out():
 
 
 
-@pytest.mark.parametrize("sink, seated", [(0.001, True), (0.004, True), (0.0095, False)])
+@pytest.mark.parametrize("sink, seated", [(0.001, True), (0.004, True), (0.0115, False)])
 def test_a_carried_object_sunk_into_its_support_top_is_seated_on_it(sink, seated):
     """A closed laptop (a 34 x 2 x 24 cm slab) sunk ``sink`` into a 3 cm table top, where the loop
     leaves it (no iterations here): neither SDF grid reads a millimetre between a top and a slab
