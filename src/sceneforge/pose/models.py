@@ -8,8 +8,8 @@ similarity ``x_world = s · R @ x_obj + t`` as tensors.
   plane (2), yaw about the floor normal (1), uniform scale about the pivot (1). The pivot is the
   bottom centre of the canonical bounding box, so the object stands on the floor exactly.
 - ``FreeModel`` (5-DoF): 3D translation, yaw about the floor normal, uniform scale about the
-  same pivot (given the pivot; about the object's centre without one), so a carried object keeps
-  its base on its support's top while its size changes.
+  same bottom-centre pivot when one is given (else about the object's centre), so a carried object
+  keeps its base on its support's top while its size changes.
 - ``FullModel`` (7-DoF): 3D translation, rotation (axis-angle delta), uniform scale.
 
 Translations are parameterised in units of the initial scale (the object's size), so one learning
