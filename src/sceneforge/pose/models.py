@@ -8,8 +8,8 @@ similarity ``x_world = s · R @ x_obj + t`` as tensors.
   plane (2), yaw about the floor normal (1), uniform scale about the pivot (1). The pivot is the
   bottom centre of the canonical bounding box, so the object stands on the floor exactly.
 - ``FreeModel`` (5-DoF): 3D translation, yaw about the floor normal, uniform scale about the
-  same bottom-centre pivot when one is given (else about the object's centre), so a carried object
-  keeps its base on its support's top while its size changes.
+  same bottom-centre pivot, so a carried object keeps its base on its support's top while its size
+  changes.
 - ``FullModel`` (7-DoF): 3D translation, rotation (axis-angle delta), uniform scale.
 
 Translations are parameterised in units of the initial scale (the object's size), so one learning
@@ -169,15 +169,14 @@ class PlanarModel(PoseModel):
 
 class FreeModel(PoseModel):
     """5-DoF: 3D translation of the pivot, yaw about the floor normal, uniform scale about the pivot
-    ``pivot_obj`` (3,) canonical (the bottom centre of the canonical box; default: the origin, the
-    object's centre)."""
+    ``pivot_obj`` (3,) canonical (the bottom centre of the canonical box)."""
 
     kind = "5dof"
 
-    def __init__(self, initial: Similarity, up: np.ndarray, dtype: torch.dtype = torch.float32,
-                 pivot_obj: np.ndarray | None = None):
+    def __init__(self, initial: Similarity, up: np.ndarray, pivot_obj: np.ndarray,
+                 dtype: torch.dtype = torch.float32):
         super().__init__(initial, up, dtype)
-        pivot = np.zeros(3) if pivot_obj is None else np.asarray(pivot_obj, dtype=np.float64)
+        pivot = np.asarray(pivot_obj, dtype=np.float64)
         self.register_buffer("pivot_obj", torch.as_tensor(pivot, dtype=dtype))
         self.register_buffer("pivot0", torch.as_tensor(initial.apply(pivot[None])[0], dtype=dtype))
         self.delta_t = torch.nn.Parameter(torch.zeros(3, dtype=dtype))
@@ -219,7 +218,7 @@ def build_model(kind: str, initial: Similarity, floor: Plane, pivot_obj: np.ndar
     if kind == "planar":
         return PlanarModel(initial, floor, pivot_obj, dtype)
     if kind == "5dof":
-        return FreeModel(initial, floor.normal, dtype, pivot_obj)
+        return FreeModel(initial, floor.normal, pivot_obj, dtype)
     if kind == "7dof":
         return FullModel(initial, floor.normal, dtype)
     raise ValueError(f"unknown pose model {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
