@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from sceneforge.engine_views import write_engine_view
-from sceneforge.eval.physics import PlacedObject, pair_intersection_volume
+from sceneforge.eval.physics import PlacedObject, measured_pairs
 from sceneforge.io.inputs import load_input
 from sceneforge.pipeline import ScenePipeline
 from sceneforge.registry import create
@@ -82,17 +82,9 @@ def overlapping_pairs(objects, min_volume: float = 1e-9) -> list[tuple[int, int,
     placed = []
     for o in objects:
         mesh = o.world_mesh()
-        placed.append((o.id, PlacedObject(mesh, np.asarray(mesh.bounding_box_oriented.vertices), mesh.vertices)))
-    out = []
-    for k, (ia, a) in enumerate(placed):
-        for ib, b in placed[k + 1:]:
-            lo = np.maximum(a.mesh.bounds[0], b.mesh.bounds[0])
-            if np.any(lo > np.minimum(a.mesh.bounds[1], b.mesh.bounds[1])):
-                continue
-            volume, exact = pair_intersection_volume(a, b)
-            if volume > min_volume:
-                out.append((ia, ib, volume, exact))
-    return out
+        placed.append(PlacedObject(mesh, np.asarray(mesh.bounding_box_oriented.vertices), mesh.vertices))
+    return [(objects[a].id, objects[b].id, volume, exact) for a, b, volume, exact in measured_pairs(placed)
+            if volume > min_volume]
 
 
 def main(argv=None) -> int:

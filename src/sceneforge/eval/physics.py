@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -79,20 +79,22 @@ def pair_intersection_volume(a: PlacedObject, b: PlacedObject) -> tuple[float, b
     return oriented_box_intersection_volume(a.corners, b.corners), False
 
 
-def interpenetration(objects: Sequence[PlacedObject], min_volume: float = 0.0) -> tuple[float, int, int]:
-    """(total volume, pairs overlapping by more than ``min_volume``, pairs measured approximately)
-    over all object pairs."""
-    total, pairs, approximate = 0.0, 0, 0
+def measured_pairs(objects: Sequence[PlacedObject]) -> Iterator[tuple[int, int, float, bool]]:
+    """(index a, index b, intersection volume, exact) of every pair of ``objects`` whose axis-aligned
+    boxes overlap (the other pairs do not intersect)."""
     boxes = [_aabb(o.corners) for o in objects]
     for i in range(len(objects)):
         for j in range(i + 1, len(objects)):
-            if aabb_iou(boxes[i], boxes[j]) <= 0:
-                continue
-            volume, exact = pair_intersection_volume(objects[i], objects[j])
-            approximate += 0 if exact else 1
-            total += volume
-            pairs += int(volume > min_volume)
-    return total, pairs, approximate
+            if aabb_iou(boxes[i], boxes[j]) > 0:
+                yield (i, j, *pair_intersection_volume(objects[i], objects[j]))
+
+
+def interpenetration(objects: Sequence[PlacedObject], min_volume: float = 0.0) -> tuple[float, int, int]:
+    """(total volume, pairs overlapping by more than ``min_volume``, pairs measured approximately)
+    over all object pairs."""
+    measured = list(measured_pairs(objects))
+    return (sum(volume for _, _, volume, _ in measured), sum(volume > min_volume for _, _, volume, _ in measured),
+            sum(not exact for _, _, _, exact in measured))
 
 
 def _aabb(points: np.ndarray) -> np.ndarray:
