@@ -93,8 +93,8 @@ def interpenetration(objects: Sequence[PlacedObject], min_volume: float = 0.0) -
     """(total volume, pairs overlapping by more than ``min_volume``, pairs measured approximately)
     over all object pairs."""
     measured = list(measured_pairs(objects))
-    return (sum(volume for _, _, volume, _ in measured), sum(volume > min_volume for _, _, volume, _ in measured),
-            sum(not exact for _, _, _, exact in measured))
+    return (sum((volume for _, _, volume, _ in measured), 0.0),
+            sum(volume > min_volume for _, _, volume, _ in measured), sum(not exact for _, _, _, exact in measured))
 
 
 def _aabb(points: np.ndarray) -> np.ndarray:
