@@ -108,18 +108,11 @@ def timed(fn, repeats: int) -> tuple[float, float, object]:
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import open3d as o3d
     import scipy
+    from reconstruct import cpu_model  # imported here, after the timed runs: it loads the pipeline and torch
 
-    return (f"{cpu}; {CORES} cores used (of {os.cpu_count()} visible, shared with other jobs); "
+    return (f"{cpu_model()}; {CORES} cores used (of {os.cpu_count()} visible, shared with other jobs); "
             f"Python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
             f"open3d {o3d.__version__}; {platform.system()} {platform.release()}")
 

@@ -298,6 +298,28 @@ def real_table(real: dict[str, object]) -> list[str]:
     return lines + ["", "Floor: " + "; ".join(a for a in next(iter(real.values()))["assumptions"])]
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what the platform module knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def library_versions() -> str:
+    """'numpy 2.4.6, scipy 1.17.1, trimesh 5.2.0, torch 2.13.0+cpu': the numerical stack, which the
+    set-up does not pin except torch (the optimised rows move by about 0.002 IoU-B across machines,
+    docs/reconstruct.md, "Reproducibility across machines")."""
+    import scipy
+    import torch
+    import trimesh
+
+    return ", ".join(f"{m.__name__} {m.__version__}" for m in (np, scipy, trimesh, torch))
+
+
 def machine() -> str:
     try:
         from sceneforge.render.rasterizer import shared_rasterizer
@@ -305,8 +327,8 @@ def machine() -> str:
         renderer = shared_rasterizer().renderer_name
     except Exception as exc:  # the benchmark still runs without OpenGL
         renderer = f"none ({exc})"
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores visible (shared with other "
-            f"jobs), Python {platform.python_version()}, renderer {renderer}")
+    return (f"{cpu_model()}, {os.cpu_count()} CPU cores visible (shared with other jobs), Python "
+            f"{platform.python_version()}, {library_versions()}, renderer {renderer}")
 
 
 def main(argv=None) -> int:
