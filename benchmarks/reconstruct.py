@@ -310,14 +310,15 @@ def cpu_model() -> str:
 
 
 def library_versions() -> str:
-    """'numpy 2.4.6, scipy 1.17.1, trimesh 5.2.0, torch 2.13.0+cpu': the numerical stack, which the
-    set-up does not pin except torch (the optimised rows move by about 0.002 IoU-B across machines,
-    docs/reconstruct.md, "Reproducibility across machines")."""
+    """'numpy 2.4.6, scipy 1.17.1, trimesh 5.2.0, torch 2.13.0+cpu (AVX512)': the numerical stack,
+    which the set-up does not pin except torch, and torch's SIMD kernels (the optimised rows move by
+    about 0.002 IoU-B between them, docs/reconstruct.md, "Reproducibility across machines")."""
     import scipy
     import torch
     import trimesh
 
-    return ", ".join(f"{m.__name__} {m.__version__}" for m in (np, scipy, trimesh, torch))
+    return (", ".join(f"{m.__name__} {m.__version__}" for m in (np, scipy, trimesh, torch))
+            + f" ({torch.backends.cpu.get_cpu_capability()})")
 
 
 def machine() -> str:
