@@ -16,7 +16,9 @@ points, a KD-tree). For one object:
    footprint side is then wider than the visible width, whose height disagrees with a measured
    (grounded) height, or whose scale is far from 1 (its real size) ranks low; the best
    ``candidates`` are kept. When the object's label names a library category (``use_labels``),
-   only that category's assets are candidates.
+   only that category's assets are candidates; when it has more than ``candidates`` of them (72
+   procedural variants by default), the ``candidates`` best by step 3's search at every other yaw,
+   unstretched, are kept.
 3. Coarse search: every candidate, at ``yaw_steps`` yaws and horizontal stretch factors
    ``stretches``: the asset is scaled uniformly to the smallest size that spans the visible height
    and width, a grounded one's y axis then set to the measured height (within ``max_squash``), so
@@ -85,7 +87,7 @@ class RetrievalLibrary:
 _LIBRARIES: dict[tuple, RetrievalLibrary] = {}
 
 
-def build_library(*, procedural: bool = True, variants_per_category: int = 12, seed: int = LIBRARY_SEED,
+def build_library(*, procedural: bool = True, variants_per_category: int = 72, seed: int = LIBRARY_SEED,
                   user_folder: str | Path | None = None, samples: int = 1024) -> RetrievalLibrary:
     """The retrieval library (cached per process for the same arguments).
 
@@ -179,7 +181,8 @@ class RetrieveShape(ShapeBackend):
     procedural : include the engine's procedural assets.  variants_per_category : seeded variants
     of each procedural category.  library_seed : their pool seed.  user_folder : a user mesh folder
     (``<root>/<category>/<file>``) to include.  use_labels : restrict candidates to the object's
-    label when it names a library category.  candidates : assets kept by the prefilter.
+    label when it names a library category.  candidates : assets kept by the prefilter (a labelled
+    category with more variants: the best by a coarse unstretched search at every other yaw).
     yaw_steps : yaws of the coarse search (360 / yaw_steps apart).  stretches : horizontal scale
     factors tried around the height-fixed scale.  refine : hypotheses refined.  points : visible
     points used (subsample).  grid : silhouette grid cells on the mask box's longest side.
@@ -199,7 +202,7 @@ class RetrieveShape(ShapeBackend):
         chosen assets about 3% narrower than the truth).
     """
 
-    def __init__(self, *, procedural: bool = True, variants_per_category: int = 12, library_seed: int = LIBRARY_SEED,
+    def __init__(self, *, procedural: bool = True, variants_per_category: int = 72, library_seed: int = LIBRARY_SEED,
                  user_folder: str | None = None, use_labels: bool = True, candidates: int = 12, yaw_steps: int = 24,
                  stretches: tuple[float, ...] | list[float] = (0.8, 1.0, 1.25), refine: int = 3, points: int = 200,
                  grid: int = 48, contact_m: float = 0.08, icp_steps: int = 2, size_tolerance: float = 2.0,
@@ -234,6 +237,8 @@ class RetrieveShape(ShapeBackend):
         perception = context.perception
         candidates = self._prefilter(target, context.observation.label)
         coarse = np.radians(np.arange(self.yaw_steps) * 360.0 / self.yaw_steps)
+        if len(candidates) > self.candidates:
+            candidates = self._shortlist(candidates, coarse[::2], target, perception)
         results = [self._evaluate(index, (stretch, stretch), coarse, np.ones(len(coarse)), target, perception)
                    for index in candidates for stretch in self.stretches]
         step = 2.0 * np.pi / self.yaw_steps
@@ -254,6 +259,14 @@ class RetrieveShape(ShapeBackend):
                 best, j = settled, 0
                 evaluated.append(settled)
         return self._result(best, j, target, len(candidates), evaluated)
+
+    def _shortlist(self, candidates: list[int], yaws: np.ndarray, target: Target,
+                   perception: PerceptionResult) -> list[int]:
+        """The ``candidates`` best of more assets (a labelled category's variants), each scored
+        unstretched at ``yaws`` (radians) by its best hypothesis."""
+        best = [float(self._evaluate(index, (1.0, 1.0), yaws, np.ones(len(yaws)), target, perception).score.min())
+                for index in candidates]
+        return [candidates[k] for k in np.argsort(best, kind="stable")[: self.candidates]]
 
     def _stretch_axes(self, h: Hypotheses, j: int, factors: tuple[float, ...], target: Target,
                       perception: PerceptionResult) -> list[Hypotheses]:
