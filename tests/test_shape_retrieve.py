@@ -101,17 +101,19 @@ def test_user_folder_library_recovers_yaw_and_reports_the_file(chair_mesh, tmp_p
         procedural=False, user_folder=str(folder)).library  # cached per process
 
 
-def test_a_category_with_more_variants_than_candidates_is_shortlisted(chair_mesh, tmp_path):
-    """Five labelled "chair" assets (the true one among other categories' shapes) and room for two
-    candidates: the coarse shortlist keeps the true chair, and the full search then picks it."""
+@pytest.mark.parametrize("label", ["chair", "object"])
+def test_more_assets_than_candidates_are_shortlisted(chair_mesh, tmp_path, label):
+    """Five "chair" assets (the true one among other categories' shapes) and room for two
+    candidates; labelled, the category's five are kept, unlabelled the extents prefilter keeps
+    four: the coarse shortlist keeps the true chair, and the full search then picks it."""
     folder = tmp_path / "library" / "chair"
     folder.mkdir(parents=True)
     for k, category in enumerate(("table", "lamp", "box", "sofa")):
         generate_asset(category, seed=3).mesh.export(folder / f"{k}_{category}.ply")
     chair_mesh.export(folder / "true_chair.ply")
     shape = {"name": "retrieve", "config": {"procedural": False, "user_folder": str(tmp_path / "library"),
-                                            "candidates": 2}}
-    result = ScenePipeline(shape=shape, pose="initial").run(chair_view(chair_mesh))
+                                            "prefilter": 4, "candidates": 2}}
+    result = ScenePipeline(shape=shape, pose="initial").run(chair_view(chair_mesh, label=label))
     info = result.report["objects"]["1"]
     assert info["library_size"] == 5 and info["candidates"] == 2
     assert info["asset"] == "user/chair/true_chair.ply"

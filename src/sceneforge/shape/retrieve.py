@@ -15,10 +15,10 @@ points, a KD-tree). For one object:
    visible height and width (both are lower bounds of the true ones); an asset whose narrowest
    footprint side is then wider than the visible width, whose height disagrees with a measured
    (grounded) height, or whose scale is far from 1 (its real size) ranks low; the best
-   ``candidates`` are kept. When the object's label names a library category (``use_labels``),
-   only that category's assets are candidates; when it has more than ``candidates`` of them (72
-   procedural variants by default), the ``candidates`` best by step 3's search at every other yaw,
-   unstretched, are kept.
+   ``prefilter`` are kept. When the object's label names a library category (``use_labels``),
+   only that category's assets are kept instead. When more than ``candidates`` are kept (72
+   procedural variants per category by default), the ``candidates`` best by step 3's search at
+   every other yaw, unstretched, go on.
 3. Coarse search: every candidate, at ``yaw_steps`` yaws and horizontal stretch factors
    ``stretches``: the asset is scaled uniformly to the smallest size that spans the visible height
    and width, a grounded one's y axis then set to the measured height (within ``max_squash``), so
@@ -181,8 +181,9 @@ class RetrieveShape(ShapeBackend):
     procedural : include the engine's procedural assets.  variants_per_category : seeded variants
     of each procedural category.  library_seed : their pool seed.  user_folder : a user mesh folder
     (``<root>/<category>/<file>``) to include.  use_labels : restrict candidates to the object's
-    label when it names a library category.  candidates : assets kept by the prefilter (a labelled
-    category with more variants: the best by a coarse unstretched search at every other yaw).
+    label when it names a library category.  prefilter : assets an unlabelled object keeps after the
+    extents prefilter.  candidates : assets searched in full; more (a labelled category's variants,
+    the prefilter's assets) are first shortlisted by a coarse unstretched search at every other yaw.
     yaw_steps : yaws of the coarse search (360 / yaw_steps apart).  stretches : horizontal scale
     factors tried around the height-fixed scale.  refine : hypotheses refined.  points : visible
     points used (subsample).  grid : silhouette grid cells on the mask box's longest side.
@@ -203,7 +204,8 @@ class RetrieveShape(ShapeBackend):
     """
 
     def __init__(self, *, procedural: bool = True, variants_per_category: int = 72, library_seed: int = LIBRARY_SEED,
-                 user_folder: str | None = None, use_labels: bool = True, candidates: int = 12, yaw_steps: int = 24,
+                 user_folder: str | None = None, use_labels: bool = True, prefilter: int = 72, candidates: int = 12,
+                 yaw_steps: int = 24,
                  stretches: tuple[float, ...] | list[float] = (0.8, 1.0, 1.25), refine: int = 3, points: int = 200,
                  grid: int = 48, contact_m: float = 0.08, icp_steps: int = 2, size_tolerance: float = 2.0,
                  background_depth_m: float = 0.1, hidden_base: bool = True,
@@ -212,6 +214,7 @@ class RetrieveShape(ShapeBackend):
         self.library = build_library(procedural=procedural, variants_per_category=variants_per_category,
                                      seed=library_seed, user_folder=user_folder)
         self.use_labels = bool(use_labels)
+        self.prefilter = int(prefilter)
         self.candidates = int(candidates)
         self.yaw_steps = int(yaw_steps)
         self.stretches = tuple(float(s) for s in stretches)
@@ -262,7 +265,7 @@ class RetrieveShape(ShapeBackend):
 
     def _shortlist(self, candidates: list[int], yaws: np.ndarray, target: Target,
                    perception: PerceptionResult) -> list[int]:
-        """The ``candidates`` best of more assets (a labelled category's variants), each scored
+        """The ``candidates`` best of more assets (a category's variants, the prefilter's), each scored
         unstretched at ``yaws`` (radians) by its best hypothesis."""
         best = [float(self._evaluate(index, (1.0, 1.0), yaws, np.ones(len(yaws)), target, perception).score.min())
                 for index in candidates]
@@ -382,7 +385,7 @@ class RetrieveShape(ShapeBackend):
                 misfit += abs(np.log(scale * ey / (target.top - target.bottom)))
             costs.append(misfit + abs(np.log(scale)))
         order = np.argsort(costs, kind="stable")
-        return [indices[k] for k in order[: self.candidates]]
+        return [indices[k] for k in order[: self.prefilter]]
 
     # ------------------------------------------------------------------ scoring
     def _tree(self, index: int, stretch: tuple[float, float]) -> tuple[np.ndarray, cKDTree]:
