@@ -35,6 +35,7 @@ import trimesh  # noqa: E402
 from scipy.spatial import cKDTree  # noqa: E402
 
 from sceneforge.eval.sampling import sample_surface  # noqa: E402
+from sceneforge.io.atomic import write_text_atomic  # noqa: E402
 from sceneforge.eval.scene_eval import EvalConfig, evaluate_scene  # noqa: E402
 from sceneforge.geometry.transforms import rotation_y  # noqa: E402
 from sceneforge.types import Plane, Scene, SceneObject, Similarity  # noqa: E402
@@ -150,11 +151,11 @@ def main() -> None:
     if not args.no_write:
         out = Path(__file__).resolve().parents[1] / "docs" / "eval_speed.md"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text("# Evaluation speed (benchmarks/eval_speed.py)\n\n"
-                       "Produced by `python benchmarks/eval_speed.py`; numbers are measured, not edited.\n"
-                       "The prediction is the ground truth under yaw 150°, scale 1.2 and a shift, with every\n"
-                       "object jittered (about 3° and 3 cm): plain ICP from identity cannot undo the yaw.\n\n"
-                       + table + "\n")
+        write_text_atomic(out, "# Evaluation speed (benchmarks/eval_speed.py)\n\n"
+                         "Produced by `python benchmarks/eval_speed.py`; numbers are measured, not edited.\n"
+                         "The prediction is the ground truth under yaw 150°, scale 1.2 and a shift, with every\n"
+                         "object jittered (about 3° and 3 cm): plain ICP from identity cannot undo the yaw.\n\n"
+                         + table + "\n")
         print(f"\nwrote {out}", file=sys.stderr)
 
 
