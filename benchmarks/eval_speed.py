@@ -35,9 +35,9 @@ import trimesh  # noqa: E402
 from scipy.spatial import cKDTree  # noqa: E402
 
 from sceneforge.eval.sampling import sample_surface  # noqa: E402
-from sceneforge.io.atomic import write_text_atomic  # noqa: E402
 from sceneforge.eval.scene_eval import EvalConfig, evaluate_scene  # noqa: E402
 from sceneforge.geometry.transforms import rotation_y  # noqa: E402
+from sceneforge.io.atomic import write_text_atomic  # noqa: E402
 from sceneforge.types import Plane, Scene, SceneObject, Similarity  # noqa: E402
 
 POINTS = 20_480

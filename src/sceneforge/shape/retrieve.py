@@ -205,10 +205,9 @@ class RetrieveShape(ShapeBackend):
 
     def __init__(self, *, procedural: bool = True, variants_per_category: int = 72, library_seed: int = LIBRARY_SEED,
                  user_folder: str | None = None, use_labels: bool = True, prefilter: int = 72, candidates: int = 12,
-                 yaw_steps: int = 24,
-                 stretches: tuple[float, ...] | list[float] = (0.8, 1.0, 1.25), refine: int = 3, points: int = 200,
-                 grid: int = 48, contact_m: float = 0.08, icp_steps: int = 2, size_tolerance: float = 2.0,
-                 background_depth_m: float = 0.1, hidden_base: bool = True,
+                 yaw_steps: int = 24, stretches: tuple[float, ...] | list[float] = (0.8, 1.0, 1.25), refine: int = 3,
+                 points: int = 200, grid: int = 48, contact_m: float = 0.08, icp_steps: int = 2,
+                 size_tolerance: float = 2.0, background_depth_m: float = 0.1, hidden_base: bool = True,
                  axis_search: tuple[tuple[float, ...], ...] | list = ((0.8, 0.9, 1.1, 1.25), (0.95, 1.05)),
                  max_squash: float = 0.75, mask_coverage: float = 0.0, final_icp_steps: int = 8) -> None:
         self.library = build_library(procedural=procedural, variants_per_category=variants_per_category,
