@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -211,10 +210,12 @@ def main() -> None:
                 print(lines[-1], flush=True)
     from sceneforge.render.rasterizer import Rasterizer
 
+    from reconstruct import cpu_model  # imported here, after the timed runs: it loads the pipeline and torch
+
     renderer = Rasterizer().renderer_name
     setup = (f"{args.scenes} scenes per row, {args.objects} objects each, {args.views} candidate views at "
              f"{args.size}x{args.size}, seed {args.seed}; {os.cpu_count()} CPU cores "
-             f"({platform.processor() or platform.machine()}), renderer: {renderer}; load average after the run "
+             f"({cpu_model()}), renderer: {renderer}; load average after the run "
              f"{os.getloadavg()[0]:.1f} (its own worker processes count in it).")
     table = "\n".join(lines)
     print(setup)
