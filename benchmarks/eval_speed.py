@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 import trimesh  # noqa: E402
 from scipy.spatial import cKDTree  # noqa: E402
 
+from machine import cpu_model  # noqa: E402
 from sceneforge.eval.sampling import sample_surface  # noqa: E402
 from sceneforge.eval.scene_eval import EvalConfig, evaluate_scene  # noqa: E402
 from sceneforge.geometry.transforms import rotation_y  # noqa: E402
@@ -111,7 +112,6 @@ def timed(fn, repeats: int) -> tuple[float, float, object]:
 def machine() -> str:
     import open3d as o3d
     import scipy
-    from reconstruct import cpu_model  # imported here, after the timed runs: it loads the pipeline and torch
 
     return (f"{cpu_model()}; {CORES} cores used (of {os.cpu_count()} visible, shared with other jobs); "
             f"Python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "

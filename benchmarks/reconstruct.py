@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from machine import cpu_model
 from sceneforge.engine_views import write_engine_view
 from sceneforge.eval import EvalConfig, evaluate_scene
 from sceneforge.eval.frames import scene_in_camera_frame
@@ -296,17 +297,6 @@ def real_table(real: dict[str, object]) -> list[str]:
             lines.append(f"Retrieved ({name}): " + ", ".join(f"{k}: {v.split('/')[1]}" for k, v in r["assets"].items()))
             break
     return lines + ["", "Floor: " + "; ".join(a for a in next(iter(real.values()))["assumptions"])]
-
-
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo), else what the platform module knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def library_versions() -> str:

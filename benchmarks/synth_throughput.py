@@ -46,6 +46,7 @@ import numpy as np
 # that the one-worker rows (generation in this process) render the same way as their raw baseline.
 os.environ.setdefault("LP_NUM_THREADS", "1")
 
+from machine import cpu_model
 from sceneforge.io.atomic import write_text_atomic
 from sceneforge.synth.cameras import OrbitSpec
 from sceneforge.synth.dataset import SynthConfig, make_scene, stream_seed
@@ -209,8 +210,6 @@ def main() -> None:
                              f"| {e2e['pool_cpu_s']:.2f} ({e2e['pool_s']:.2f}) |")
                 print(lines[-1], flush=True)
     from sceneforge.render.rasterizer import Rasterizer
-
-    from reconstruct import cpu_model  # imported here, after the timed runs: it loads the pipeline and torch
 
     renderer = Rasterizer().renderer_name
     setup = (f"{args.scenes} scenes per row, {args.objects} objects each, {args.views} candidate views at "
