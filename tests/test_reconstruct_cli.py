@@ -125,3 +125,10 @@ def test_config_file_reruns_a_reports_pipeline(run_cli, engine_view, tmp_path):
     code, _, stderr = run_cli("reconstruct", "--input", engine_view.input_dir, "--out", tmp_path / "x",
                               "--config", tmp_path / "missing.json")
     assert code == 2 and "pipeline config file not found" in stderr
+    # a setting beside "name" (not under "config") is an error, not silently dropped; nothing is written
+    misplaced = tmp_path / "misplaced.json"
+    misplaced.write_text(json.dumps({"pose": {"name": "optimise", "iterations": 5}}))
+    code, _, stderr = run_cli("reconstruct", "--input", engine_view.input_dir, "--out", tmp_path / "y",
+                              "--config", misplaced)
+    assert code == 2 and "move 'iterations' into \"config\"" in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "y").exists()

@@ -89,7 +89,15 @@ class Component:
 
 
 def from_description(kind: str, description: Mapping[str, Any] | str) -> Any:
-    """Rebuild a component from ``describe()``'s dictionary, or from a bare name."""
+    """Rebuild a component from ``describe()``'s dictionary, or from a bare name; a dictionary
+    without "name", with keys other than "name" and "config", or whose config is not a dictionary
+    raises UnknownComponentError (a setting beside "name" would otherwise be silently ignored)."""
     if isinstance(description, str):
         return create(kind, description)
-    return create(kind, str(description["name"]), **dict(description.get("config", {})))
+    unknown = sorted(set(description) - {"name", "config"})
+    config = description.get("config", {})
+    if "name" not in description or unknown or not isinstance(config, Mapping):
+        raise UnknownComponentError(
+            f"{kind} description {dict(description)} must be {{\"name\": ..., \"config\": {{setting: value}}}}"
+            + (f"; move {', '.join(map(repr, unknown))} into \"config\"" if unknown else ""))
+    return create(kind, str(description["name"]), **dict(config))
