@@ -134,3 +134,22 @@ def test_scale_gradient_can_be_detached():
         detached.apply(torch.ones(4, 3)).sum().backward()
         assert model.log_scale.grad is None or float(model.log_scale.grad) == 0.0
         assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in model.parameters())
+
+
+def test_a_planar_model_with_a_measured_height_scales_the_footprint_only():
+    floor = Plane(np.array([0.0, 1.0, 0.0]), 0.0)
+    initial = Similarity(rotation_y(0.3), np.array([0.2, 0.52, 1.0]), 1.3)
+    model = build_model("planar", initial, floor, PIVOT, dtype=torch.float64, height_scale=1.3)
+    with torch.no_grad():
+        model.log_scale.fill_(np.log(1.2))
+    pose = model()
+    corners = torch.tensor(np.array([[0.5, 0.4, 0.5], [-0.5, -0.4, -0.5]]))
+    top, bottom = pose.apply(corners).detach().numpy()
+    assert top[1] - bottom[1] == pytest.approx(0.8 * 1.3) and bottom[1] == pytest.approx(0.0)
+    assert np.hypot(*(top - bottom)[[0, 2]]) == pytest.approx(np.sqrt(2.0) * 1.3 * 1.2)
+    world = pose.apply(corners)
+    assert pose.to_local(world).detach().numpy() == pytest.approx(corners.numpy())
+    assert pose.stretch_factors() == pytest.approx([1.0, 1.0 / 1.2, 1.0])
+    # the baked mesh placed by the uniform similarity is the stretched one
+    baked = corners.numpy() * pose.stretch_factors()
+    assert pose.to_similarity().apply(baked) == pytest.approx(world.detach().numpy())

@@ -42,9 +42,10 @@ def test_perturbed_poses_are_recovered(scene, result):
     mean_scale_before = np.mean([pose_error(t.initial_pose, g)[2] for t, g in zip(problem.targets, truths)])
     mean_scale_after = np.mean([pose_error(o.pose, g)[2] for o, g in zip(result.objects, truths)])
     assert mean_scale_after < 0.7 * mean_scale_before
-    # the joint phase starts from the refined yaw hypotheses (most of the fit is done there) and
-    # still improves on them (at full learning rates it overshot and returned its start)
-    assert min(result.loss_history) < 0.97 * result.loss_history[0]
+    # the joint phase starts from the refined yaw hypotheses (most of the fit is done there: with
+    # the first box's measured height kept, all but 1.5 %) and still improves on them (at full
+    # learning rates it overshot and returned its start)
+    assert min(result.loss_history) < 0.995 * result.loss_history[0]
     assert int(np.argmin(result.loss_history)) > 0
 
 
@@ -64,7 +65,7 @@ def test_planar_objects_end_on_the_floor(scene, result):
     problem = scene[0]
     for target, obj in zip(problem.targets, result.objects):
         if obj.model == "planar":
-            lowest = obj.pose.apply(target.mesh.vertices)[:, 1].min()
+            lowest = obj.pose.apply(target.mesh.vertices * np.asarray(obj.stretch))[:, 1].min()
             assert lowest == pytest.approx(0.0, abs=1e-5)
 
 
@@ -358,12 +359,14 @@ def test_the_silhouette_loss_alone_keeps_the_true_scale_with_a_splatted_target()
     """Started at the true poses, the silhouette loss alone: against the hard mask it shrinks every
     object (a render of surface samples bleeds past the object's edge, by up to the splat radius;
     2 px here, where it shows most), against the mask seen through the same splats
-    (``splat_target``, the default) it keeps their scale (docs/pose.md, "Splatted target")."""
+    (``splat_target``, the default) it keeps their scale (docs/pose.md, "Splatted target"). The
+    uniform scale alone is tested: no measured height is kept."""
     problem, truths, _ = make_scene(perturb=(0.0, 0.0, 0.0), size=(320, 240))
     errors = {}
     for splat in (True, False):
         settings = dataclasses.replace(FAST, iterations=120, patience=30, use_points=False, use_physical=False,
-                                       yaw_candidates=1, hypothesis_iterations=0, splat_target=splat, radius_px=2.0)
+                                       yaw_candidates=1, hypothesis_iterations=0, splat_target=splat, radius_px=2.0,
+                                       keep_measured_height=False)
         result = PoseOptimiser(settings).optimise(problem)
         errors[splat] = np.array([np.log(r.pose.s / t.s) for r, t in zip(result.objects, truths)])
     assert errors[False].max() < -0.02  # every object shrank
@@ -387,3 +390,27 @@ def test_a_large_object_resting_on_a_thin_top_is_not_pushed_off_it():
     assert result.object(2).rests_on == 1
     lowest = float(result.object(2).pose.apply(problem.targets[1].mesh.vertices)[:, 1].min())
     assert 0.75 - 1e-4 < lowest < 0.755, lowest
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_a_measured_height_is_kept_while_the_footprint_grows(keep):
+    """The mesh has the truth's height but a 20 % narrower footprint; it starts at the truth's
+    size (its top measured by its points). Kept, the height stays and the footprint grows to the
+    image; with a uniform scale the points on the top hold the scale back and the footprint stays
+    short (a compromise between the two)."""
+    truth = trimesh.creation.box((1.0, 0.8, 0.6))
+    problem, truths, _ = make_scene(objects=((truth, (0.0, 0.0, 0.3, 0.3)),), perturb=(0.0, 0.0, 0.0))
+    narrow = trimesh.creation.box((0.8, 0.8, 0.48))  # canonical: largest side 0.8 -> 1
+    narrow.apply_scale(1.0 / 0.8)
+    start = dataclasses.replace(truths[0], s=0.8)
+    target = dataclasses.replace(problem.targets[0], mesh=narrow, initial_pose=start)
+    problem = dataclasses.replace(problem, targets=(target,))
+    settings = dataclasses.replace(FAST, yaw_candidates=1, hypothesis_iterations=0, keep_measured_height=keep)
+    obj = PoseOptimiser(settings).optimise(problem).objects[0]
+    world = obj.pose.apply(narrow.vertices * np.asarray(obj.stretch))
+    width, height = np.ptp(world @ np.array([np.cos(0.3), 0.0, -np.sin(0.3)])), np.ptp(world[:, 1])
+    if keep:
+        assert width > 0.95 and height == pytest.approx(0.8, abs=0.005) and obj.stretch[1] < 0.85
+        assert obj.to_dict()["stretch"] == list(obj.stretch)
+    else:
+        assert width < 0.9 and height > 0.81 and obj.stretch == (1.0, 1.0, 1.0)

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from sceneforge.amodal.base import AmodalResult
 from sceneforge.perception.base import PerceptionResult
 from sceneforge.pose.optimise import PoseOptimiser, floor_mask_from_depth
@@ -66,9 +68,22 @@ class OptimisedPoses(PoseStage):
         incoming pose's yaw hypotheses (:attr:`~sceneforge.pose.problem.PoseTarget.alternative_poses`)."""
         problem = build_problem(perception, objects, amodal, alternatives)
         result = PoseOptimiser(self.settings).optimise(problem)
-        poses = {r.id: r.pose for r in result.objects}
-        refined = tuple(SceneObject(o.id, o.label, o.mesh, poses.get(o.id, o.pose), o.confidence) for o in objects)
+        by_id = {r.id: r for r in result.objects}
+        refined = tuple(stretched(o, by_id[o.id].pose, by_id[o.id].stretch) if o.id in by_id else o for o in objects)
         return PoseStageResult(refined, {"name": "optimise", **result.to_report()}, result.warnings)
+
+
+def stretched(obj: SceneObject, pose: Similarity, stretch: tuple[float, float, float]) -> SceneObject:
+    """``obj`` at ``pose`` with its canonical mesh stretched per axis by ``stretch`` (3,) about the
+    origin (a kept measured height), then scaled back to a unit largest side (the pose's scale
+    takes the factor), so the canonical convention holds."""
+    if np.allclose(stretch, 1.0):
+        return SceneObject(obj.id, obj.label, obj.mesh, pose, obj.confidence)
+    mesh = obj.mesh.copy()
+    vertices = np.asarray(mesh.vertices, dtype=np.float64) * np.asarray(stretch)
+    side = float(np.ptp(vertices, axis=0).max())
+    mesh.vertices = vertices / side
+    return SceneObject(obj.id, obj.label, mesh, Similarity(pose.R, pose.t, float(pose.s) * side), obj.confidence)
 
 
 AUTO = "auto"

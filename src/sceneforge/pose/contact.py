@@ -39,7 +39,7 @@ at their initial pose fixed:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -132,7 +132,7 @@ def support_tops(bodies: Sequence[Body], normal: torch.Tensor,
         point = origins.mean(0) + (height - heights.mean()) * up
         with torch.no_grad():
             pose = bodies[supporter].model()
-            local = ((torch.as_tensor(point, dtype=pose.t.dtype) - pose.t) @ pose.R) / pose.s
+            local = pose.to_local(torch.as_tensor(point, dtype=pose.t.dtype)[None])[0]
         tops[i] = SupportTop(supporter, local)
     return tops
 
@@ -146,7 +146,7 @@ def _inside(points: torch.Tensor, other: Body) -> tuple[torch.Tensor, torch.Tens
     """Depths (N,) of ``points`` inside ``other`` (0 outside) and the outward unit normals (N, 3)."""
     pose = other.model()
     query = points.detach().clone().requires_grad_(True)
-    sd = signed_distance_to_objects(query, *other.sdf, pose.R.detach(), pose.t.detach(), pose.s.detach())
+    sd = signed_distance_to_objects(query, *other.sdf, pose.detached())
     (grad,) = torch.autograd.grad(sd.sum(), query)
     normals = grad / grad.norm(dim=-1, keepdim=True).clamp(min=1e-9)
     return torch.relu(-sd.detach()), normals
@@ -217,10 +217,10 @@ def _pair_depth(a: Body, b: Body, shift: torch.Tensor | None = None) -> float:
     xa = _world(a) if shift is None else _world(a) + shift
     pose_a = a.model()
     with torch.no_grad():
-        t_a = pose_a.t if shift is None else pose_a.t + shift
-        pose_b = b.model()
-        da = torch.relu(-signed_distance_to_objects(xa, *b.sdf, pose_b.R, pose_b.t, pose_b.s)).max()
-        db = torch.relu(-signed_distance_to_objects(_world(b), *a.sdf, pose_a.R, t_a, pose_a.s)).max()
+        if shift is not None:
+            pose_a = replace(pose_a, t=pose_a.t + shift)
+        da = torch.relu(-signed_distance_to_objects(xa, *b.sdf, b.model())).max()
+        db = torch.relu(-signed_distance_to_objects(_world(b), *a.sdf, pose_a)).max()
     return float(torch.maximum(da, db))
 
 
@@ -300,7 +300,8 @@ def settle(bodies: Sequence[Body], normal: torch.Tensor, offset: float,
 
 def _posed_mesh(body: Body) -> trimesh.Trimesh:
     with torch.no_grad():
-        pose = body.model().to_similarity()
+        pose = body.model()
     mesh = body.mesh.copy()
-    mesh.apply_transform(pose.matrix)
+    mesh.vertices = np.asarray(mesh.vertices) * pose.stretch_factors()
+    mesh.apply_transform(pose.to_similarity().matrix)
     return mesh

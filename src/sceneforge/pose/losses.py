@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import torch
 
+from sceneforge.pose.models import PosedSimilarity
 from sceneforge.pose.sdf import sample_sdf
 
 DICE_WEIGHT = 0.75
@@ -66,19 +67,11 @@ def point_to_surface_loss(observed: torch.Tensor, surface: torch.Tensor, normals
     return (d2 / (d2 + robust * robust)).mean()
 
 
-def penetration_depth(points: torch.Tensor, sdf_grid: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
-                      R: torch.Tensor, t: torch.Tensor, s: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
-    """points : (N, 3) world samples of object A; (sdf_grid, lo, hi) object B's canonical SDF; B's
-    pose (R, t, s). Returns (N,) penetration depth of each sample into B, metres (0 outside)."""
-    local = (points - t) @ R / s
-    sdf = s * sample_sdf(sdf_grid, lo, hi, local)
-    return torch.relu(-sdf - margin)
-
-
 def signed_distance_to_objects(points: torch.Tensor, sdf_grid: torch.Tensor, lo: torch.Tensor,
-                               hi: torch.Tensor, R: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    """(N, 3) world points -> (N,) signed distance to object B (negative inside), metres."""
-    return s * sample_sdf(sdf_grid, lo, hi, (points - t) @ R / s)
+                               hi: torch.Tensor, pose: PosedSimilarity) -> torch.Tensor:
+    """(N, 3) world points -> (N,) signed distance to object B (canonical SDF grid, lo, hi) at
+    ``pose`` (negative inside), metres."""
+    return pose.distance_scale * sample_sdf(sdf_grid, lo, hi, pose.to_local(points))
 
 
 def behind_background(points_cam: torch.Tensor, K: torch.Tensor, depth: torch.Tensor,

@@ -62,15 +62,46 @@ def rotation_from_rotvec(rotvec: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class PosedSimilarity:
-    """Torch similarity ``x_world = s · R @ x + t``: R (3, 3), t (3,), s scalar tensor."""
+    """Torch similarity ``x_world = s · R @ (stretch ⊙ x) + t``: R (3, 3), t (3,), s scalar tensor;
+    ``stretch`` (3,) per-axis factors on the canonical mesh (None: 1), set by a planar model that
+    keeps a measured height (:class:`PlanarModel`)."""
 
     R: torch.Tensor
     t: torch.Tensor
     s: torch.Tensor
+    stretch: torch.Tensor | None = None
 
     def apply(self, points: torch.Tensor) -> torch.Tensor:
         """(N, 3) object-frame points -> (N, 3) world."""
+        if self.stretch is not None:
+            points = points * self.stretch
         return self.s * points @ self.R.T + self.t
+
+    def to_local(self, points: torch.Tensor) -> torch.Tensor:
+        """(N, 3) world -> (N, 3) object-frame points (the inverse of :meth:`apply`)."""
+        local = (points - self.t) @ self.R / self.s
+        return local if self.stretch is None else local / self.stretch
+
+    @property
+    def distance_scale(self) -> torch.Tensor:
+        """Metres per canonical unit of distance (the smallest per-axis scale: distances read off a
+        canonical SDF are not overestimated)."""
+        return self.s if self.stretch is None else self.s * self.stretch.min()
+
+    def detached(self) -> PosedSimilarity:
+        return PosedSimilarity(self.R.detach(), self.t.detach(), self.s.detach(),
+                               None if self.stretch is None else self.stretch.detach())
+
+    def rotate_normals(self, normals: torch.Tensor) -> torch.Tensor:
+        """(N, 3) canonical unit normals -> (N, 3) world unit normals (a stretch tilts them)."""
+        if self.stretch is not None:
+            normals = normals / self.stretch
+            normals = normals / normals.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+        return normals @ self.R.T
+
+    def stretch_factors(self) -> np.ndarray:
+        """(3,) float64 per-axis factors to bake into the canonical mesh (ones when none)."""
+        return np.ones(3) if self.stretch is None else self.stretch.detach().double().numpy()
 
     def to_similarity(self) -> Similarity:
         R = self.R.detach().double().numpy()
@@ -129,14 +160,20 @@ class PoseModel(torch.nn.Module, ABC):
 
 
 class PlanarModel(PoseModel):
-    """4-DoF: pivot (bottom centre of the canonical box) on the floor plane, yaw, uniform scale."""
+    """4-DoF: pivot (bottom centre of the canonical box) on the floor plane, yaw, uniform scale.
+
+    ``height_scale``: the scale at which the object has its measured height. When given, the
+    canonical mesh's y axis is stretched by ``height_scale / scale``, so the scale sizes the
+    footprint while the height stays measured (a shape stage's proportions are least sure across
+    the view, and the uniform scale then traded a measured height for the footprint)."""
 
     kind = "planar"
 
     def __init__(self, initial: Similarity, floor: Plane, pivot_obj: np.ndarray,
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, height_scale: float | None = None):
         origin, e1, e2, n = floor_basis(floor)
         super().__init__(initial, n, dtype)
+        self.height_scale = height_scale
         pivot_world = initial.apply(np.asarray(pivot_obj, dtype=np.float64)[None])[0]
         rel = pivot_world - origin
         self.register_buffer("origin", torch.as_tensor(origin, dtype=dtype))
@@ -160,8 +197,12 @@ class PlanarModel(PoseModel):
     def forward(self, scale_gradient: bool = True) -> PosedSimilarity:
         R = rotation_about(self.up, self.yaw) @ self.R0
         s = self.scale(scale_gradient)
-        t = self.pivot_world() - s * (R @ self.pivot_obj)
-        return PosedSimilarity(R, t, s)
+        stretch = None
+        if self.height_scale is not None:
+            one = torch.ones((), dtype=self.dtype_)
+            stretch = torch.stack([one, self.height_scale / s, one])
+        pivot = self.pivot_obj if stretch is None else self.pivot_obj * stretch
+        return PosedSimilarity(R, self.pivot_world() - s * (R @ pivot), s, stretch)
 
     def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
         return {"translation": [self.delta_ab], "rotation": [self.yaw], "scale": [self.log_scale]}
@@ -212,11 +253,12 @@ class FullModel(PoseModel):
 
 
 def build_model(kind: str, initial: Similarity, floor: Plane, pivot_obj: np.ndarray,
-                dtype: torch.dtype = torch.float32) -> PoseModel:
+                dtype: torch.dtype = torch.float32, height_scale: float | None = None) -> PoseModel:
     """``kind`` in MODEL_KINDS; ``pivot_obj`` (3,) bottom centre of the canonical box: the planar and
-    5-DoF models scale about it (the 7-DoF model about the object's centre)."""
+    5-DoF models scale about it (the 7-DoF model about the object's centre); ``height_scale``: the
+    planar model's measured height (:class:`PlanarModel`; the other kinds ignore it)."""
     if kind == "planar":
-        return PlanarModel(initial, floor, pivot_obj, dtype)
+        return PlanarModel(initial, floor, pivot_obj, dtype, height_scale)
     if kind == "5dof":
         return FreeModel(initial, floor.normal, pivot_obj, dtype)
     if kind == "7dof":

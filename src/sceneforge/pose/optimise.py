@@ -33,7 +33,7 @@ from sceneforge.pose.models import PoseModel, PosedSimilarity, build_model
 from sceneforge.pose.problem import (ObjectPoseResult, PoseOptimisationResult, PoseProblem, PoseSettings,
                                      PoseTarget)
 from sceneforge.pose.sdf import build_sdf_grid
-from sceneforge.types import Similarity
+from sceneforge.types import Plane, Similarity
 from sceneforge.render.soft_silhouette import (SoftSilhouetteSettings, crop_intrinsics,
                                                render_soft_silhouettes, samples_for_radius,
                                                splat_coverage)
@@ -69,6 +69,7 @@ class _Object:
     start: str = "initial"
     projection_m: float = 0.0
     support: tuple[int, torch.Tensor] | None = None  # the supporter's id, a (3,) point of its top in its frame
+    height_scale: float | None = None  # a planar model's measured height (PoseSettings.keep_measured_height)
     last_good: dict[str, torch.Tensor] | None = None
 
 
@@ -177,7 +178,7 @@ class PoseOptimiser:
                 pose = o.model().to_similarity()
             kind = self._model_kind(problem, o.target, pose)
             if kind != o.model.kind:
-                o.model = build_model(kind, pose, problem.floor, _canonical_pivot(o.target.mesh), DTYPE)
+                o.model = build_model(kind, pose, problem.floor, _canonical_pivot(o.target.mesh), DTYPE, o.height_scale)
 
     def _prepare(self, problem: PoseProblem, generator: np.random.Generator) -> list[_Object]:
         s = self.settings
@@ -201,7 +202,10 @@ class PoseOptimiser:
                 warnings.append(f"only {n_points} valid depth points and no silhouette loss: initial pose kept")
                 active = False
             kind = self._model_kind(problem, target)
-            model = build_model(kind, target.initial_pose, problem.floor, _canonical_pivot(target.mesh), DTYPE)
+            height_scale = measured_height_scale(target, problem.floor, s.measured_height_tolerance) \
+                if s.keep_measured_height and kind == "planar" else None
+            model = build_model(kind, target.initial_pose, problem.floor, _canonical_pivot(target.mesh), DTYPE,
+                                height_scale)
             seed = int(generator.integers(2**31))
             dense, faces = trimesh.sample.sample_surface(target.mesh, s.max_render_samples, seed=seed)
             dense = dense.astype(np.float32)
@@ -233,7 +237,7 @@ class PoseOptimiser:
                 surface_normals=torch.as_tensor(normals[:s.surface_samples]),
                 surface_tree=cKDTree(dense[:s.surface_samples]),
                 physical_samples=torch.as_tensor(dense[:s.physical_samples]),
-                contact_samples=torch.as_tensor(dense[:s.contact_samples]),
+                contact_samples=torch.as_tensor(dense[:s.contact_samples]), height_scale=height_scale,
                 observed=observed, K_crop=torch.as_tensor(K_crop, dtype=DTYPE),
                 target_crop=torch.as_tensor(target_crop, dtype=DTYPE),
                 weight_crop=torch.as_tensor(weight_crop, dtype=DTYPE), sdf=sdf))
@@ -273,10 +277,10 @@ class PoseOptimiser:
         for i, (o, pose) in enumerate(zip(objects, poses)):
             if s.use_points and o.observed is not None:
                 with torch.no_grad():  # nearest samples in the canonical frame (a similarity keeps the order)
-                    local = ((o.observed - pose.t) @ pose.R / pose.s).numpy()
+                    local = pose.to_local(o.observed).numpy()
                 nearest = torch.as_tensor(o.surface_tree.query(local)[1])
                 rows[i][1] = L.point_to_surface_loss(o.observed, pose.apply(o.surface_samples),
-                                                     o.surface_normals @ pose.R.T, o.size, nearest=nearest)
+                                                     pose.rotate_normals(o.surface_normals), o.size, nearest=nearest)
         if physical:
             poses = [o.model(scale_gradient=s.physical_scale_gradient) for o in objects]
             world_phys = [pose.apply(o.physical_samples) for o, pose in zip(objects, poses)]
@@ -303,13 +307,11 @@ class PoseOptimiser:
                         # an object resting on another yields: only the carried one's pose gets the gradient
                         Xi = world_contact[i][near[:s.physical_samples]]
                         Xi = Xi.detach() if rests_on(oj.model.kind, oj.active, height_j, heights[i]) else Xi
-                        Rj, tj, sj = (pj.R.detach(), pj.t.detach(), pj.s.detach()) \
-                            if rests_on(o.model.kind, o.active, heights[i], height_j) else (pj.R, pj.t, pj.s)
-                        sd = L.signed_distance_to_objects(Xi, *oj.sdf, Rj, tj, sj)
+                        pose_j = pj.detached() if rests_on(o.model.kind, o.active, heights[i], height_j) else pj
+                        sd = L.signed_distance_to_objects(Xi, *oj.sdf, pose_j)
                         pen = pen + torch.relu(s.contact_clearance - sd).mean()
                     if o.model.kind != "planar":  # the support moves the carried object only
-                        support_candidates.append(torch.relu(L.signed_distance_to_objects(
-                            X, *oj.sdf, pj.R.detach(), pj.t.detach(), pj.s.detach())))
+                        support_candidates.append(torch.relu(L.signed_distance_to_objects(X, *oj.sdf, pj.detached())))
                 rows[i][2] = pen / o.size
                 if context["bg_depth"] is not None:
                     X_cam = X @ R_cw.T + t_cw
@@ -444,7 +446,7 @@ class PoseOptimiser:
         pivot = _canonical_pivot(o.target.mesh)
         return [dataclasses.replace(o, warnings=[], yaw_offset=0.0, start=f"alternative {k}",
                                     model=build_model(self._model_kind(problem, o.target, pose), pose,
-                                                      problem.floor, pivot, DTYPE))
+                                                      problem.floor, pivot, DTYPE, o.height_scale))
                 for k, pose in enumerate(o.target.alternative_poses)]
 
     def _image_loss(self, problem: PoseProblem, objects: list[_Object], context: dict) -> torch.Tensor:
@@ -576,15 +578,18 @@ class PoseOptimiser:
         return [{name: float(value) for name, value in zip(TERMS, row)} for row in terms]
 
     def _result(self, o: _Object, losses: dict[str, float]) -> ObjectPoseResult:
+        stretch = (1.0, 1.0, 1.0)
         if o.status == "kept_initial":
             pose = o.target.initial_pose
         else:
             with torch.no_grad():
-                pose = o.model().to_similarity()
+                posed = o.model()
+            pose, stretch = posed.to_similarity(), tuple(float(v) for v in posed.stretch_factors())
         return ObjectPoseResult(id=o.target.id, pose=pose, initial_pose=o.target.initial_pose,
                                 model=o.model.kind, status=o.status, warnings=tuple(o.warnings), losses=losses,
                                 yaw_offset_deg=math.degrees(o.yaw_offset), projection_m=o.projection_m, start=o.start,
-                                rests_on=None if o.support is None or o.model.kind == "planar" else o.support[0])
+                                rests_on=None if o.support is None or o.model.kind == "planar" else o.support[0],
+                                stretch=stretch)
 
 
 def _top_offset(o: _Object, tops_by_id: dict[int, PosedSimilarity], normal: torch.Tensor) -> float | None:
@@ -632,6 +637,20 @@ def _inside_box(points: torch.Tensor, box: tuple[torch.Tensor, torch.Tensor], ma
 
 def _boxes_overlap(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor], margin: float) -> bool:
     return bool(torch.all(a[0] - margin <= b[1]) and torch.all(b[0] - margin <= a[1]))
+
+
+def measured_height_scale(target: PoseTarget, floor: Plane, tolerance: float) -> float | None:
+    """The scale at which ``target``'s canonical mesh (y up) spans its visible top above the floor
+    (99.5th percentile of its points' heights, metres), when that top lies within ``tolerance`` of
+    the initial mesh's top (relative to its height, at least 1 cm): the height is measured. Else None."""
+    if target.points_world is None or len(target.points_world) < 5:
+        return None
+    top = float(np.percentile(floor.signed_distance(np.asarray(target.points_world, dtype=np.float64)), 99.5))
+    vertices = np.asarray(target.mesh.vertices, dtype=np.float64)
+    heights = floor.signed_distance(target.initial_pose.apply(vertices))
+    if top <= 0.0 or abs(top - float(heights.max())) > max(0.01, tolerance * float(np.ptp(heights))):
+        return None
+    return top / float(np.ptp(vertices[:, 1]))
 
 
 def _canonical_pivot(mesh: trimesh.Trimesh) -> np.ndarray:

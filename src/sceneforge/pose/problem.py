@@ -83,6 +83,13 @@ class PoseSettings:
     disagreement with the image, and pushing it apart moved objects off their depth points on a real
     frame, docs/pose.md; settling floating 5-DoF objects onto their support only when
     ``settle_max_drop`` > 0, in object sizes).
+
+    Measured heights (``keep_measured_height``): a planar object whose visible top (99.5th
+    percentile of its points' heights above the floor) is within ``measured_height_tolerance`` of
+    its initial mesh's top (relative to that height, at least 1 cm) has a measured height: its
+    scale then sizes the footprint and the canonical mesh is stretched vertically to keep that
+    height (:class:`~sceneforge.pose.models.PlanarModel`; the stretch is baked into the returned
+    mesh, docs/pose.md, "Measured heights").
     """
 
     iterations: int = 120
@@ -118,6 +125,8 @@ class PoseSettings:
     settle_max_drop: float = 0.0
     background_margin: float = 0.03
     use_planar: bool = True
+    keep_measured_height: bool = True
+    measured_height_tolerance: float = 0.02
     use_silhouette: bool = True
     use_points: bool = True
     use_physical: bool = True
@@ -154,7 +163,9 @@ class PoseSettings:
 class ObjectPoseResult:
     """One object's outcome. status in OBJECT_STATUSES; losses : final value of each term; rests_on :
     the id of the object whose top is its ground (a carried 5-DoF object), else None; start : the
-    starting pose kept, "initial" or "alternative k" (``PoseTarget.alternative_poses[k]``)."""
+    starting pose kept, "initial" or "alternative k" (``PoseTarget.alternative_poses[k]``);
+    stretch : per-axis factors of the canonical mesh that ``pose`` places (a kept measured height,
+    :class:`PoseSettings`), ones when the mesh is unchanged."""
 
     id: int
     pose: Similarity
@@ -167,11 +178,12 @@ class ObjectPoseResult:
     projection_m: float = 0.0
     rests_on: int | None = None
     start: str = "initial"
+    stretch: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "model": self.model, "status": self.status, "warnings": list(self.warnings),
                 "losses": dict(self.losses), "start": self.start, "yaw_offset_deg": self.yaw_offset_deg,
-                "projection_m": self.projection_m, "rests_on": self.rests_on,
+                "projection_m": self.projection_m, "rests_on": self.rests_on, "stretch": list(self.stretch),
                 "pose": self.pose.matrix.tolist(), "initial_pose": self.initial_pose.matrix.tolist()}
 
 
