@@ -276,7 +276,8 @@ class PoseOptimiser:
                 rows[i][0] = sil_loss[i]
         for i, (o, pose) in enumerate(zip(objects, poses)):
             if s.use_points and o.observed is not None:
-                with torch.no_grad():  # nearest samples in the canonical frame (a similarity keeps the order)
+                with torch.no_grad():  # nearest samples in the canonical frame (a similarity keeps the order;
+                    # a measured height's stretch of a few % hardly changes it)
                     local = pose.to_local(o.observed).numpy()
                 nearest = torch.as_tensor(o.surface_tree.query(local)[1])
                 rows[i][1] = L.point_to_surface_loss(o.observed, pose.apply(o.surface_samples),
