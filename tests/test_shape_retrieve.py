@@ -13,6 +13,7 @@ from sceneforge.eval import EvalConfig, evaluate_scene
 from sceneforge.geometry import rotation_y
 from sceneforge.pipeline import ScenePipeline
 from sceneforge.preview import look_at
+from sceneforge.shape.base import has_prior_proportions
 from sceneforge.shape.retrieve import RetrieveShape, build_library
 from sceneforge.types import Camera, SceneInput
 from synthetic_scenes import _ray_cast
@@ -141,6 +142,11 @@ def test_a_grounded_object_takes_its_measured_height_per_axis(chair_mesh, tmp_pa
     world = obj.world_mesh().vertices
     assert abs(world[:, 1].min()) < 0.01 and abs(world[:, 1].max() - truth[1]) < 0.015  # floor to top
     assert result.report["objects"]["1"]["floor_contact"] is True
+    # the asset's x / z proportions are a prior's: the pose stage sizes the footprint, the height holds
+    assert has_prior_proportions(obj.mesh)
+    posed = ScenePipeline(shape=shape, pose="optimise").run(chair_view(stretched, width=320)).scene.objects[0]
+    height = np.ptp(posed.world_mesh().vertices[:, 1])
+    assert abs(height / truth[1] - 1.0) < 0.02 and has_prior_proportions(posed.mesh), (height, truth[1])
 
 
 def test_an_object_whose_lower_part_is_hidden_still_stands_on_the_floor(chair_mesh):

@@ -163,17 +163,18 @@ class PlanarModel(PoseModel):
     """4-DoF: pivot (bottom centre of the canonical box) on the floor plane, yaw, uniform scale.
 
     ``height_scale``: the scale at which the object has its measured height. When given, the
-    canonical mesh's y axis is stretched by ``height_scale / scale``, so the scale sizes the
-    footprint while the height stays measured (a shape stage's proportions are least sure across
-    the view, and the uniform scale then traded a measured height for the footprint)."""
+    canonical mesh's y axis is stretched by ``(height_scale / scale) ** height_hold``: with
+    ``height_hold`` 1 the scale sizes the footprint alone and the height stays measured, with 0.5
+    the height moves half as much as the footprint (a shape stage's proportions are least sure
+    across the view, and a uniform scale traded a measured height for the footprint)."""
 
     kind = "planar"
 
     def __init__(self, initial: Similarity, floor: Plane, pivot_obj: np.ndarray,
-                 dtype: torch.dtype = torch.float32, height_scale: float | None = None):
+                 dtype: torch.dtype = torch.float32, height_scale: float | None = None, height_hold: float = 1.0):
         origin, e1, e2, n = floor_basis(floor)
         super().__init__(initial, n, dtype)
-        self.height_scale = height_scale
+        self.height_scale, self.height_hold = height_scale, height_hold
         pivot_world = initial.apply(np.asarray(pivot_obj, dtype=np.float64)[None])[0]
         rel = pivot_world - origin
         self.register_buffer("origin", torch.as_tensor(origin, dtype=dtype))
@@ -200,7 +201,7 @@ class PlanarModel(PoseModel):
         stretch = None
         if self.height_scale is not None:
             one = torch.ones((), dtype=self.dtype_)
-            stretch = torch.stack([one, self.height_scale / s, one])
+            stretch = torch.stack([one, (self.height_scale / s) ** self.height_hold, one])
         pivot = self.pivot_obj if stretch is None else self.pivot_obj * stretch
         return PosedSimilarity(R, self.pivot_world() - s * (R @ pivot), s, stretch)
 
@@ -253,12 +254,14 @@ class FullModel(PoseModel):
 
 
 def build_model(kind: str, initial: Similarity, floor: Plane, pivot_obj: np.ndarray,
-                dtype: torch.dtype = torch.float32, height_scale: float | None = None) -> PoseModel:
+                dtype: torch.dtype = torch.float32, height_scale: float | None = None,
+                height_hold: float = 1.0) -> PoseModel:
     """``kind`` in MODEL_KINDS; ``pivot_obj`` (3,) bottom centre of the canonical box: the planar and
     5-DoF models scale about it (the 7-DoF model about the object's centre); ``height_scale``: the
-    planar model's measured height (:class:`PlanarModel`; the other kinds ignore it)."""
+    planar model's measured height and how firmly it holds (:class:`PlanarModel`; the other kinds
+    ignore them)."""
     if kind == "planar":
-        return PlanarModel(initial, floor, pivot_obj, dtype, height_scale)
+        return PlanarModel(initial, floor, pivot_obj, dtype, height_scale, height_hold)
     if kind == "5dof":
         return FreeModel(initial, floor.normal, pivot_obj, dtype)
     if kind == "7dof":

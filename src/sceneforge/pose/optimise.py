@@ -33,6 +33,7 @@ from sceneforge.pose.models import PoseModel, PosedSimilarity, build_model
 from sceneforge.pose.problem import (ObjectPoseResult, PoseOptimisationResult, PoseProblem, PoseSettings,
                                      PoseTarget)
 from sceneforge.pose.sdf import build_sdf_grid
+from sceneforge.shape.base import has_prior_proportions
 from sceneforge.types import Plane, Similarity
 from sceneforge.render.soft_silhouette import (SoftSilhouetteSettings, crop_intrinsics,
                                                render_soft_silhouettes, samples_for_radius,
@@ -178,7 +179,8 @@ class PoseOptimiser:
                 pose = o.model().to_similarity()
             kind = self._model_kind(problem, o.target, pose)
             if kind != o.model.kind:
-                o.model = build_model(kind, pose, problem.floor, _canonical_pivot(o.target.mesh), DTYPE, o.height_scale)
+                o.model = build_model(kind, pose, problem.floor, _canonical_pivot(o.target.mesh), DTYPE, o.height_scale,
+                                      self.settings.measured_height_hold)
 
     def _prepare(self, problem: PoseProblem, generator: np.random.Generator) -> list[_Object]:
         s = self.settings
@@ -205,7 +207,7 @@ class PoseOptimiser:
             height_scale = measured_height_scale(target, problem.floor, s.measured_height_tolerance) \
                 if s.keep_measured_height and kind == "planar" else None
             model = build_model(kind, target.initial_pose, problem.floor, _canonical_pivot(target.mesh), DTYPE,
-                                height_scale)
+                                height_scale, s.measured_height_hold)
             seed = int(generator.integers(2**31))
             dense, faces = trimesh.sample.sample_surface(target.mesh, s.max_render_samples, seed=seed)
             dense = dense.astype(np.float32)
@@ -447,7 +449,8 @@ class PoseOptimiser:
         pivot = _canonical_pivot(o.target.mesh)
         return [dataclasses.replace(o, warnings=[], yaw_offset=0.0, start=f"alternative {k}",
                                     model=build_model(self._model_kind(problem, o.target, pose), pose,
-                                                      problem.floor, pivot, DTYPE, o.height_scale))
+                                                      problem.floor, pivot, DTYPE, o.height_scale,
+                                                      self.settings.measured_height_hold))
                 for k, pose in enumerate(o.target.alternative_poses)]
 
     def _image_loss(self, problem: PoseProblem, objects: list[_Object], context: dict) -> torch.Tensor:
@@ -642,9 +645,10 @@ def _boxes_overlap(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, 
 
 def measured_height_scale(target: PoseTarget, floor: Plane, tolerance: float) -> float | None:
     """The scale at which ``target``'s canonical mesh (y up) spans its visible top above the floor
-    (99.5th percentile of its points' heights, metres), when that top lies within ``tolerance`` of
+    (99.5th percentile of its points' heights, metres), when the mesh's proportions are a prior's
+    (:func:`~sceneforge.shape.base.has_prior_proportions`) and that top lies within ``tolerance`` of
     the initial mesh's top (relative to its height, at least 1 cm): the height is measured. Else None."""
-    if target.points_world is None or len(target.points_world) < 5:
+    if not has_prior_proportions(target.mesh) or target.points_world is None or len(target.points_world) < 5:
         return None
     top = float(np.percentile(floor.signed_distance(np.asarray(target.points_world, dtype=np.float64)), 99.5))
     vertices = np.asarray(target.mesh.vertices, dtype=np.float64)

@@ -127,6 +127,7 @@ class PoseSettings:
     use_planar: bool = True
     keep_measured_height: bool = True
     measured_height_tolerance: float = 0.02
+    measured_height_hold: float = 1.0
     use_silhouette: bool = True
     use_points: bool = True
     use_physical: bool = True

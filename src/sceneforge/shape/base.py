@@ -41,6 +41,20 @@ class ShapeResult:
     info: Mapping[str, Any] = field(default_factory=dict)
 
 
+PROPORTIONS = "proportions"  # canonical mesh metadata key: "prior" when a library asset set them
+
+
+def mark_prior_proportions(mesh: trimesh.Trimesh) -> None:
+    """Record in ``mesh.metadata`` that its per-axis proportions are a prior's (a library asset
+    stretched to the view), not measured: the pose stage may then size the footprint while it keeps
+    a measured height (:class:`~sceneforge.pose.problem.PoseSettings`, ``keep_measured_height``)."""
+    mesh.metadata[PROPORTIONS] = "prior"
+
+
+def has_prior_proportions(mesh: trimesh.Trimesh) -> bool:
+    return mesh.metadata.get(PROPORTIONS) == "prior"
+
+
 class ShapeBackend(Component):
     """Interface: one object's context -> ShapeResult (raise ShapeError to skip the object)."""
 

@@ -55,7 +55,7 @@ from sceneforge.geometry import project_points, rotation_y
 from sceneforge.perception.base import PerceptionResult
 from sceneforge.registry import register
 from sceneforge.shape.base import (ShapeBackend, ShapeContext, ShapeError, ShapeResult, canonicalise,
-                                   floor_contact)
+                                   floor_contact, mark_prior_proportions)
 
 LIBRARY_SEED = 90210  # no engine dataset of the tests or benchmarks uses this seed
 
@@ -497,6 +497,7 @@ class RetrieveShape(ShapeBackend):
         mesh_world.vertices = (np.asarray(mesh_world.vertices) * h.scales[j]) @ rotation_y(yaw).T + h.translations[j]
         canonical, pose = canonicalise(mesh_world, yaw)
         canonical.metadata["name"] = entry.asset.key
+        mark_prior_proportions(canonical)
         runner_up = min(((float(o.score[k]), o.entry_index) for o in evaluated for k in range(len(o.yaws))
                          if o.entry_index != h.entry_index), default=(float("nan"), -1))
         confidence = float(np.clip(h.iou[j] * (1.0 - h.violation[j]) * h.inliers[j], 0.0, 1.0))
