@@ -84,12 +84,14 @@ class PoseSettings:
     frame, docs/pose.md; settling floating 5-DoF objects onto their support only when
     ``settle_max_drop`` > 0, in object sizes).
 
-    Measured heights (``keep_measured_height``): a planar object whose visible top (99.5th
-    percentile of its points' heights above the floor) is within ``measured_height_tolerance`` of
-    its initial mesh's top (relative to that height, at least 1 cm) has a measured height: its
-    scale then sizes the footprint and the canonical mesh is stretched vertically to keep that
-    height (:class:`~sceneforge.pose.models.PlanarModel`; the stretch is baked into the returned
-    mesh, docs/pose.md, "Measured heights").
+    Measured heights (``keep_measured_height``): a planar object whose mesh proportions are a
+    library prior's (:func:`~sceneforge.shape.base.has_prior_proportions`) and whose visible top
+    (99.5th percentile of its points' heights above the floor) is within
+    ``measured_height_tolerance`` of its initial mesh's top (relative to that height, at least
+    1 cm) has a measured height: its scale then sizes the footprint and the canonical mesh is
+    stretched vertically to keep that height, in full with ``measured_height_hold`` 1
+    (:class:`~sceneforge.pose.models.PlanarModel`; the stretch is baked into the returned mesh,
+    docs/pose.md, "Measured heights").
     """
 
     iterations: int = 120
