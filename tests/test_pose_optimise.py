@@ -226,6 +226,8 @@ def test_bad_settings_are_rejected():
         PoseSettings(model="9dof")
     with pytest.raises(ValueError, match="floor_rule"):
         PoseSettings(floor_rule="sometimes")
+    with pytest.raises(ValueError, match="measured_height_hold"):
+        PoseSettings(measured_height_hold=1.5)
 
 
 def _thin_table() -> trimesh.Trimesh:

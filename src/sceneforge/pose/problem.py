@@ -154,6 +154,9 @@ class PoseSettings:
             raise ValueError(f"iterations must be >= 0, got {self.iterations}")
         if self.yaw_candidates < 1:
             raise ValueError(f"yaw_candidates must be >= 1, got {self.yaw_candidates}")
+        if not 0.0 <= self.measured_height_hold <= 1.0 or self.measured_height_tolerance < 0.0:
+            raise ValueError(f"measured_height_hold must be in [0, 1] and measured_height_tolerance >= 0, got "
+                             f"{self.measured_height_hold} and {self.measured_height_tolerance}")
         if self.yaw_hypotheses < 1 or self.hypothesis_iterations < 0:
             raise ValueError(f"yaw_hypotheses must be >= 1 and hypothesis_iterations >= 0, got "
                              f"{self.yaw_hypotheses} and {self.hypothesis_iterations}")
