@@ -35,7 +35,8 @@ points, a KD-tree). For one object:
    (one axis at a time), then the best one again with half the steps, then the winner's x and z
    stretches alone (``axis_search``) and its translation by a longer ICP; the winner's mesh,
    stretched and turned, becomes the canonical mesh with its pose (:func:`canonicalise`; the pose's
-   scale stays uniform, the per-axis proportions live in the canonical mesh).
+   scale stays uniform, the per-axis proportions live in the canonical mesh, which is marked as
+   having a prior's proportions: :func:`~sceneforge.shape.base.mark_prior_proportions`).
 """
 
 from __future__ import annotations
