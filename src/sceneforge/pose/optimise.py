@@ -168,6 +168,13 @@ class PoseOptimiser:
             touch = touch and near
         return "planar" if touch else "5dof"
 
+    def _build_model(self, problem: PoseProblem, kind: str, target: PoseTarget, pose: Similarity,
+                     height_scale: float | None) -> PoseModel:
+        """``target``'s pose model of ``kind`` started at ``pose`` (its measured height, if any, held
+        as the settings say)."""
+        return build_model(kind, pose, problem.floor, _canonical_pivot(target.mesh), DTYPE, height_scale,
+                           self.settings.measured_height_hold)
+
     def _rechoose_models(self, problem: PoseProblem, objects: list[_Object]) -> None:
         """After the yaw hypotheses are refined, decide each model again at its refined pose: the
         initial pose's bottom can be far above the floor (a floor lamp whose shape stage saw only
@@ -179,8 +186,7 @@ class PoseOptimiser:
                 pose = o.model().to_similarity()
             kind = self._model_kind(problem, o.target, pose)
             if kind != o.model.kind:
-                o.model = build_model(kind, pose, problem.floor, _canonical_pivot(o.target.mesh), DTYPE, o.height_scale,
-                                      self.settings.measured_height_hold)
+                o.model = self._build_model(problem, kind, o.target, pose, o.height_scale)
 
     def _prepare(self, problem: PoseProblem, generator: np.random.Generator) -> list[_Object]:
         s = self.settings
@@ -206,8 +212,7 @@ class PoseOptimiser:
             kind = self._model_kind(problem, target)
             height_scale = measured_height_scale(target, problem.floor, s.measured_height_tolerance) \
                 if s.keep_measured_height and kind == "planar" else None
-            model = build_model(kind, target.initial_pose, problem.floor, _canonical_pivot(target.mesh), DTYPE,
-                                height_scale, s.measured_height_hold)
+            model = self._build_model(problem, kind, target, target.initial_pose, height_scale)
             seed = int(generator.integers(2**31))
             dense, faces = trimesh.sample.sample_surface(target.mesh, s.max_render_samples, seed=seed)
             dense = dense.astype(np.float32)
@@ -446,11 +451,9 @@ class PoseOptimiser:
     def _alternative_hypotheses(self, problem: PoseProblem, o: _Object) -> list[_Object]:
         """The object started at each of its target's ``alternative_poses`` (its pose model chosen
         at that pose), to be refined with the yaw hypotheses."""
-        pivot = _canonical_pivot(o.target.mesh)
         return [dataclasses.replace(o, warnings=[], yaw_offset=0.0, start=f"alternative {k}",
-                                    model=build_model(self._model_kind(problem, o.target, pose), pose,
-                                                      problem.floor, pivot, DTYPE, o.height_scale,
-                                                      self.settings.measured_height_hold))
+                                    model=self._build_model(problem, self._model_kind(problem, o.target, pose),
+                                                            o.target, pose, o.height_scale))
                 for k, pose in enumerate(o.target.alternative_poses)]
 
     def _image_loss(self, problem: PoseProblem, objects: list[_Object], context: dict) -> torch.Tensor:
