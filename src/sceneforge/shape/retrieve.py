@@ -25,12 +25,15 @@ points, a KD-tree). For one object:
    the canonical mesh becomes the asset stretched per axis; it is placed with its front on the
    visible points and its bottom on the floor or support (else its top at the visible top), its translation refined by a few one-sided
    ICP steps (visible points -> nearest asset sample, KD-tree), and scored by
-   ``fit`` (truncated mean distance of the points to the asset, relative to its size)
+   ``fit`` (truncated mean distance of the points to the asset's surface, relative to its size;
+   the distance is read at the nearest sample: along its normal, and across it only beyond the
+   samples' spacing, so that the gaps between samples do not favour assets of small area)
    + ``1 - silhouette IoU`` (projected samples splatted on the grid vs the amodal mask)
    + depth violation (share of samples where the camera saw through them, or deep behind the
    background: the background hides nothing)
    + an implausible-size penalty (the asset scaled along any axis beyond ``size_tolerance`` of its
-   real size).
+   real size; plus, ``size_range_weight`` per log unit, its extents outside its category's
+   real-world size range: the visible part of a partly hidden sofa alone asks for a short one).
 4. Refine the best ``refine`` hypotheses over finer yaws, uniform scales and x / z stretches
    (one axis at a time), then the best one again with half the steps, then the winner's x and z
    stretches alone (``axis_search``) and its translation by a longer ICP; the winner's mesh,
@@ -50,7 +53,7 @@ import trimesh
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from sceneforge.assets import Asset, AssetPool, UserAssetWarning, load_user_assets
+from sceneforge.assets import REGISTRY, Asset, AssetPool, SizePrior, UserAssetWarning, load_user_assets
 from sceneforge.errors import InputError
 from sceneforge.geometry import project_points, rotation_y
 from sceneforge.perception.base import PerceptionResult
@@ -63,10 +66,16 @@ LIBRARY_SEED = 90210  # no engine dataset of the tests or benchmarks uses this s
 
 @dataclass(frozen=True, eq=False)
 class LibraryEntry:
-    """One asset ready for matching: ``samples`` (S, 3) float64 metres on its canonical surface."""
+    """One asset ready for matching: ``samples`` (S, 3) float64 metres on its canonical surface
+    (area-uniform), ``normals`` (S, 3) their faces' unit normals, ``spacing`` (metres) their mean
+    spacing (the square root of the surface area per sample) and ``size_range`` the real-world size
+    range of its category (None for a user asset of a category the engine does not know)."""
 
     asset: Asset
     samples: np.ndarray
+    normals: np.ndarray
+    spacing: float
+    size_range: SizePrior | None
 
     @property
     def extents(self) -> np.ndarray:
@@ -117,11 +126,18 @@ def build_library(*, procedural: bool = True, variants_per_category: int = 72, s
                                           "skipped (" + "; ".join(f"{Path(p).name}: {m}" for p, m in skipped) + ")")
     if not assets:
         raise InputError(None, "the retrieval library is empty: enable the procedural assets or give a user folder")
-    entries = tuple(LibraryEntry(a, np.asarray(trimesh.sample.sample_surface(a.mesh, samples, seed=0)[0]))
-                    for a in assets)
+    entries = tuple(library_entry(a, samples) for a in assets)
     library = RetrievalLibrary(entries, skipped)
     _LIBRARIES[key] = library
     return library
+
+
+def library_entry(asset: Asset, samples: int = 1024) -> LibraryEntry:
+    """``asset`` sampled for matching: ``samples`` area-uniform surface points (seed 0) and their normals."""
+    points, faces = trimesh.sample.sample_surface(asset.mesh, samples, seed=0)
+    spacing = float(np.sqrt(asset.mesh.area / max(samples, 1)))
+    size_range = asset.size_prior if asset.category in REGISTRY else None
+    return LibraryEntry(asset, np.asarray(points), np.asarray(asset.mesh.face_normals[faces]), spacing, size_range)
 
 
 @dataclass(frozen=True, eq=False)
@@ -190,8 +206,11 @@ class RetrieveShape(ShapeBackend):
     points used (subsample).  grid : silhouette grid cells on the mask box's longest side.
     contact_m : floor-contact distance (as lift).  icp_steps : translation refinements per hypothesis.
     size_tolerance : an asset scaled along any axis by more than this factor (or less than its
-        inverse) away from its real size is penalised by the log of the excess.  background_depth_m : asset samples
-        this far (plus 2%) behind a background pixel's depth are inside the wall: a violation.
+        inverse) away from its real size is penalised by the log of the excess.
+    size_range_weight : penalty per log unit of each scaled extent outside the category's size range
+        (:attr:`~sceneforge.assets.Asset.size_prior`; none for a user category the engine does not know).
+    background_depth_m : asset samples this far (plus 2%) behind a background pixel's depth are
+        inside the wall: a violation.
     hidden_base : an object off the floor with no object under it stands on the floor (its base
         hidden or too thin to see; :func:`~sceneforge.shape.base.floor_contact`), unless its label
         names a category whose tallest asset, grown by ``size_tolerance``, is shorter than that.
@@ -210,7 +229,8 @@ class RetrieveShape(ShapeBackend):
                  points: int = 200, grid: int = 48, contact_m: float = 0.08, icp_steps: int = 2,
                  size_tolerance: float = 2.0, background_depth_m: float = 0.1, hidden_base: bool = True,
                  axis_search: tuple[tuple[float, ...], ...] | list = ((0.8, 0.9, 1.1, 1.25), (0.95, 1.05)),
-                 max_squash: float = 0.75, mask_coverage: float = 0.0, final_icp_steps: int = 8) -> None:
+                 max_squash: float = 0.75, mask_coverage: float = 0.0, final_icp_steps: int = 8,
+                 size_range_weight: float = 1.0) -> None:
         self.library = build_library(procedural=procedural, variants_per_category=variants_per_category,
                                      seed=library_seed, user_folder=user_folder)
         self.use_labels = bool(use_labels)
@@ -229,6 +249,7 @@ class RetrieveShape(ShapeBackend):
         self.max_squash = float(max_squash)
         self.mask_coverage = float(mask_coverage)
         self.final_icp_steps = int(final_icp_steps)
+        self.size_range_weight = float(size_range_weight)
         self.axis_search = tuple(tuple(float(f) for f in factors) for factors in axis_search)
         self._trees: dict[tuple[int, float, float], cKDTree] = {}
 
@@ -388,22 +409,25 @@ class RetrieveShape(ShapeBackend):
         return [indices[k] for k in order[: self.prefilter]]
 
     # ------------------------------------------------------------------ scoring
-    def _tree(self, index: int, stretch: tuple[float, float]) -> tuple[np.ndarray, cKDTree]:
-        """The asset's samples stretched along x and z by ``stretch`` (metres, (S, 3)) and their KD-tree."""
+    def _tree(self, index: int, stretch: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, cKDTree]:
+        """The asset's samples stretched along x and z by ``stretch`` (metres, (S, 3)), their normals
+        ((S, 3), not unit: the stretch's inverse applied) and the samples' KD-tree."""
         key = (index, round(stretch[0], 6), round(stretch[1], 6))
-        samples = self.library.entries[index].samples * np.array([stretch[0], 1.0, stretch[1]])
+        entry = self.library.entries[index]
+        factors = np.array([stretch[0], 1.0, stretch[1]])
+        samples = entry.samples * factors
         if key not in self._trees:
             if len(self._trees) > 512:
                 self._trees.clear()
             self._trees[key] = cKDTree(samples)
-        return samples, self._trees[key]
+        return samples, entry.normals / factors, self._trees[key]
 
     def _evaluate(self, index: int, stretch: tuple[float, float], yaws: np.ndarray, factors: np.ndarray, target: Target,
                   perception: PerceptionResult, icp_steps: int | None = None) -> Hypotheses:
         """Place the asset (stretched along its x and z) at each of the J ``yaws`` (radians), scaled uniformly
         to the smallest size that spans the visible height and width times ``factors`` (J,), refine the
         translations by one-sided ICP and score."""
-        samples, tree = self._tree(index, stretch)
+        samples, normals, tree = self._tree(index, stretch)
         J = len(yaws)
         rotations = np.stack([rotation_y(y) for y in yaws])  # (J, 3, 3)
         turned = np.einsum("jab,sb->jsa", rotations, samples)  # (J, S, 3), metres before scaling
@@ -444,14 +468,37 @@ class RetrieveShape(ShapeBackend):
             if target.grounded:
                 step[:, 1] = 0.0
             t = t + step
+        distance = self._surface_distance(residual, normals[nearest].reshape(J, -1, 3), rotations, squash,
+                                          self.library.entries[index].spacing * scale * np.sqrt(stretch[0] * stretch[1]))
         cap = 0.1 * size[:, None]
         fit = (np.minimum(distance, cap) / cap).mean(axis=1)
         inliers = (distance < 0.02 * np.maximum(size, 0.5)[:, None]).mean(axis=1)
         iou, violation = self._image_terms(turned + t[:, None, :], target, perception)
         scales = scale[:, None] * np.stack([np.full(J, stretch[0]), squash, np.full(J, stretch[1])], axis=1)
         implausible = np.maximum(np.abs(np.log(scales)).max(axis=1) - np.log(self.size_tolerance), 0.0)
+        size_range = self.library.entries[index].size_range
+        if size_range is not None and self.size_range_weight > 0:
+            extents = self.library.entries[index].extents * scales  # (J, 3) metres
+            outside = np.maximum(np.log(size_range.low / extents), 0.0) + np.maximum(np.log(extents / size_range.high), 0.0)
+            implausible = implausible + self.size_range_weight * outside.sum(axis=1)
         return Hypotheses(index, np.asarray(yaws, dtype=np.float64), np.asarray(factors, dtype=np.float64), scale,
                           scales, t, fit, iou, violation, inliers, implausible)
+
+    @staticmethod
+    def _surface_distance(residual: np.ndarray, normals: np.ndarray, rotations: np.ndarray, squash: np.ndarray,
+                          spacing: np.ndarray) -> np.ndarray:
+        """(J, N) metres from each point to the asset's surface, estimated at its nearest sample:
+        the distance along the sample's normal, plus what the distance across it exceeds the
+        samples' ``spacing`` (J,) by. The distance to the nearest sample alone is mostly the gaps
+        between samples, which favoured assets of smaller area (an elliptic table top over the true
+        rectangular one). residual (J, N, 3) point minus nearest sample (world); normals (J, N, 3)
+        canonical, of the stretched samples; rotations (J, 3, 3); squash (J,) y scale factor."""
+        world = np.einsum("jab,jnb->jna", rotations, normals)
+        world[:, :, 1] /= squash[:, None]
+        world /= np.maximum(np.linalg.norm(world, axis=2, keepdims=True), 1e-12)
+        along = np.abs(np.sum(residual * world, axis=2))
+        across = np.sqrt(np.maximum(np.sum(residual ** 2, axis=2) - along ** 2, 0.0))
+        return np.hypot(along, np.maximum(across - spacing[:, None], 0.0))
 
     def _image_terms(self, world: np.ndarray, target: Target,
                      perception: PerceptionResult) -> tuple[np.ndarray, np.ndarray]:
