@@ -133,7 +133,8 @@ def build_library(*, procedural: bool = True, variants_per_category: int = 72, s
 
 
 def library_entry(asset: Asset, samples: int = 1024) -> LibraryEntry:
-    """``asset`` sampled for matching: ``samples`` area-uniform surface points (seed 0) and their normals."""
+    """``asset`` sampled for matching (:class:`LibraryEntry`): ``samples`` area-uniform surface points
+    (seed 0), their normals and spacing, and its category's size range."""
     points, faces = trimesh.sample.sample_surface(asset.mesh, samples, seed=0)
     spacing = float(np.sqrt(asset.mesh.area / max(samples, 1)))
     size_range = asset.size_prior if asset.category in REGISTRY else None
@@ -428,6 +429,7 @@ class RetrieveShape(ShapeBackend):
         to the smallest size that spans the visible height and width times ``factors`` (J,), refine the
         translations by one-sided ICP and score."""
         samples, normals, tree = self._tree(index, stretch)
+        entry = self.library.entries[index]
         J = len(yaws)
         rotations = np.stack([rotation_y(y) for y in yaws])  # (J, 3, 3)
         turned = np.einsum("jab,sb->jsa", rotations, samples)  # (J, S, 3), metres before scaling
@@ -469,17 +471,17 @@ class RetrieveShape(ShapeBackend):
                 step[:, 1] = 0.0
             t = t + step
         distance = self._surface_distance(residual, normals[nearest].reshape(J, -1, 3), rotations, squash,
-                                          self.library.entries[index].spacing * scale * np.sqrt(stretch[0] * stretch[1]))
+                                          entry.spacing * scale * np.sqrt(stretch[0] * stretch[1]))
         cap = 0.1 * size[:, None]
         fit = (np.minimum(distance, cap) / cap).mean(axis=1)
         inliers = (distance < 0.02 * np.maximum(size, 0.5)[:, None]).mean(axis=1)
         iou, violation = self._image_terms(turned + t[:, None, :], target, perception)
         scales = scale[:, None] * np.stack([np.full(J, stretch[0]), squash, np.full(J, stretch[1])], axis=1)
         implausible = np.maximum(np.abs(np.log(scales)).max(axis=1) - np.log(self.size_tolerance), 0.0)
-        size_range = self.library.entries[index].size_range
-        if size_range is not None and self.size_range_weight > 0:
-            extents = self.library.entries[index].extents * scales  # (J, 3) metres
-            outside = np.maximum(np.log(size_range.low / extents), 0.0) + np.maximum(np.log(extents / size_range.high), 0.0)
+        if entry.size_range is not None and self.size_range_weight > 0:
+            extents = entry.extents * scales  # (J, 3) metres
+            outside = np.maximum(np.log(entry.size_range.low / extents), 0.0) + \
+                np.maximum(np.log(extents / entry.size_range.high), 0.0)
             implausible = implausible + self.size_range_weight * outside.sum(axis=1)
         return Hypotheses(index, np.asarray(yaws, dtype=np.float64), np.asarray(factors, dtype=np.float64), scale,
                           scales, t, fit, iou, violation, inliers, implausible)
