@@ -172,9 +172,9 @@ def test_in_process_runs_leave_start_up_objects_out_of_gc_scans_and_restore_it(t
     assert len(seen) == 2 and min(seen) > 0 and gc.get_freeze_count() == 0
     with runner.frozen_gc():  # a caller that froze objects itself keeps them frozen
         frozen = gc.get_freeze_count()
-        with runner.frozen_gc():
-            assert gc.get_freeze_count() == frozen
-        assert gc.get_freeze_count() == frozen
+        with runner.frozen_gc():  # neither freezes more nor unfreezes (frozen objects may still be freed)
+            assert 0 < gc.get_freeze_count() <= frozen
+        assert 0 < gc.get_freeze_count() <= frozen
     assert gc.get_freeze_count() == 0
 
 
