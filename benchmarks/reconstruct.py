@@ -11,9 +11,10 @@ per stage is reported per view.
 
 With ``--ablation`` the same loop also runs 3D-RE-GEN's pose ablation (docs/pose_ablation_retrieve.md):
 the ``retrieve, initial poses`` reconstruction's objects (the default shape backend's) go through
-the pose stage as the full model and without the planar model / silhouette loss / physical terms,
-and as the full model with the learned pose model's poses as further starts (``learned_optimise``,
-the default with depth), once with the retrieved meshes and once with the ground-truth meshes given (each GT canonical mesh
+the pose stage as the full model (``reconstruct``'s default with depth, ``learned_optimise``: the
+optimisation with the learned pose model's poses as further starts) and without one of its parts:
+the learned initialisation (``optimise``), the planar model, the silhouette loss, the physical
+terms; once with the retrieved meshes and once with the ground-truth meshes given (each GT canonical mesh
 scaled to the retrieved box's largest side, at the retrieved pose); every variant is scored by the
 same function, with interpenetration volume, floating distance and (GT meshes) the pose errors
 alone. ``--ablation-base 'lift, initial poses'`` re-poses the lift backend's objects instead
@@ -70,13 +71,14 @@ SCORE_COLUMNS = ("CD-S", "F-Score-S", "CD-O", "F-Score-O", "F-Score-O per-axis",
 STAGES = ("perception", "amodal", "shape", "pose", "assembly", "total")
 
 ABLATION_BASE = "retrieve, initial poses"  # the METHODS entry whose objects the ablation re-poses (default shape)
-POSE_VARIANTS = {  # pose-stage descriptions for the registry (None: keep the initial poses)
+POSE_VARIANTS = {  # pose-stage descriptions for the registry (None: keep the initial poses); the full
+    # model is reconstruct's default pose stage, and each ablation removes one of its parts
     "initial poses (reconstruction issue)": None,
-    "full model": {"name": "optimise", "config": {}},
-    "w/o planar model": {"name": "optimise", "config": {"use_planar": False}},
-    "w/o silhouette loss": {"name": "optimise", "config": {"use_silhouette": False}},
-    "w/o physical terms": {"name": "optimise", "config": {"use_physical": False}},
-    "full model, learned initialisation (default)": {"name": "learned_optimise", "config": {}},
+    "full model": {"name": "learned_optimise", "config": {}},
+    "w/o learned initialisation": {"name": "optimise", "config": {}},
+    "w/o planar model": {"name": "learned_optimise", "config": {"use_planar": False}},
+    "w/o silhouette loss": {"name": "learned_optimise", "config": {"use_silhouette": False}},
+    "w/o physical terms": {"name": "learned_optimise", "config": {"use_physical": False}},
 }
 ABLATION_COLUMNS = ("CD-S", "F-Score-S", "CD-O", "F-Score-O", "IoU-B", "F-Score-S@0.02", "interpenetration m³",
                     "floating m", "pose s")
@@ -238,7 +240,8 @@ def ablation_text(ablation_rows, base: str = ABLATION_BASE) -> list[str]:
     per_5 = [5.0 * r["pose s"] / r["objects"] for r in full if r["objects"]]
     full_gt = ablation_rows["ground-truth meshes"].get("full model", [])
     text = [f"## Pose optimisation ablation (3D-RE-GEN's table), {source}", "",
-            f"The `{base}` reconstruction re-posed by each variant of the pose stage; scored like the "
+            f"The `{base}` reconstruction re-posed by each variant of the pose stage (full model: the default "
+            "pose stage, `learned_optimise`; each ablation removes one of its parts); scored like the "
             "table above (camera frame, no alignment); interpenetration volume (m³) and mean floating distance (m) "
             "of the prediction (eval's plausibility); pose s: pose-stage seconds per view.", "",
             mean_table(ablation_rows[source], ABLATION_COLUMNS, first="variant"), "",

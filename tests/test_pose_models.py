@@ -7,8 +7,8 @@ import pytest
 import torch
 import trimesh
 
-from sceneforge.geometry import rotation_y
-from sceneforge.pose.models import build_model, rotation_from_rotvec
+from sceneforge.geometry import rotation_about_axis, rotation_y
+from sceneforge.pose.models import build_model, nearest_upright, rotation_from_rotvec
 from sceneforge.pose.sdf import build_sdf_grid, sample_sdf, winding_numbers
 from sceneforge.types import Plane, Similarity
 
@@ -76,6 +76,22 @@ def test_rotvec_is_smooth_at_zero_and_matches_rodrigues():
     zero = torch.zeros(3, dtype=torch.float64, requires_grad=True)
     rotation_from_rotvec(zero).sum().backward()
     assert torch.all(torch.isfinite(zero.grad))
+
+
+def test_a_tilted_start_is_turned_upright_keeping_its_yaw_scale_and_centre():
+    upright = Similarity(rotation_y(0.3), np.array([1.0, 0.0, -2.0]), 0.5)
+    up = np.array([0.0, 1.0, 0.0])
+    centre = np.array([0.1, 0.4, -0.2])
+    tilt = rotation_about_axis(np.array([1.0, 0.0, 1.0]), 0.2)
+    tilted = Similarity(tilt @ rotation_y(1.1), np.array([0.5, 0.3, -1.5]), 0.8)
+    snapped = nearest_upright(tilted, upright, up, centre)
+    assert np.allclose(snapped.R @ up, up)                       # upright again
+    assert np.allclose(snapped.R, rotation_y(1.1), atol=0.03)    # the same yaw, near enough
+    assert snapped.s == tilted.s
+    assert np.allclose(snapped.apply(centre[None]), tilted.apply(centre[None]))
+    turned = Similarity(rotation_y(-2.0), tilted.t, 0.8)          # already upright: unchanged
+    assert np.allclose(nearest_upright(turned, upright, up, centre).R, turned.R)
+    assert np.allclose(nearest_upright(turned, upright, up, centre).t, turned.t)
 
 
 def test_unknown_model_kind_is_rejected():

@@ -107,6 +107,26 @@ def test_an_alternative_start_is_kept_only_where_the_refined_losses_prefer_it():
     assert obj.start == "initial" and pose_error(obj.pose, truth)[1] > 0.05  # the bad start alone stays off
 
 
+def test_a_tilted_alternative_start_is_refined_upright():
+    """A learned model's start tipped 0.3 rad about a horizontal axis: the planar model turns about
+    the floor normal only, so the start is turned upright first and ends at the true pose."""
+    from sceneforge.geometry import rotation_about_axis
+    from sceneforge.types import Similarity
+
+    ell = trimesh.util.concatenate([trimesh.creation.box((1.0, 0.4, 0.3)),
+                                    trimesh.creation.box((0.3, 0.4, 0.8)).apply_translation((0.35, 0, 0.25))])
+    problem, truths, _ = make_scene(objects=((ell, (0.0, 0.0, 0.5, 0.2)),), perturb=(0.0, 0.0, 0.0))
+    truth = truths[0]
+    wrong = Similarity(truth.R, truth.t + np.array([0.5, 0.0, -0.3]), 0.5 * truth.s)
+    tilted = Similarity(rotation_about_axis(np.array([1.0, 0.0, 0.0]), 0.3) @ truth.R, truth.t, truth.s)
+    target = dataclasses.replace(problem.targets[0], initial_pose=wrong, alternative_poses=(tilted,))
+    obj = PoseOptimiser(dataclasses.replace(FAST, iterations=20)).optimise(
+        dataclasses.replace(problem, targets=(target,))).objects[0]
+    assert obj.start == "alternative 0" and obj.model == "planar"
+    assert np.allclose(obj.pose.R @ [0.0, 1.0, 0.0], [0.0, 1.0, 0.0], atol=1e-6)
+    assert pose_error(obj.pose, truth)[0] < 2.0 and pose_error(obj.pose, truth)[1] < 0.02
+
+
 @pytest.mark.parametrize("iterations, project_contacts", [(60, False), (0, True)])
 def test_physical_terms_remove_interpenetration(scene, iterations, project_contacts):
     """The loss's physical terms alone (60 iterations), or the collision-resolving projection alone

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sceneforge.geometry import rotation_about_axis
 from sceneforge.geometry.planes import floor_axes
 from sceneforge.types import Plane, Similarity
 
@@ -114,6 +115,22 @@ def floor_basis(floor: Plane) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     n = np.asarray(floor.normal, dtype=np.float64)
     e1, e2 = floor_axes(n)
     return -floor.offset * n, e1, e2, n
+
+
+def nearest_upright(pose: Similarity, upright: Similarity, up: np.ndarray, centre: np.ndarray) -> Similarity:
+    """``pose`` with the rotation nearest to its own (Frobenius) among ``upright``'s rotation turned
+    about the unit floor normal ``up`` (3,): the rotations a planar or 5-DoF model can reach. The
+    canonical point ``centre`` (3,) keeps its world position; the scale is kept. A start from
+    another source (a learned model's tilted guess) then means the same to these models as their
+    own initial pose."""
+    R_up, R = np.asarray(upright.R), np.asarray(pose.R)
+    n = np.asarray(up, dtype=np.float64) / np.linalg.norm(up)
+    M = R_up @ R.T  # maximise trace(rot(n, angle) @ M) over the angle
+    Kx = np.array([[0.0, -n[2], n[1]], [n[2], 0.0, -n[0]], [-n[1], n[0], 0.0]])
+    angle = np.arctan2(np.trace(Kx @ M), -np.trace(Kx @ Kx @ M))
+    turned = rotation_about_axis(n, float(angle)) @ R_up
+    c = np.asarray(centre, dtype=np.float64)
+    return Similarity(turned, pose.t + pose.s * (R - turned) @ c, pose.s)
 
 
 class PoseModel(torch.nn.Module, ABC):

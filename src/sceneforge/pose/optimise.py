@@ -29,7 +29,7 @@ from scipy.spatial import cKDTree
 from sceneforge.geometry import invert_transform
 from sceneforge.pose import losses as L
 from sceneforge.pose.contact import Body, ContactSettings, rests_on, separate, settle, support_tops
-from sceneforge.pose.models import PoseModel, PosedSimilarity, build_model
+from sceneforge.pose.models import PoseModel, PosedSimilarity, build_model, nearest_upright
 from sceneforge.pose.problem import (ObjectPoseResult, PoseOptimisationResult, PoseProblem, PoseSettings,
                                      PoseTarget)
 from sceneforge.pose.sdf import build_sdf_grid
@@ -450,11 +450,20 @@ class PoseOptimiser:
 
     def _alternative_hypotheses(self, problem: PoseProblem, o: _Object) -> list[_Object]:
         """The object started at each of its target's ``alternative_poses`` (its pose model chosen
-        at that pose), to be refined with the yaw hypotheses."""
-        return [dataclasses.replace(o, warnings=[], yaw_offset=0.0, start=f"alternative {k}",
-                                    model=self._build_model(problem, self._model_kind(problem, o.target, pose),
-                                                            o.target, pose, o.height_scale))
-                for k, pose in enumerate(o.target.alternative_poses)]
+        at that pose), to be refined with the yaw hypotheses. Unless the model is 7-DoF, a start is
+        first turned upright like the initial pose about its box centre (:func:`nearest_upright`):
+        the planar and 5-DoF models turn about the floor normal only, and would keep a learned
+        model's tilt (a bowl tipped 12 degrees into the desk it stands on)."""
+        hypotheses = []
+        for k, pose in enumerate(o.target.alternative_poses):
+            if self.settings.model != "7dof":
+                pose = nearest_upright(pose, o.target.initial_pose, np.array(problem.floor.normal),
+                                       np.asarray(o.target.mesh.bounds, dtype=np.float64).mean(0))
+            model = self._build_model(problem, self._model_kind(problem, o.target, pose), o.target, pose,
+                                      o.height_scale)
+            hypotheses.append(dataclasses.replace(o, warnings=[], yaw_offset=0.0, start=f"alternative {k}",
+                                                  model=model))
+        return hypotheses
 
     def _image_loss(self, problem: PoseProblem, objects: list[_Object], context: dict) -> torch.Tensor:
         """(B,) weighted silhouette + point loss of every object at its model's current pose."""
