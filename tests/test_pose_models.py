@@ -169,3 +169,21 @@ def test_a_planar_model_with_a_measured_height_scales_the_footprint_only():
     # the baked mesh placed by the uniform similarity is the stretched one
     baked = corners.numpy() * pose.stretch_factors()
     assert pose.to_similarity().apply(baked) == pytest.approx(world.detach().numpy())
+
+
+@pytest.mark.parametrize("kind", ["planar", "5dof"])
+def test_the_footprint_aspect_stretches_x_and_z_oppositely_about_the_bottom_pivot(kind):
+    floor = Plane(np.array([0.0, 1.0, 0.0]), 0.0)
+    initial = Similarity(rotation_y(0.3), np.array([0.2, 0.4, 1.0]), 1.0)
+    model = build_model(kind, initial, floor, PIVOT, dtype=torch.float64, aspect=True)
+    assert model.log_aspect in model.parameter_groups()["scale"]
+    with torch.no_grad():
+        model.log_aspect.fill_(np.log(1.25))
+    pose = model()
+    assert pose.stretch_factors() == pytest.approx([1.25, 1.0, 0.8])
+    bottom = pose.apply(torch.tensor(np.array([PIVOT]))).detach().numpy()[0]
+    assert bottom == pytest.approx(initial.apply(np.array([PIVOT]))[0])  # the pivot stays where it was
+    corners = torch.tensor(np.array([[0.5, 0.4, 0.5], [-0.5, -0.4, -0.5]]))
+    assert pose.to_local(pose.apply(corners)).detach().numpy() == pytest.approx(corners.numpy())
+    plain = build_model(kind, initial, floor, PIVOT, dtype=torch.float64)
+    assert plain.log_aspect is None and plain().stretch is None

@@ -428,7 +428,8 @@ def test_a_measured_height_is_kept_while_the_footprint_grows(keep, prior):
     start = dataclasses.replace(truths[0], s=0.8)
     target = dataclasses.replace(problem.targets[0], mesh=narrow, initial_pose=start)
     problem = dataclasses.replace(problem, targets=(target,))
-    settings = dataclasses.replace(FAST, yaw_candidates=1, hypothesis_iterations=0, keep_measured_height=keep)
+    settings = dataclasses.replace(FAST, yaw_candidates=1, hypothesis_iterations=0, keep_measured_height=keep,
+                                   refine_aspect=False)
     obj = PoseOptimiser(settings).optimise(problem).objects[0]
     world = obj.pose.apply(narrow.vertices * np.asarray(obj.stretch))
     width, height = np.ptp(world @ np.array([np.cos(0.3), 0.0, -np.sin(0.3)])), np.ptp(world[:, 1])
@@ -437,3 +438,31 @@ def test_a_measured_height_is_kept_while_the_footprint_grows(keep, prior):
         assert obj.to_dict()["stretch"] == list(obj.stretch)
     else:
         assert width < 0.9 and height > 0.81 and obj.stretch == (1.0, 1.0, 1.0)
+
+
+@pytest.mark.parametrize("refine, prior", [(True, True), (False, True), (True, False)])
+def test_a_prior_footprint_aspect_is_refined_to_the_image(refine, prior):
+    """The mesh has the truth's height and footprint area but the wrong aspect (0.8 x 0.75 m for
+    1.0 x 0.6 m), seen at an angle, started at the true pose. Refined (proportions marked as a
+    library prior's, as retrieve's), the footprint takes the image's aspect; otherwise (off, or a
+    mesh whose proportions were measured, as lift's) the proportions stay the mesh's."""
+    truth = trimesh.creation.box((1.0, 0.5, 0.6))
+    problem, truths, _ = make_scene(objects=((truth, (0.0, 0.0, 0.3, 0.5)),), perturb=(0.0, 0.0, 0.0))
+    squat = trimesh.creation.box((0.8, 0.5, 0.75))
+    squat.apply_scale(1.0 / 0.8)  # canonical: largest side 1
+    if prior:
+        mark_prior_proportions(squat)
+    start = dataclasses.replace(truths[0], s=0.8)
+    target = dataclasses.replace(problem.targets[0], mesh=squat, initial_pose=start)
+    problem = dataclasses.replace(problem, targets=(target,))
+    settings = dataclasses.replace(FAST, yaw_candidates=1, hypothesis_iterations=0, refine_aspect=refine)
+    obj = PoseOptimiser(settings).optimise(problem).objects[0]
+    world = obj.pose.apply(squat.vertices * np.asarray(obj.stretch))
+    axes = truths[0].R[:, [0, 2]].T  # the truth's own footprint axes
+    width, depth = np.ptp(world @ axes[0]), np.ptp(world @ axes[1])
+    if refine and prior:
+        assert width == pytest.approx(1.0, rel=0.05) and depth == pytest.approx(0.6, rel=0.05), (width, depth)
+        assert obj.stretch[0] > 1.1 and obj.stretch[2] < 0.9
+    else:
+        assert depth / width == pytest.approx(0.75 / 0.8, rel=0.01) and depth > 0.7, (width, depth)
+        assert obj.stretch[0] == obj.stretch[2] == 1.0

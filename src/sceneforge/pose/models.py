@@ -15,6 +15,14 @@ similarity ``x_world = s · R @ x_obj + t`` as tensors.
 Translations are parameterised in units of the initial scale (the object's size), so one learning
 rate suits large and small objects alike.
 
+With ``aspect`` (the planar and 5-DoF models), the canonical mesh's footprint proportions are a
+further parameter: its x axis stretched by e^a and its z axis by e^-a (the footprint's area kept;
+the uniform scale sizes it). The optimiser turns it on for a mesh whose proportions are a library
+prior's (a retrieved asset's, :func:`~sceneforge.shape.base.has_prior_proportions`): the shape
+stage picked them from a coarse grid of stretches against a mask, and the image terms refine them
+here (docs/pose.md, "Footprint aspect"). The stretch is part of the posed similarity and is baked
+into the returned mesh.
+
 ``model(scale_gradient=False)`` returns the same pose with the scale detached from the graph (the
 translation then moves with the scale as it does in the model, but no gradient reaches the
 log-scale): the optimiser poses the objects this way for the physical terms, so that contact and
@@ -138,11 +146,12 @@ class PoseModel(torch.nn.Module, ABC):
 
     kind = "base"
 
-    def __init__(self, initial: Similarity, up: np.ndarray, dtype: torch.dtype = torch.float32):
+    def __init__(self, initial: Similarity, up: np.ndarray, dtype: torch.dtype = torch.float32, aspect: bool = False):
         super().__init__()
         if not initial.is_uniform:
             raise ValueError("pose models need an initial similarity with uniform scale")
         self.dtype_ = dtype
+        self.log_aspect = torch.nn.Parameter(torch.zeros((), dtype=dtype)) if aspect else None
         self.register_buffer("R0", torch.tensor(initial.R, dtype=dtype))
         self.register_buffer("t0", torch.tensor(initial.t, dtype=dtype))
         self.register_buffer("up", torch.tensor(np.array(up), dtype=dtype))
@@ -157,6 +166,20 @@ class PoseModel(torch.nn.Module, ABC):
         """The uniform scale; detached from the graph when ``gradient`` is False."""
         s = self.s0 * torch.exp(self.log_scale)
         return s if gradient else s.detach()
+
+    def stretch(self, height: torch.Tensor | None = None) -> torch.Tensor | None:
+        """(3,) per-axis factors of the canonical mesh: the footprint's aspect (x by e^a, z by e^-a,
+        with ``aspect``) and ``height`` on y; None when neither."""
+        if self.log_aspect is None and height is None:
+            return None
+        one = torch.ones((), dtype=self.dtype_)
+        x = one if self.log_aspect is None else torch.exp(self.log_aspect)
+        return torch.stack([x, one if height is None else height, 1.0 / x])
+
+    def _groups(self, translation: torch.nn.Parameter) -> dict[str, list[torch.nn.Parameter]]:
+        """The parameter groups of a yawing model; the aspect's with the scale's."""
+        scale = [self.log_scale] + ([self.log_aspect] if self.log_aspect is not None else [])
+        return {"translation": [translation], "rotation": [self.yaw], "scale": scale}
 
     def translation_basis(self) -> torch.Tensor:
         """(k, 3) orthonormal world directions the model can translate along (all three here)."""
@@ -183,14 +206,16 @@ class PlanarModel(PoseModel):
     canonical mesh's y axis is stretched by ``(height_scale / scale) ** height_hold``: with
     ``height_hold`` 1 the scale sizes the footprint alone and the height stays measured, with 0.5
     the height moves half as much as the footprint (a shape stage's proportions are least sure
-    across the view, and a uniform scale traded a measured height for the footprint)."""
+    across the view, and a uniform scale traded a measured height for the footprint). ``aspect``:
+    the footprint's proportions are a parameter too (module docstring)."""
 
     kind = "planar"
 
     def __init__(self, initial: Similarity, floor: Plane, pivot_obj: np.ndarray,
-                 dtype: torch.dtype = torch.float32, height_scale: float | None = None, height_hold: float = 1.0):
+                 dtype: torch.dtype = torch.float32, height_scale: float | None = None, height_hold: float = 1.0,
+                 aspect: bool = False):
         origin, e1, e2, n = floor_basis(floor)
-        super().__init__(initial, n, dtype)
+        super().__init__(initial, n, dtype, aspect)
         self.height_scale, self.height_hold = height_scale, height_hold
         pivot_world = initial.apply(np.asarray(pivot_obj, dtype=np.float64)[None])[0]
         rel = pivot_world - origin
@@ -215,26 +240,24 @@ class PlanarModel(PoseModel):
     def forward(self, scale_gradient: bool = True) -> PosedSimilarity:
         R = rotation_about(self.up, self.yaw) @ self.R0
         s = self.scale(scale_gradient)
-        stretch = None
-        if self.height_scale is not None:
-            one = torch.ones((), dtype=self.dtype_)
-            stretch = torch.stack([one, (self.height_scale / s) ** self.height_hold, one])
+        stretch = self.stretch(None if self.height_scale is None else (self.height_scale / s) ** self.height_hold)
         pivot = self.pivot_obj if stretch is None else self.pivot_obj * stretch
         return PosedSimilarity(R, self.pivot_world() - s * (R @ pivot), s, stretch)
 
     def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
-        return {"translation": [self.delta_ab], "rotation": [self.yaw], "scale": [self.log_scale]}
+        return self._groups(self.delta_ab)
 
 
 class FreeModel(PoseModel):
     """5-DoF: 3D translation of the pivot, yaw about the floor normal, uniform scale about the pivot
-    ``pivot_obj`` (3,) canonical (the bottom centre of the canonical box)."""
+    ``pivot_obj`` (3,) canonical (the bottom centre of the canonical box); ``aspect``: the
+    footprint's proportions are a parameter too (module docstring)."""
 
     kind = "5dof"
 
     def __init__(self, initial: Similarity, up: np.ndarray, pivot_obj: np.ndarray,
-                 dtype: torch.dtype = torch.float32):
-        super().__init__(initial, up, dtype)
+                 dtype: torch.dtype = torch.float32, aspect: bool = False):
+        super().__init__(initial, up, dtype, aspect)
         pivot = np.asarray(pivot_obj, dtype=np.float64)
         self.register_buffer("pivot_obj", torch.as_tensor(pivot, dtype=dtype))
         self.register_buffer("pivot0", torch.as_tensor(initial.apply(pivot[None])[0], dtype=dtype))
@@ -244,10 +267,12 @@ class FreeModel(PoseModel):
     def forward(self, scale_gradient: bool = True) -> PosedSimilarity:
         R = rotation_about(self.up, self.yaw) @ self.R0
         s = self.scale(scale_gradient)
-        return PosedSimilarity(R, self.pivot0 + self.s0 * self.delta_t - s * (R @ self.pivot_obj), s)
+        stretch = self.stretch()
+        pivot = self.pivot_obj if stretch is None else self.pivot_obj * stretch
+        return PosedSimilarity(R, self.pivot0 + self.s0 * self.delta_t - s * (R @ pivot), s, stretch)
 
     def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
-        return {"translation": [self.delta_t], "rotation": [self.yaw], "scale": [self.log_scale]}
+        return self._groups(self.delta_t)
 
 
 class FullModel(PoseModel):
@@ -272,15 +297,15 @@ class FullModel(PoseModel):
 
 def build_model(kind: str, initial: Similarity, floor: Plane, pivot_obj: np.ndarray,
                 dtype: torch.dtype = torch.float32, height_scale: float | None = None,
-                height_hold: float = 1.0) -> PoseModel:
+                height_hold: float = 1.0, aspect: bool = False) -> PoseModel:
     """``kind`` in MODEL_KINDS; ``pivot_obj`` (3,) bottom centre of the canonical box: the planar and
     5-DoF models scale about it (the 7-DoF model about the object's centre); ``height_scale``: the
     planar model's measured height and how firmly it holds (:class:`PlanarModel`; the other kinds
-    ignore them)."""
+    ignore them); ``aspect``: the footprint's proportions are a parameter (not for the 7-DoF model)."""
     if kind == "planar":
-        return PlanarModel(initial, floor, pivot_obj, dtype, height_scale, height_hold)
+        return PlanarModel(initial, floor, pivot_obj, dtype, height_scale, height_hold, aspect)
     if kind == "5dof":
-        return FreeModel(initial, floor.normal, pivot_obj, dtype)
+        return FreeModel(initial, floor.normal, pivot_obj, dtype, aspect)
     if kind == "7dof":
         return FullModel(initial, floor.normal, dtype)
     raise ValueError(f"unknown pose model {kind!r}; expected one of {', '.join(MODEL_KINDS)}")

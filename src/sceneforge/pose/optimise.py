@@ -172,13 +172,15 @@ class PoseOptimiser:
                      height_scale: float | None) -> PoseModel:
         """``target``'s pose model of ``kind`` started at ``pose`` (its measured height, if any, held
         as the settings say)."""
+        aspect = self.settings.refine_aspect and has_prior_proportions(target.mesh)
         return build_model(kind, pose, problem.floor, _canonical_pivot(target.mesh), DTYPE, height_scale,
-                           self.settings.measured_height_hold)
+                           self.settings.measured_height_hold, aspect)
 
     def _rechoose_models(self, problem: PoseProblem, objects: list[_Object]) -> None:
         """After the yaw hypotheses are refined, decide each model again at its refined pose: the
         initial pose's bottom can be far above the floor (a floor lamp whose shape stage saw only
-        the shade), the image-fitted pose's is not. A changed model restarts from that pose."""
+        the shade), the image-fitted pose's is not. A changed model restarts from that pose and
+        refined aspect."""
         for o in objects:
             if not o.active:
                 continue
@@ -186,7 +188,11 @@ class PoseOptimiser:
                 pose = o.model().to_similarity()
             kind = self._model_kind(problem, o.target, pose)
             if kind != o.model.kind:
+                aspect = o.model.log_aspect
                 o.model = self._build_model(problem, kind, o.target, pose, o.height_scale)
+                if aspect is not None and o.model.log_aspect is not None:  # the refined proportions go on
+                    with torch.no_grad():
+                        o.model.log_aspect.copy_(aspect)
 
     def _prepare(self, problem: PoseProblem, generator: np.random.Generator) -> list[_Object]:
         s = self.settings

@@ -92,6 +92,11 @@ class PoseSettings:
     stretched vertically to keep that height, in full with ``measured_height_hold`` 1
     (:class:`~sceneforge.pose.models.PlanarModel`; the stretch is baked into the returned mesh,
     docs/pose.md, "Measured heights").
+
+    Footprint aspect (``refine_aspect``): a planar or 5-DoF object whose mesh proportions are a
+    library prior's has one more parameter, its footprint's aspect (canonical x stretched by e^a, z
+    by e^-a; learning rate ``lr_scale``), baked into the returned mesh (docs/pose.md, "Footprint
+    aspect").
     """
 
     iterations: int = 120
@@ -130,6 +135,7 @@ class PoseSettings:
     keep_measured_height: bool = True
     measured_height_tolerance: float = 0.02
     measured_height_hold: float = 1.0
+    refine_aspect: bool = True
     use_silhouette: bool = True
     use_points: bool = True
     use_physical: bool = True
