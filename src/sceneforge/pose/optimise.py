@@ -456,13 +456,15 @@ class PoseOptimiser:
 
     def _alternative_hypotheses(self, problem: PoseProblem, o: _Object) -> list[_Object]:
         """The object started at each of its target's ``alternative_poses`` (its pose model chosen
-        at that pose), to be refined with the yaw hypotheses. Unless the model is 7-DoF, a start is
-        first turned upright like the initial pose about its box centre (:func:`nearest_upright`):
+        at that pose), to be refined with the yaw hypotheses. A start for a library asset (a mesh
+        with a prior's proportions, upright in its canonical frame like its initial pose) is first
+        turned upright about its box centre unless the model is 7-DoF (:func:`nearest_upright`):
         the planar and 5-DoF models turn about the floor normal only, and would keep a learned
-        model's tilt (a bowl tipped 12 degrees into the desk it stands on)."""
+        model's tilt (a bowl tipped 12 degrees into the desk it stands on). Another mesh may be
+        turned any way in its frame, and the start's tilt may be the right one (docs/pose.md)."""
         hypotheses = []
         for k, pose in enumerate(o.target.alternative_poses):
-            if self.settings.model != "7dof":
+            if self.settings.model != "7dof" and has_prior_proportions(o.target.mesh):
                 pose = nearest_upright(pose, o.target.initial_pose, np.array(problem.floor.normal),
                                        np.asarray(o.target.mesh.bounds, dtype=np.float64).mean(0))
             model = self._build_model(problem, self._model_kind(problem, o.target, pose), o.target, pose,
