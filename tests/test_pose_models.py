@@ -172,15 +172,18 @@ def test_a_planar_model_with_a_measured_height_scales_the_footprint_only():
 
 
 @pytest.mark.parametrize("kind", ["planar", "5dof"])
-def test_the_footprint_aspect_stretches_x_and_z_oppositely_about_the_bottom_pivot(kind):
+def test_the_footprint_aspect_stretches_x_and_z_oppositely_within_its_limit(kind):
     floor = Plane(np.array([0.0, 1.0, 0.0]), 0.0)
     initial = Similarity(rotation_y(0.3), np.array([0.2, 0.4, 1.0]), 1.0)
-    model = build_model(kind, initial, floor, PIVOT, dtype=torch.float64, aspect=True)
+    model = build_model(kind, initial, floor, PIVOT, dtype=torch.float64, aspect=0.2)
     assert model.log_aspect in model.parameter_groups()["scale"]
     with torch.no_grad():
-        model.log_aspect.fill_(np.log(1.25))
+        model.log_aspect.fill_(0.05)  # well inside the limit: nearly itself
+    assert model().stretch_factors() == pytest.approx(np.exp([0.05, 0.0, -0.05]), rel=3e-3)
+    with torch.no_grad():
+        model.log_aspect.fill_(3.0)  # far beyond it: held at the limit, e^0.2
     pose = model()
-    assert pose.stretch_factors() == pytest.approx([1.25, 1.0, 0.8])
+    assert pose.stretch_factors() == pytest.approx(np.exp([0.2, 0.0, -0.2]))
     bottom = pose.apply(torch.tensor(np.array([PIVOT]))).detach().numpy()[0]
     assert bottom == pytest.approx(initial.apply(np.array([PIVOT]))[0])  # the pivot stays where it was
     corners = torch.tensor(np.array([[0.5, 0.4, 0.5], [-0.5, -0.4, -0.5]]))

@@ -258,6 +258,8 @@ def test_bad_settings_are_rejected():
         PoseSettings(floor_rule="sometimes")
     with pytest.raises(ValueError, match="measured_height_hold"):
         PoseSettings(measured_height_hold=1.5)
+    with pytest.raises(ValueError, match="aspect_limit"):
+        PoseSettings(aspect_limit=-0.1)
 
 
 def _thin_table() -> trimesh.Trimesh:
@@ -439,7 +441,7 @@ def test_a_measured_height_is_kept_while_the_footprint_grows(keep, prior):
     target = dataclasses.replace(problem.targets[0], mesh=narrow, initial_pose=start)
     problem = dataclasses.replace(problem, targets=(target,))
     settings = dataclasses.replace(FAST, yaw_candidates=1, hypothesis_iterations=0, keep_measured_height=keep,
-                                   refine_aspect=False)
+                                   aspect_limit=0.0)
     obj = PoseOptimiser(settings).optimise(problem).objects[0]
     world = obj.pose.apply(narrow.vertices * np.asarray(obj.stretch))
     width, height = np.ptp(world @ np.array([np.cos(0.3), 0.0, -np.sin(0.3)])), np.ptp(world[:, 1])
@@ -452,20 +454,20 @@ def test_a_measured_height_is_kept_while_the_footprint_grows(keep, prior):
 
 @pytest.mark.parametrize("refine, prior", [(True, True), (False, True), (True, False)])
 def test_a_prior_footprint_aspect_is_refined_to_the_image(refine, prior):
-    """The mesh has the truth's height and footprint area but the wrong aspect (0.8 x 0.75 m for
-    1.0 x 0.6 m), seen at an angle, started at the true pose. Refined (proportions marked as a
+    """The mesh has the truth's height and footprint area but the wrong aspect (0.85 x 0.71 m for
+    1.0 x 0.6 m, within the aspect's limit), seen at an angle, started at the true pose. Refined (proportions marked as a
     library prior's, as retrieve's), the footprint takes the image's aspect; otherwise (off, or a
     mesh whose proportions were measured, as lift's) the proportions stay the mesh's."""
     truth = trimesh.creation.box((1.0, 0.5, 0.6))
     problem, truths, _ = make_scene(objects=((truth, (0.0, 0.0, 0.3, 0.5)),), perturb=(0.0, 0.0, 0.0))
-    squat = trimesh.creation.box((0.8, 0.5, 0.75))
-    squat.apply_scale(1.0 / 0.8)  # canonical: largest side 1
+    squat = trimesh.creation.box((0.85, 0.5, 0.6 / 0.85))
+    squat.apply_scale(1.0 / 0.85)  # canonical: largest side 1
     if prior:
         mark_prior_proportions(squat)
-    start = dataclasses.replace(truths[0], s=0.8)
+    start = dataclasses.replace(truths[0], s=0.85)
     target = dataclasses.replace(problem.targets[0], mesh=squat, initial_pose=start)
     problem = dataclasses.replace(problem, targets=(target,))
-    settings = dataclasses.replace(FAST, yaw_candidates=1, hypothesis_iterations=0, refine_aspect=refine)
+    settings = dataclasses.replace(FAST, yaw_candidates=1, hypothesis_iterations=0, aspect_limit=0.2 if refine else 0.0)
     obj = PoseOptimiser(settings).optimise(problem).objects[0]
     world = obj.pose.apply(squat.vertices * np.asarray(obj.stretch))
     axes = truths[0].R[:, [0, 2]].T  # the truth's own footprint axes
@@ -474,5 +476,5 @@ def test_a_prior_footprint_aspect_is_refined_to_the_image(refine, prior):
         assert width == pytest.approx(1.0, rel=0.05) and depth == pytest.approx(0.6, rel=0.05), (width, depth)
         assert obj.stretch[0] > 1.1 and obj.stretch[2] < 0.9
     else:
-        assert depth / width == pytest.approx(0.75 / 0.8, rel=0.01) and depth > 0.7, (width, depth)
+        assert depth / width == pytest.approx(0.6 / 0.85 ** 2, rel=0.01) and depth > 0.68, (width, depth)
         assert obj.stretch[0] == obj.stretch[2] == 1.0

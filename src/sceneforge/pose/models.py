@@ -15,13 +15,13 @@ similarity ``x_world = s · R @ x_obj + t`` as tensors.
 Translations are parameterised in units of the initial scale (the object's size), so one learning
 rate suits large and small objects alike.
 
-With ``aspect`` (the planar and 5-DoF models), the canonical mesh's footprint proportions are a
-further parameter: its x axis stretched by e^a and its z axis by e^-a (the footprint's area kept;
-the uniform scale sizes it). The optimiser turns it on for a mesh whose proportions are a library
-prior's (a retrieved asset's, :func:`~sceneforge.shape.base.has_prior_proportions`): the shape
-stage picked them from a coarse grid of stretches against a mask, and the image terms refine them
-here (docs/pose.md, "Footprint aspect"). The stretch is part of the posed similarity and is baked
-into the returned mesh.
+With ``aspect`` > 0 (the planar and 5-DoF models), the canonical mesh's footprint proportions are
+a further parameter: its x axis stretched by e^a and its z axis by e^-a (the footprint's area
+kept; the uniform scale sizes it), |a| held below ``aspect`` (log units) by a tanh. The optimiser
+turns it on for a mesh whose proportions are a library prior's (a retrieved asset's,
+:func:`~sceneforge.shape.base.has_prior_proportions`): the shape stage picked them from a coarse
+grid of stretches against a mask, and the image terms refine them here (docs/pose.md, "Footprint
+aspect"). The stretch is part of the posed similarity and is baked into the returned mesh.
 
 ``model(scale_gradient=False)`` returns the same pose with the scale detached from the graph (the
 translation then moves with the scale as it does in the model, but no gradient reaches the
@@ -146,12 +146,13 @@ class PoseModel(torch.nn.Module, ABC):
 
     kind = "base"
 
-    def __init__(self, initial: Similarity, up: np.ndarray, dtype: torch.dtype = torch.float32, aspect: bool = False):
+    def __init__(self, initial: Similarity, up: np.ndarray, dtype: torch.dtype = torch.float32, aspect: float = 0.0):
         super().__init__()
         if not initial.is_uniform:
             raise ValueError("pose models need an initial similarity with uniform scale")
         self.dtype_ = dtype
-        self.log_aspect = torch.nn.Parameter(torch.zeros((), dtype=dtype)) if aspect else None
+        self.aspect_limit = float(aspect)
+        self.log_aspect = torch.nn.Parameter(torch.zeros((), dtype=dtype)) if aspect > 0 else None
         self.register_buffer("R0", torch.tensor(initial.R, dtype=dtype))
         self.register_buffer("t0", torch.tensor(initial.t, dtype=dtype))
         self.register_buffer("up", torch.tensor(np.array(up), dtype=dtype))
@@ -169,11 +170,12 @@ class PoseModel(torch.nn.Module, ABC):
 
     def stretch(self, height: torch.Tensor | None = None) -> torch.Tensor | None:
         """(3,) per-axis factors of the canonical mesh: the footprint's aspect (x by e^a, z by e^-a,
-        with ``aspect``) and ``height`` on y; None when neither."""
+        a = limit * tanh(parameter / limit)) and ``height`` on y; None when neither."""
         if self.log_aspect is None and height is None:
             return None
         one = torch.ones((), dtype=self.dtype_)
-        x = one if self.log_aspect is None else torch.exp(self.log_aspect)
+        x = one if self.log_aspect is None else \
+            torch.exp(self.aspect_limit * torch.tanh(self.log_aspect / self.aspect_limit))
         return torch.stack([x, one if height is None else height, 1.0 / x])
 
     def _groups(self, translation: torch.nn.Parameter) -> dict[str, list[torch.nn.Parameter]]:
@@ -213,7 +215,7 @@ class PlanarModel(PoseModel):
 
     def __init__(self, initial: Similarity, floor: Plane, pivot_obj: np.ndarray,
                  dtype: torch.dtype = torch.float32, height_scale: float | None = None, height_hold: float = 1.0,
-                 aspect: bool = False):
+                 aspect: float = 0.0):
         origin, e1, e2, n = floor_basis(floor)
         super().__init__(initial, n, dtype, aspect)
         self.height_scale, self.height_hold = height_scale, height_hold
@@ -256,7 +258,7 @@ class FreeModel(PoseModel):
     kind = "5dof"
 
     def __init__(self, initial: Similarity, up: np.ndarray, pivot_obj: np.ndarray,
-                 dtype: torch.dtype = torch.float32, aspect: bool = False):
+                 dtype: torch.dtype = torch.float32, aspect: float = 0.0):
         super().__init__(initial, up, dtype, aspect)
         pivot = np.asarray(pivot_obj, dtype=np.float64)
         self.register_buffer("pivot_obj", torch.as_tensor(pivot, dtype=dtype))
@@ -297,11 +299,12 @@ class FullModel(PoseModel):
 
 def build_model(kind: str, initial: Similarity, floor: Plane, pivot_obj: np.ndarray,
                 dtype: torch.dtype = torch.float32, height_scale: float | None = None,
-                height_hold: float = 1.0, aspect: bool = False) -> PoseModel:
+                height_hold: float = 1.0, aspect: float = 0.0) -> PoseModel:
     """``kind`` in MODEL_KINDS; ``pivot_obj`` (3,) bottom centre of the canonical box: the planar and
     5-DoF models scale about it (the 7-DoF model about the object's centre); ``height_scale``: the
     planar model's measured height and how firmly it holds (:class:`PlanarModel`; the other kinds
-    ignore them); ``aspect``: the footprint's proportions are a parameter (not for the 7-DoF model)."""
+    ignore them); ``aspect`` > 0: the footprint's proportions are a parameter within that limit (log
+    units; not for the 7-DoF model)."""
     if kind == "planar":
         return PlanarModel(initial, floor, pivot_obj, dtype, height_scale, height_hold, aspect)
     if kind == "5dof":

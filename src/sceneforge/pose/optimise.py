@@ -172,7 +172,7 @@ class PoseOptimiser:
                      height_scale: float | None) -> PoseModel:
         """``target``'s pose model of ``kind`` started at ``pose`` (its measured height, if any, held
         as the settings say)."""
-        aspect = self.settings.refine_aspect and has_prior_proportions(target.mesh)
+        aspect = self.settings.aspect_limit if has_prior_proportions(target.mesh) else 0.0
         return build_model(kind, pose, problem.floor, _canonical_pivot(target.mesh), DTYPE, height_scale,
                            self.settings.measured_height_hold, aspect)
 

@@ -93,10 +93,10 @@ class PoseSettings:
     (:class:`~sceneforge.pose.models.PlanarModel`; the stretch is baked into the returned mesh,
     docs/pose.md, "Measured heights").
 
-    Footprint aspect (``refine_aspect``): a planar or 5-DoF object whose mesh proportions are a
-    library prior's has one more parameter, its footprint's aspect (canonical x stretched by e^a, z
-    by e^-a; learning rate ``lr_scale``), baked into the returned mesh (docs/pose.md, "Footprint
-    aspect").
+    Footprint aspect: a planar or 5-DoF object whose mesh proportions are a library prior's has one
+    more parameter, its footprint's aspect (canonical x stretched by e^a, z by e^-a, |a| below
+    ``aspect_limit``, 0: off; learning rate ``lr_scale``), baked into the returned mesh
+    (docs/pose.md, "Footprint aspect").
     """
 
     iterations: int = 120
@@ -135,7 +135,7 @@ class PoseSettings:
     keep_measured_height: bool = True
     measured_height_tolerance: float = 0.02
     measured_height_hold: float = 1.0
-    refine_aspect: bool = True
+    aspect_limit: float = 0.2
     use_silhouette: bool = True
     use_points: bool = True
     use_physical: bool = True
@@ -158,6 +158,8 @@ class PoseSettings:
             raise ValueError(f"floor_rule must be mask, mask_and_height or height, got {self.floor_rule!r}")
         if self.iterations < 0:
             raise ValueError(f"iterations must be >= 0, got {self.iterations}")
+        if self.aspect_limit < 0.0:
+            raise ValueError(f"aspect_limit must be >= 0 (0: the footprint aspect is not refined), got {self.aspect_limit}")
         if self.yaw_candidates < 1:
             raise ValueError(f"yaw_candidates must be >= 1, got {self.yaw_candidates}")
         if not 0.0 <= self.measured_height_hold <= 1.0 or self.measured_height_tolerance < 0.0:
