@@ -455,9 +455,10 @@ def test_a_measured_height_is_kept_while_the_footprint_grows(keep, prior):
 @pytest.mark.parametrize("refine, prior", [(True, True), (False, True), (True, False)])
 def test_a_prior_footprint_aspect_is_refined_to_the_image(refine, prior):
     """The mesh has the truth's height and footprint area but the wrong aspect (0.85 x 0.71 m for
-    1.0 x 0.6 m, within the aspect's limit), seen at an angle, started at the true pose. Refined (proportions marked as a
-    library prior's, as retrieve's), the footprint takes the image's aspect; otherwise (off, or a
-    mesh whose proportions were measured, as lift's) the proportions stay the mesh's."""
+    1.0 x 0.6 m, within the aspect's limit), seen at an angle, started at the true pose. Refined
+    (proportions marked as a library prior's, as retrieve's), the footprint takes the image's
+    aspect; otherwise (off, or a mesh whose proportions were measured, as lift's) the proportions
+    stay the mesh's."""
     truth = trimesh.creation.box((1.0, 0.5, 0.6))
     problem, truths, _ = make_scene(objects=((truth, (0.0, 0.0, 0.3, 0.5)),), perturb=(0.0, 0.0, 0.0))
     squat = trimesh.creation.box((0.85, 0.5, 0.6 / 0.85))
@@ -467,7 +468,8 @@ def test_a_prior_footprint_aspect_is_refined_to_the_image(refine, prior):
     start = dataclasses.replace(truths[0], s=0.85)
     target = dataclasses.replace(problem.targets[0], mesh=squat, initial_pose=start)
     problem = dataclasses.replace(problem, targets=(target,))
-    settings = dataclasses.replace(FAST, yaw_candidates=1, hypothesis_iterations=0, aspect_limit=0.2 if refine else 0.0)
+    settings = dataclasses.replace(FAST, yaw_candidates=1, hypothesis_iterations=0,
+                                   aspect_limit=0.2 if refine else 0.0)
     obj = PoseOptimiser(settings).optimise(problem).objects[0]
     world = obj.pose.apply(squat.vertices * np.asarray(obj.stretch))
     axes = truths[0].R[:, [0, 2]].T  # the truth's own footprint axes
