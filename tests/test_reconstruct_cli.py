@@ -132,3 +132,10 @@ def test_config_file_reruns_a_reports_pipeline(run_cli, engine_view, tmp_path):
                               "--config", misplaced)
     assert code == 2 and "move 'iterations' into \"config\"" in stderr and "Traceback" not in stderr
     assert not (tmp_path / "y").exists()
+    # a setting out of its range: the file and the setting are named
+    out_of_range = tmp_path / "out_of_range.json"
+    out_of_range.write_text(json.dumps({"pose": {"name": "optimise", "config": {"aspect_limit": -1}}}))
+    code, _, stderr = run_cli("reconstruct", "--input", engine_view.input_dir, "--out", tmp_path / "z",
+                              "--config", out_of_range)
+    assert code == 2 and "Traceback" not in stderr and not (tmp_path / "z").exists()
+    assert f"{out_of_range}: pose component 'optimise': aspect_limit must be >= 0" in " ".join(stderr.split())

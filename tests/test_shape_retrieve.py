@@ -255,6 +255,19 @@ def test_empty_library_is_a_clear_error(tmp_path):
         RetrieveShape(procedural=False, user_folder=str(tmp_path))
 
 
+@pytest.mark.parametrize("setting, value, problem", [
+    ("yaw_steps", 0, "yaw_steps must be >= 1, got 0"), ("grid", 1, "grid must be >= 2, got 1"),
+    ("max_squash", 1.5, r"max_squash must be in \(0, 1\], got 1.5"),
+    ("mask_coverage", 1.0, r"mask_coverage must be in \[0, 1\), got 1.0"),
+    ("stretches", (), "stretches and axis_search must be factors > 0"),
+    ("axis_search", ((0.9, -1.0),), "stretches and axis_search must be factors > 0")])
+def test_a_setting_out_of_range_is_a_clear_error(setting, value, problem):
+    with pytest.raises(ValueError, match=problem):
+        RetrieveShape(procedural=False, **{setting: value})  # checked before the library is built
+    with pytest.raises(InputError, match="shape component 'retrieve': " + problem):
+        ScenePipeline(shape={"name": "retrieve", "config": {setting: value}})
+
+
 def test_broken_library_files_warn_and_are_reported(chair_mesh, tmp_path):
     folder = tmp_path / "library"
     (folder / "chair").mkdir(parents=True)

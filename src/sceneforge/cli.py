@@ -324,7 +324,12 @@ def _pipeline(config: Path | None, shape: str | None, pose: str | None):
     if config is not None:
         if not config.is_file():
             raise InputError(config, "pipeline config file not found")
-        base = ScenePipeline.from_config(config.read_text())
+        try:
+            base = ScenePipeline.from_config(config.read_text())
+        except InputError as exc:  # a problem of the file's content, named with the file
+            if exc.path is not None:
+                raise
+            raise InputError(config, exc.problem) from exc
     return base.with_stages(shape=shape, pose=pose)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from sceneforge.errors import SceneforgeError
+from sceneforge.errors import InputError, SceneforgeError
 
 T = TypeVar("T")
 
@@ -53,8 +53,12 @@ def create(kind: str, name: str, **config: Any) -> Any:
         raise UnknownComponentError(f"unknown {kind} component {name!r}; available: {', '.join(sorted(table)) or 'none'}")
     try:
         return table[name](**config)
+    except InputError:
+        raise
     except TypeError as exc:
         raise UnknownComponentError(f"{kind} component {name!r} rejects its config {dict(config)}: {exc}") from exc
+    except ValueError as exc:  # a setting out of its range, as the component's constructor checks it
+        raise InputError(None, f"{kind} component {name!r}: {exc}") from exc
 
 
 class Component:

@@ -232,6 +232,24 @@ class RetrieveShape(ShapeBackend):
                  axis_search: tuple[tuple[float, ...], ...] | list = ((0.8, 0.9, 1.1, 1.25), (0.95, 1.05)),
                  max_squash: float = 0.75, mask_coverage: float = 0.0, final_icp_steps: int = 8,
                  size_range_weight: float = 1.0) -> None:
+        factors = [*stretches, *(f for axis in axis_search for f in axis)]
+        rules = {  # setting: (value, valid, rule)
+            **{name: (value, int(value) >= 1, ">= 1") for name, value in (
+                ("variants_per_category", variants_per_category), ("prefilter", prefilter),
+                ("candidates", candidates), ("yaw_steps", yaw_steps), ("refine", refine), ("points", points))},
+            "grid": (grid, grid >= 2, ">= 2"), "contact_m": (contact_m, contact_m >= 0, ">= 0"),
+            "icp_steps": (icp_steps, icp_steps >= 0, ">= 0"),
+            "final_icp_steps": (final_icp_steps, final_icp_steps >= 0, ">= 0"),
+            "size_tolerance": (size_tolerance, size_tolerance >= 1, ">= 1"),
+            "background_depth_m": (background_depth_m, background_depth_m >= 0, ">= 0"),
+            "max_squash": (max_squash, 0 < max_squash <= 1, "in (0, 1]"),
+            "mask_coverage": (mask_coverage, 0 <= mask_coverage < 1, "in [0, 1)"),
+            "size_range_weight": (size_range_weight, size_range_weight >= 0, ">= 0"),
+            "stretches and axis_search": ((stretches, axis_search), len(stretches) > 0 and min(factors) > 0,
+                                          "factors > 0 (stretches not empty)")}
+        for name, (value, valid, rule) in rules.items():
+            if not valid:
+                raise ValueError(f"{name} must be {rule}, got {value!r}")
         self.library = build_library(procedural=procedural, variants_per_category=variants_per_category,
                                      seed=library_seed, user_folder=user_folder)
         self.use_labels = bool(use_labels)
