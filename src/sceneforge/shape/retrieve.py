@@ -524,7 +524,12 @@ class RetrieveShape(ShapeBackend):
                      perception: PerceptionResult) -> tuple[np.ndarray, np.ndarray]:
         """(J,) silhouette IoU on the grid (cells of other objects excluded) and (J,) depth violation:
         the share of the J x S samples the camera saw through, that lie deep behind the background
-        (inside a wall: the background is not an occluder) or below the floor."""
+        (inside a wall: the background is not an occluder) or below the floor.
+
+        A cell that the mask reaches but other objects mostly cover (the occlusion boundary) counts
+        in the intersection when the asset covers it, not in the union: a bonus for continuing behind
+        the occluder, so the "IoU" can exceed 1. Counting such cells in neither lost 0.012 IoU-B on
+        the development views (2026-12-06)."""
         J, S, _ = world.shape
         flat = world.reshape(-1, 3)
         uv, z = project_points(perception.camera, perception.to_camera(flat))
