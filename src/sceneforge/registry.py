@@ -47,7 +47,10 @@ def available(kind: str) -> list[str]:
 
 
 def create(kind: str, name: str, **config: Any) -> Any:
-    """Build the ``kind`` component registered as ``name`` with ``config`` as keyword arguments."""
+    """Build the ``kind`` component registered as ``name`` with ``config`` as keyword arguments.
+
+    An unknown name or setting raises UnknownComponentError; a setting out of its range (a
+    ValueError of the constructor) raises InputError naming the component."""
     table = _REGISTRY.get(kind, {})
     if name not in table:
         raise UnknownComponentError(f"unknown {kind} component {name!r}; available: {', '.join(sorted(table)) or 'none'}")
