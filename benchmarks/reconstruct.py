@@ -145,7 +145,7 @@ def run_pose_variants(base, objects, truth: Scene, points: int) -> dict[str, dic
         posed, seconds = list(objects), 0.0
         if description is not None:
             start = time.perf_counter()
-            refined = from_description("pose", description).refine(base.perception, objects, base.amodal)
+            refined = from_description("pose", description).refine(base.perception, objects, base.amodal, base.shapes)
             posed, seconds = list(refined.objects), time.perf_counter() - start
         row = score_view(dataclasses.replace(base.scene, objects=tuple(posed)), truth, points, reference_only=False)
         rows[name] = {**row, "pose s": seconds, "objects": len(objects)}

@@ -107,6 +107,24 @@ def test_an_alternative_start_is_kept_only_where_the_refined_losses_prefer_it():
     assert obj.start == "initial" and pose_error(obj.pose, truth)[1] > 0.05  # the bad start alone stays off
 
 
+def test_an_alternative_shape_is_taken_only_where_the_refined_losses_prefer_it():
+    """The shape stage's runner-up enters as ``alternative_shapes`` (canonical mesh, pose): refined
+    beside the yaw hypotheses and returned, with its mesh, when it fits the image better (the true L
+    shape against the box around it), left when it does not."""
+    ell = trimesh.util.concatenate([trimesh.creation.box((1.0, 0.4, 0.3)),
+                                    trimesh.creation.box((0.3, 0.4, 0.8)).apply_translation((0.35, 0, 0.25))])
+    problem, truths, _ = make_scene(objects=((ell, (0.0, 0.0, 0.5, 0.2)),), perturb=(0.0, 0.0, 0.0))
+    truth, right = truths[0], problem.targets[0].mesh
+    box = trimesh.creation.box(right.extents)  # canonical like ``right``: its box, centred, unit largest side
+    settings = dataclasses.replace(FAST, iterations=20)
+    for mesh, alternative, kept in ((box, right, "shape 0"), (right, box, "initial")):
+        target = dataclasses.replace(problem.targets[0], mesh=mesh, alternative_shapes=((alternative, truth),))
+        obj = PoseOptimiser(settings).optimise(dataclasses.replace(problem, targets=(target,))).objects[0]
+        assert obj.start == kept and obj.to_dict()["start"] == kept
+        assert obj.mesh is (right if kept == "shape 0" else None)
+        assert pose_error(obj.pose, truth)[1] < 0.02
+
+
 @pytest.mark.parametrize("library", [True, False])
 def test_a_tilted_alternative_start_is_turned_upright_for_a_library_mesh(library):
     """A learned model's start tipped 0.3 rad about a horizontal axis. A library asset's mesh

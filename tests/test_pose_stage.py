@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import trimesh
 
 from pose_scenes import make_scene, pose_error
 from sceneforge.amodal.base import AmodalResult
@@ -68,6 +69,25 @@ def test_optimise_stage_improves_poses_and_reports(staged):
     report = json.loads(json.dumps(result.report))
     assert report["name"] == "optimise" and len(report["objects"]) == len(objects)
     assert {o["model"] for o in report["objects"]} == {"planar", "5dof"}
+
+
+def test_optimise_stage_returns_the_shape_the_image_prefers(staged):
+    """An object given a wrong mesh (the ellipsoid in its box), with its own mesh among the shape
+    stage's alternatives: the stage returns the object with that mesh (maybe stretched: a kept
+    measured height) and names it in the report."""
+    perception, amodal, objects, _ = staged
+    first = objects[0]
+    right = first.mesh.copy()
+    right.metadata["name"] = "right"
+    ellipsoid = trimesh.creation.icosphere(subdivisions=3, radius=0.5).apply_scale(right.extents)
+    wrong = SceneObject(first.id, first.label, ellipsoid, first.pose)
+    stage = create("pose", "optimise", iterations=20, patience=15)
+    result = stage.refine(perception, [wrong, *objects[1:]], amodal, {first.id: ((right, first.pose),)})
+    assert result.objects[0].mesh.metadata.get("name") == "right"
+    assert len(result.objects[0].mesh.vertices) == len(right.vertices)
+    assert [o.mesh for o in result.objects[1:]] == [o.mesh for o in objects[1:]]
+    report = result.report["objects"][0]
+    assert report["start"] == "shape 0" and report["shape"] == "right"
 
 
 def test_bad_settings_name_the_field():

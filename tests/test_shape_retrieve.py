@@ -102,6 +102,32 @@ def test_user_folder_library_recovers_yaw_and_reports_the_file(chair_mesh, tmp_p
         procedural=False, user_folder=str(folder)).library  # cached per process
 
 
+def test_the_next_best_assets_come_as_alternatives(chair_mesh, tmp_path):
+    """``alternatives``: the next best assets' best hypotheses, canonical and marked like the
+    winner, listed in the report and handed to the pose stage; the winner is unchanged."""
+    folder = tmp_path / "library"
+    for category, name, mesh in (("chair", "my_chair.ply", chair_mesh),
+                                 ("crate", "crate.ply", trimesh.creation.box((0.5, 0.5, 0.5))),
+                                 ("pillar", "pillar.ply", trimesh.creation.cylinder(0.2, 0.9))):
+        (folder / category).mkdir(parents=True)
+        mesh.export(folder / category / name)
+    config = {"procedural": False, "user_folder": str(folder), "use_labels": False}
+    scene_input = chair_view(chair_mesh, label="object")
+    alone = ScenePipeline(shape={"name": "retrieve", "config": config}, pose="initial").run(scene_input)
+    result = ScenePipeline(shape={"name": "retrieve", "config": {**config, "alternatives": 1}},
+                           pose="initial").run(scene_input)
+    info = result.report["objects"]["1"]
+    assert info["asset"] == alone.report["objects"]["1"]["asset"] == "user/chair/my_chair.ply"
+    np.testing.assert_allclose(result.scene.objects[0].pose.matrix, alone.scene.objects[0].pose.matrix)
+    assert alone.shapes == {1: ()} and alone.report["objects"]["1"]["alternatives"] == []
+    ((mesh, pose),) = result.shapes[1]
+    assert info["alternatives"] == [mesh.metadata["name"]] == [info["runner_up"]]
+    assert mesh.metadata["name"] in ("user/crate/crate.ply", "user/pillar/pillar.ply")
+    np.testing.assert_allclose(mesh.bounds.mean(axis=0), 0.0, atol=1e-9)
+    assert max(mesh.extents) == pytest.approx(1.0) and has_prior_proportions(mesh)
+    assert pose.s > 0.3  # placed on the chair's points: about its size
+
+
 @pytest.mark.parametrize("label", ["chair", "object"])
 def test_more_assets_than_candidates_are_shortlisted(chair_mesh, tmp_path, label):
     """Five "chair" assets (the true one among other categories' shapes) and room for two
@@ -260,7 +286,8 @@ def test_empty_library_is_a_clear_error(tmp_path):
     ("max_squash", 1.5, r"max_squash must be in \(0, 1\], got 1.5"),
     ("mask_coverage", 1.0, r"mask_coverage must be in \[0, 1\), got 1.0"),
     ("stretches", (), "stretches and axis_search must be factors > 0"),
-    ("axis_search", ((0.9, -1.0),), "stretches and axis_search must be factors > 0")])
+    ("axis_search", ((0.9, -1.0),), "stretches and axis_search must be factors > 0"),
+    ("alternatives", -1, "alternatives must be >= 0, got -1")])
 def test_a_setting_out_of_range_is_a_clear_error(setting, value, problem):
     with pytest.raises(ValueError, match=problem):
         RetrieveShape(procedural=False, **{setting: value})  # checked before the library is built

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import trimesh
 from scipy.spatial import cKDTree
 
 # built-in components register themselves on import
@@ -32,7 +33,7 @@ from sceneforge.perception.base import PerceptionResult
 from sceneforge.pose.base import AUTO, PoseStage, resolve_pose_stage
 from sceneforge.registry import from_description
 from sceneforge.shape.base import ShapeContext, ShapeError
-from sceneforge.types import Scene, SceneInput, SceneObject
+from sceneforge.types import Scene, SceneInput, SceneObject, Similarity
 
 STAGES = ("perception", "amodal", "shape", "pose")
 DEFAULT_FORMATS = ("glb", "usda", "json")
@@ -49,12 +50,15 @@ class ReconstructionResult:
 
     report : source, pipeline config, assumptions (e.g. the default camera), warnings (e.g.
         skipped objects), skipped ids with reasons, per-object details, timings_s per stage.
+    shapes : by object id, the shape stage's other (canonical mesh, pose) the pose stage chose
+        from (:attr:`~sceneforge.shape.base.ShapeResult.alternatives`).
     """
 
     scene: Scene
     report: Mapping[str, Any]
     perception: PerceptionResult
     amodal: Mapping[int, AmodalResult] = field(default_factory=dict)
+    shapes: Mapping[int, tuple[tuple[trimesh.Trimesh, Similarity], ...]] = field(default_factory=dict)
 
     def save(self, out_dir: str | Path, formats: tuple[str, ...] = DEFAULT_FORMATS, preview: bool = True,
              extra: Mapping[str, bytes] | None = None) -> Path:
@@ -152,7 +156,7 @@ class ScenePipeline:
 
         notify("shape", f"{self.shape.registry_name}: {len(perception.objects)} objects")
         t0 = time.perf_counter()
-        objects, per_object = self._shapes(perception, amodal, skipped, warnings)
+        objects, per_object, shapes = self._shapes(perception, amodal, skipped, warnings)
         timings["shape"] = time.perf_counter() - t0
         if not objects:
             raise NothingReconstructedError(scene_input.source, "nothing can be reconstructed: " + _reasons(skipped))
@@ -160,7 +164,7 @@ class ScenePipeline:
         pose_stage = self.pose_stage_for(scene_input)
         notify("pose", f"{pose_stage.registry_name}: {len(objects)} objects")
         t0 = time.perf_counter()
-        posed = pose_stage.refine(perception, objects, amodal)
+        posed = pose_stage.refine(perception, objects, amodal, shapes)
         warnings.extend(posed.warnings)
         timings["pose"] = time.perf_counter() - t0
 
@@ -186,12 +190,14 @@ class ScenePipeline:
             "depth_consistency_median_m": (float(np.median(list(consistency.values()))) if consistency else None),
             "timings_s": timings,
         }
-        return ReconstructionResult(scene, report, perception, amodal)
+        return ReconstructionResult(scene, report, perception, amodal, shapes)
 
     def _shapes(self, perception: PerceptionResult, amodal: Mapping[int, AmodalResult], skipped: dict[int, str],
-                warnings: list[str]) -> tuple[list[SceneObject], dict[int, dict[str, Any]]]:
-        """Run the shape backend on every observed object; failures go to ``skipped``/``warnings``."""
-        objects, per_object = [], {}
+                warnings: list[str]) -> tuple[list[SceneObject], dict[int, dict[str, Any]],
+                                              dict[int, tuple[tuple[trimesh.Trimesh, Similarity], ...]]]:
+        """Run the shape backend on every observed object; failures go to ``skipped``/``warnings``.
+        Returns the objects, their report details and their alternative shapes by id."""
+        objects, per_object, shapes = [], {}, {}
         warnings.extend(self.shape.warnings())
         for obs in perception.objects:
             try:
@@ -204,15 +210,14 @@ class ScenePipeline:
             per_object[obs.id] = {"label": obs.label, "points": len(obs.points_world),
                                   "occluded_fraction": amodal[obs.id].occluded_fraction,
                                   "confidence": result.confidence, **dict(result.info)}
-        return objects, per_object
+            shapes[obs.id] = result.alternatives
+        return objects, per_object, shapes
 
 
 def depth_consistency(scene: Scene, perception: PerceptionResult, samples: int = 20000) -> dict[int, float]:
     """Per object: median distance (metres) from its observed points to its reconstructed surface
     (nearest of ``samples`` area-uniform surface samples, so it overestimates by about the sample
     spacing)."""
-    import trimesh
-
     out = {}
     observed = {obs.id: obs.points_world for obs in perception.objects}
     for obj in scene.objects:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import trimesh
 
 from sceneforge.amodal.base import AmodalResult
 from sceneforge.perception.base import PerceptionResult
@@ -37,8 +38,11 @@ class PoseStage(Component):
 
     @abstractmethod
     def refine(self, perception: PerceptionResult, objects: Sequence[SceneObject],
-               amodal: Mapping[int, AmodalResult]) -> PoseStageResult:
-        """Return the same objects (same order and ids) with new poses."""
+               amodal: Mapping[int, AmodalResult], shapes: Mapping[int, Sequence[tuple[trimesh.Trimesh, Similarity]]] | None = None) -> PoseStageResult:
+        """Return the same objects (same order and ids) with new poses. ``shapes``: by object id,
+        other (canonical mesh, pose) the shape stage found nearly as good
+        (:attr:`~sceneforge.shape.base.ShapeResult.alternatives`); a stage may return one of them
+        instead of the object's mesh."""
 
 
 @register("pose", "initial")
@@ -49,7 +53,7 @@ class InitialPoses(PoseStage):
         pass
 
     def refine(self, perception: PerceptionResult, objects: Sequence[SceneObject],
-               amodal: Mapping[int, AmodalResult]) -> PoseStageResult:
+               amodal: Mapping[int, AmodalResult], shapes: Mapping[int, Sequence[tuple[trimesh.Trimesh, Similarity]]] | None = None) -> PoseStageResult:
         return PoseStageResult(tuple(objects), {"name": "initial"})
 
 
@@ -62,14 +66,17 @@ class OptimisedPoses(PoseStage):
         self.settings = PoseSettings(**settings)
 
     def refine(self, perception: PerceptionResult, objects: Sequence[SceneObject],
-               amodal: Mapping[int, AmodalResult],
-               alternatives: Mapping[int, tuple[Similarity, ...]] | None = None) -> PoseStageResult:
-        """``alternatives``: more starting poses (world frame) by object id, refined beside the
-        incoming pose's yaw hypotheses (:attr:`~sceneforge.pose.problem.PoseTarget.alternative_poses`)."""
-        problem = build_problem(perception, objects, amodal, alternatives)
+               amodal: Mapping[int, AmodalResult], shapes: Mapping[int, Sequence[tuple[trimesh.Trimesh, Similarity]]] | None = None,
+               alternatives: Mapping[int, Sequence[Similarity]] | None = None) -> PoseStageResult:
+        """``shapes`` are refined beside the incoming pose's yaw hypotheses, and so are
+        ``alternatives``: more starting poses (world frame) of the incoming mesh by object id
+        (:attr:`~sceneforge.pose.problem.PoseTarget.alternative_shapes`, ``alternative_poses``)."""
+        problem = build_problem(perception, objects, amodal, alternatives, shapes)
         result = PoseOptimiser(self.settings).optimise(problem)
         by_id = {r.id: r for r in result.objects}
-        refined = tuple(stretched(o, by_id[o.id].pose, by_id[o.id].stretch) if o.id in by_id else o for o in objects)
+        refined = tuple(o if o.id not in by_id else stretched(
+            o if by_id[o.id].mesh is None else SceneObject(o.id, o.label, by_id[o.id].mesh, o.pose, o.confidence),
+            by_id[o.id].pose, by_id[o.id].stretch) for o in objects)
         return PoseStageResult(refined, {"name": "optimise", **result.to_report()}, result.warnings)
 
 
@@ -112,10 +119,11 @@ def create_pose_stage(name: str, **config: Any) -> PoseStage:
 
 def build_problem(perception: PerceptionResult, objects: Sequence[SceneObject],
                   amodal: Mapping[int, AmodalResult],
-                  alternatives: Mapping[int, tuple[Similarity, ...]] | None = None) -> PoseProblem:
+                  alternatives: Mapping[int, Sequence[Similarity]] | None = None,
+                  shapes: Mapping[int, Sequence[tuple[trimesh.Trimesh, Similarity]]] | None = None) -> PoseProblem:
     """Assemble the optimisation problem from the pipeline's intermediate results: amodal masks as
     targets (visible masks where none), observed points, floor mask from the cleaned depth;
-    ``alternatives``: more starting poses by object id."""
+    ``alternatives``: more starting poses, ``shapes``: other (canonical mesh, pose), by object id."""
     observations = {obs.id: obs for obs in perception.objects}
     targets = []
     for obj in objects:
@@ -124,6 +132,6 @@ def build_problem(perception: PerceptionResult, objects: Sequence[SceneObject],
         target_mask = amodal[obj.id].mask if obj.id in amodal else visible
         points = obs.points_world if obs is not None else None
         targets.append(PoseTarget(obj.id, obj.mesh, obj.pose, target_mask, visible, points, obj.label,
-                                  tuple((alternatives or {}).get(obj.id, ()))))
+                                  tuple((alternatives or {}).get(obj.id, ())), tuple((shapes or {}).get(obj.id, ()))))
     floor_mask = floor_mask_from_depth(perception.camera, perception.depth, perception.floor, perception.instances)
     return PoseProblem(perception.camera, perception.floor, tuple(targets), floor_mask, perception.background)

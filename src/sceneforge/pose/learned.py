@@ -27,6 +27,8 @@ from sceneforge.registry import register
 from sceneforge.types import SceneInput, SceneObject, Similarity
 
 if TYPE_CHECKING:
+    import trimesh
+
     from sceneforge.models.checkpoint import LoadedPoseModel
 
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "pose_model"
@@ -111,7 +113,7 @@ class LearnedPoses(PoseStage):
         self.keep_incoming, self.threads, self.registration, self.rotations = keep_incoming, threads, registration, rotations
 
     def refine(self, perception: PerceptionResult, objects: Sequence[SceneObject],
-               amodal: Mapping[int, AmodalResult]) -> PoseStageResult:
+               amodal: Mapping[int, AmodalResult], shapes: Mapping[int, Sequence[tuple[trimesh.Trimesh, Similarity]]] | None = None) -> PoseStageResult:
         posed, report = learned_objects(perception, objects, self.checkpoint, self.samples, self.flow_steps,
                                         self.seed, self.keep_incoming, self.threads, self.registration,
                                         self.rotations)
@@ -141,10 +143,10 @@ class LearnedOptimisedPoses(PoseStage):
         self.optimiser = OptimisedPoses(seed=seed, hypothesis_iterations=hypothesis_iterations, **settings)
 
     def refine(self, perception: PerceptionResult, objects: Sequence[SceneObject],
-               amodal: Mapping[int, AmodalResult]) -> PoseStageResult:
+               amodal: Mapping[int, AmodalResult], shapes: Mapping[int, Sequence[tuple[trimesh.Trimesh, Similarity]]] | None = None) -> PoseStageResult:
         learned = self.model.refine(perception, objects, amodal)
         unposed = set(learned.report["kept_incoming_pose"])
         alternatives = {o.id: (o.pose,) for o in learned.objects if o.id not in unposed}
-        refined = self.optimiser.refine(perception, objects, amodal, alternatives)
+        refined = self.optimiser.refine(perception, objects, amodal, shapes, alternatives)
         report = {**refined.report, "name": self.registry_name, "initialisation": learned.report}
         return PoseStageResult(refined.objects, report, learned.warnings + refined.warnings)

@@ -195,66 +195,71 @@ class PoseOptimiser:
                         o.model.log_aspect.copy_(aspect)
 
     def _prepare(self, problem: PoseProblem, generator: np.random.Generator) -> list[_Object]:
-        s = self.settings
-        objects = []
         H, W = problem.camera.height, problem.camera.width
-        T_cam_world = invert_transform(problem.camera.T_world_cam)
         for target in problem.targets:
             if target.mask.shape != (H, W):
                 raise ValueError(f"object {target.id}: mask is {target.mask.shape[::-1]} but the camera is {W}x{H}")
-            warnings: list[str] = []
-            active = True
-            n_pixels = int(np.count_nonzero(target.mask))
-            n_points = 0 if target.points_world is None else int(len(target.points_world))
-            if s.use_silhouette and n_pixels < s.min_pixels:
-                warnings.append(f"only {n_pixels} mask pixels (< {s.min_pixels}): initial pose kept")
-                active = False
-            if s.use_points and target.points_world is not None and n_points < s.min_points:
-                warnings.append(f"only {n_points} valid depth points (< {s.min_points}): initial pose kept")
-                active = False
-            if not s.use_silhouette and n_points < s.min_points:
-                warnings.append(f"only {n_points} valid depth points and no silhouette loss: initial pose kept")
-                active = False
-            kind = self._model_kind(problem, target)
-            height_scale = measured_height_scale(target, problem.floor, s.measured_height_tolerance) \
-                if s.keep_measured_height and kind == "planar" else None
-            model = self._build_model(problem, kind, target, target.initial_pose, height_scale)
-            seed = int(generator.integers(2**31))
-            dense, faces = trimesh.sample.sample_surface(target.mesh, s.max_render_samples, seed=seed)
-            dense = dense.astype(np.float32)
-            normals = np.asarray(target.mesh.face_normals, dtype=np.float32)[faces]
-            box, K_crop = _crop_box(problem, target, dense, T_cam_world, s.resolution)
-            fine_mask, weight_crop = _crop_masks(problem, target, box, s.resolution, CROP_SUPERSAMPLE)
-            target_crop = _pool(fine_mask.astype(np.float32), CROP_SUPERSAMPLE)
-            area = float(target_crop.sum()) + 1.0
-            n_render = samples_for_radius(area, s.radius_px, maximum=s.max_render_samples)
-            if s.splat_target:  # the target bleeds at its edge as the render does (docs/pose.md)
-                target_crop = splat_coverage(fine_mask, CROP_SUPERSAMPLE, n_render / area,
-                                             self._render_settings()).astype(np.float32)
-            observed = None
-            if target.points_world is not None and n_points > 0:
-                pts = np.asarray(target.points_world, dtype=np.float32)
-                if len(pts) > s.point_samples:
-                    pts = pts[generator.choice(len(pts), s.point_samples, replace=False)]
-                observed = torch.as_tensor(pts)
-            sdf = None
-            if s.use_physical:
-                grid = build_sdf_grid(target.mesh, s.sdf_resolution, seed=seed)
-                sdf = (torch.as_tensor(grid.values), torch.as_tensor(grid.lo, dtype=DTYPE),
-                       torch.as_tensor(grid.hi, dtype=DTYPE))
-            objects.append(_Object(
-                target=target, model=model, active=active, status="optimised" if active else "kept_initial",
-                warnings=warnings, size=float(target.initial_pose.s),
-                render_samples=torch.as_tensor(dense[:n_render]),
-                surface_samples=torch.as_tensor(dense[:s.surface_samples]),
-                surface_normals=torch.as_tensor(normals[:s.surface_samples]),
-                surface_tree=cKDTree(dense[:s.surface_samples]),
-                physical_samples=torch.as_tensor(dense[:s.physical_samples]),
-                contact_samples=torch.as_tensor(dense[:s.contact_samples]), height_scale=height_scale,
-                observed=observed, K_crop=torch.as_tensor(K_crop, dtype=DTYPE),
-                target_crop=torch.as_tensor(target_crop, dtype=DTYPE),
-                weight_crop=torch.as_tensor(weight_crop, dtype=DTYPE), sdf=sdf))
-        return objects
+        return [self._prepare_target(problem, target, generator) for target in problem.targets]
+
+    def _prepare_target(self, problem: PoseProblem, target: PoseTarget, generator: np.random.Generator,
+                        with_sdf: bool = True) -> _Object:
+        """One target's pose model, samples, crop and (``with_sdf``, with the physical terms) SDF,
+        its warnings and status when it is too poorly observed to move."""
+        s = self.settings
+        T_cam_world = invert_transform(problem.camera.T_world_cam)
+        warnings: list[str] = []
+        active = True
+        n_pixels = int(np.count_nonzero(target.mask))
+        n_points = 0 if target.points_world is None else int(len(target.points_world))
+        if s.use_silhouette and n_pixels < s.min_pixels:
+            warnings.append(f"only {n_pixels} mask pixels (< {s.min_pixels}): initial pose kept")
+            active = False
+        if s.use_points and target.points_world is not None and n_points < s.min_points:
+            warnings.append(f"only {n_points} valid depth points (< {s.min_points}): initial pose kept")
+            active = False
+        if not s.use_silhouette and n_points < s.min_points:
+            warnings.append(f"only {n_points} valid depth points and no silhouette loss: initial pose kept")
+            active = False
+        kind = self._model_kind(problem, target)
+        height_scale = measured_height_scale(target, problem.floor, s.measured_height_tolerance) \
+            if s.keep_measured_height and kind == "planar" else None
+        model = self._build_model(problem, kind, target, target.initial_pose, height_scale)
+        seed = int(generator.integers(2**31))
+        dense, faces = trimesh.sample.sample_surface(target.mesh, s.max_render_samples, seed=seed)
+        dense = dense.astype(np.float32)
+        normals = np.asarray(target.mesh.face_normals, dtype=np.float32)[faces]
+        box, K_crop = _crop_box(problem, target, dense, T_cam_world, s.resolution)
+        fine_mask, weight_crop = _crop_masks(problem, target, box, s.resolution, CROP_SUPERSAMPLE)
+        target_crop = _pool(fine_mask.astype(np.float32), CROP_SUPERSAMPLE)
+        area = float(target_crop.sum()) + 1.0
+        n_render = samples_for_radius(area, s.radius_px, maximum=s.max_render_samples)
+        if s.splat_target:  # the target bleeds at its edge as the render does (docs/pose.md)
+            target_crop = splat_coverage(fine_mask, CROP_SUPERSAMPLE, n_render / area,
+                                         self._render_settings()).astype(np.float32)
+        observed = None
+        if target.points_world is not None and n_points > 0:
+            pts = np.asarray(target.points_world, dtype=np.float32)
+            if len(pts) > s.point_samples:
+                pts = pts[generator.choice(len(pts), s.point_samples, replace=False)]
+            observed = torch.as_tensor(pts)
+        return _Object(
+            target=target, model=model, active=active, status="optimised" if active else "kept_initial",
+            warnings=warnings, size=float(target.initial_pose.s),
+            render_samples=torch.as_tensor(dense[:n_render]),
+            surface_samples=torch.as_tensor(dense[:s.surface_samples]),
+            surface_normals=torch.as_tensor(normals[:s.surface_samples]),
+            surface_tree=cKDTree(dense[:s.surface_samples]),
+            physical_samples=torch.as_tensor(dense[:s.physical_samples]),
+            contact_samples=torch.as_tensor(dense[:s.contact_samples]), height_scale=height_scale,
+            observed=observed, K_crop=torch.as_tensor(K_crop, dtype=DTYPE),
+            target_crop=torch.as_tensor(target_crop, dtype=DTYPE),
+            weight_crop=torch.as_tensor(weight_crop, dtype=DTYPE),
+            sdf=self._sdf(target.mesh, seed) if s.use_physical and with_sdf else None)
+
+    def _sdf(self, mesh: trimesh.Trimesh, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The SDF grid of a canonical mesh: values (R, R, R) and the box's lo, hi (3,)."""
+        grid = build_sdf_grid(mesh, self.settings.sdf_resolution, seed=seed)
+        return torch.as_tensor(grid.values), torch.as_tensor(grid.lo, dtype=DTYPE), torch.as_tensor(grid.hi, dtype=DTYPE)
 
     # ----- losses ------------------------------------------------------------------------------
     def _losses(self, problem: PoseProblem, objects: list[_Object], context: dict, physical: bool,
@@ -439,14 +444,16 @@ class PoseOptimiser:
             with torch.no_grad():
                 refined = self._image_loss(problem, hypotheses, context)
             start = 0
-            for o, yaws, others in zip(objects, candidates, alternatives):
+            for i, (o, yaws, others) in enumerate(zip(objects, candidates, alternatives)):
                 count = len(yaws) + len(others)
                 losses = refined[start:start + count]
                 best = int(torch.argmin(losses))
                 if not losses[best] < (1.0 - HYPOTHESIS_MARGIN) * losses[0]:
                     best = 0
                 chosen = hypotheses[start + best]
-                o.model, o.yaw_offset, o.start = chosen.model, chosen.yaw_offset, chosen.start
+                if s.use_physical and chosen.sdf is None:
+                    chosen.sdf = self._sdf(chosen.target.mesh, s.seed)
+                objects[i] = dataclasses.replace(chosen, warnings=o.warnings)
                 start += count
             return True
         for o, yaws in zip(objects, candidates):
@@ -471,6 +478,12 @@ class PoseOptimiser:
                                       o.height_scale)
             hypotheses.append(dataclasses.replace(o, warnings=[], yaw_offset=0.0, start=f"alternative {k}",
                                                   model=model))
+        for k, (mesh, pose) in enumerate(o.target.alternative_shapes):
+            target = dataclasses.replace(o.target, mesh=mesh, initial_pose=pose, alternative_poses=(),
+                                         alternative_shapes=())
+            h = self._prepare_target(problem, target, np.random.default_rng([self.settings.seed, o.target.id, k]),
+                                     with_sdf=False)  # a hypothesis meets others' SDFs only: its own when chosen
+            hypotheses.append(dataclasses.replace(h, warnings=[], start=f"shape {k}", support=o.support))
         return hypotheses
 
     def _image_loss(self, problem: PoseProblem, objects: list[_Object], context: dict) -> torch.Tensor:
@@ -613,7 +626,7 @@ class PoseOptimiser:
                                 model=o.model.kind, status=o.status, warnings=tuple(o.warnings), losses=losses,
                                 yaw_offset_deg=math.degrees(o.yaw_offset), projection_m=o.projection_m, start=o.start,
                                 rests_on=None if o.support is None or o.model.kind == "planar" else o.support[0],
-                                stretch=stretch)
+                                stretch=stretch, mesh=o.target.mesh if o.start.startswith("shape") else None)
 
 
 def _top_offset(o: _Object, tops_by_id: dict[int, PosedSimilarity], normal: torch.Tensor) -> float | None:

@@ -27,6 +27,9 @@ class PoseTarget:
     alternative_poses : other starting poses (Similarity T_world_obj, e.g. a learned model's),
         refined beside the initial pose's yaw hypotheses and kept when their refined image loss
         is lower by the optimiser's hypothesis margin.
+    alternative_shapes : other canonical meshes with their poses (Similarity T_world_obj; e.g. the
+        shape stage's runners-up), refined the same way; the chosen one's mesh is returned
+        (:attr:`ObjectPoseResult.mesh`).
     """
 
     id: int
@@ -37,6 +40,7 @@ class PoseTarget:
     points_world: np.ndarray | None = None
     label: str = ""
     alternative_poses: tuple[Similarity, ...] = ()
+    alternative_shapes: tuple[tuple[trimesh.Trimesh, Similarity], ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -177,7 +181,8 @@ class PoseSettings:
 class ObjectPoseResult:
     """One object's outcome. status in OBJECT_STATUSES; losses : final value of each term; rests_on :
     the id of the object whose top is its ground (a carried 5-DoF object), else None; start : the
-    starting pose kept, "initial" or "alternative k" (``PoseTarget.alternative_poses[k]``);
+    starting pose kept, "initial", "alternative k" (``PoseTarget.alternative_poses[k]``) or "shape k"
+    (``PoseTarget.alternative_shapes[k]``, whose canonical mesh is ``mesh``; else None: the target's);
     stretch : per-axis factors of the canonical mesh that ``pose`` places (a kept measured height,
     :class:`PoseSettings`), ones when the mesh is unchanged."""
 
@@ -193,11 +198,13 @@ class ObjectPoseResult:
     rests_on: int | None = None
     start: str = "initial"
     stretch: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    mesh: trimesh.Trimesh | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "model": self.model, "status": self.status, "warnings": list(self.warnings),
                 "losses": dict(self.losses), "start": self.start, "yaw_offset_deg": self.yaw_offset_deg,
                 "projection_m": self.projection_m, "rests_on": self.rests_on, "stretch": list(self.stretch),
+                "shape": None if self.mesh is None else self.mesh.metadata.get("name"),
                 "pose": self.pose.matrix.tolist(), "initial_pose": self.initial_pose.matrix.tolist()}
 
 

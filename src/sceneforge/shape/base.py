@@ -33,12 +33,15 @@ class ShapeResult:
     similarity T_world_obj that places it (uniform scale = the object's largest side, metres).
 
     info : backend details for report.json (yaw, thickness, matched asset...).
+    alternatives : other (canonical mesh, pose) the backend found nearly as good, best first (a pose
+        stage may choose among them by its own losses).
     """
 
     mesh: trimesh.Trimesh
     pose: Similarity
     confidence: float
     info: Mapping[str, Any] = field(default_factory=dict)
+    alternatives: tuple[tuple[trimesh.Trimesh, Similarity], ...] = ()
 
 
 PROPORTIONS = "proportions"  # canonical mesh metadata key: "prior" when a library asset set them

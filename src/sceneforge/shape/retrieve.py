@@ -40,6 +40,10 @@ points, a KD-tree). For one object:
    stretched and turned, becomes the canonical mesh with its pose (:func:`canonicalise`; the pose's
    scale stays uniform, the per-axis proportions live in the canonical mesh, which is marked as
    having a prior's proportions: :func:`~sceneforge.shape.base.mark_prior_proportions`).
+5. The best hypothesis of each of the ``alternatives`` next best assets becomes an alternative
+   (canonical mesh, pose) of the result: the pose stage refines them beside the winner and keeps
+   the one its own image loss prefers (the search's placement is coarse: a right asset placed a
+   little off can score below a wrong one placed well).
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ from sceneforge.perception.base import PerceptionResult
 from sceneforge.registry import register
 from sceneforge.shape.base import (ShapeBackend, ShapeContext, ShapeError, ShapeResult, canonicalise,
                                    floor_contact, mark_prior_proportions)
+from sceneforge.types import Similarity
 
 LIBRARY_SEED = 90210  # no engine dataset of the tests or benchmarks uses this seed
 
@@ -222,6 +227,8 @@ class RetrieveShape(ShapeBackend):
     mask_coverage : share of a grid cell's 4x4 pixel samples that must lie in the amodal mask for the
         cell to count (0: any; the asset's splat counts a cell with any sample, and 0.5 left the
         chosen assets about 3% narrower than the truth).
+    alternatives : other assets returned as :attr:`~sceneforge.shape.base.ShapeResult.alternatives`
+        (module docstring, step 5).
     """
 
     def __init__(self, *, procedural: bool = True, variants_per_category: int = 72, library_seed: int = LIBRARY_SEED,
@@ -231,14 +238,14 @@ class RetrieveShape(ShapeBackend):
                  size_tolerance: float = 2.0, background_depth_m: float = 0.1, hidden_base: bool = True,
                  axis_search: tuple[tuple[float, ...], ...] | list = ((0.8, 0.9, 1.1, 1.25), (0.95, 1.05)),
                  max_squash: float = 0.75, mask_coverage: float = 0.0, final_icp_steps: int = 8,
-                 size_range_weight: float = 1.0) -> None:
+                 size_range_weight: float = 1.0, alternatives: int = 0) -> None:
         factors = [*stretches, *(f for axis in axis_search for f in axis)]
         rules = {  # setting: (value, valid, rule)
             **{name: (value, int(value) >= 1, ">= 1") for name, value in (
                 ("variants_per_category", variants_per_category), ("prefilter", prefilter),
                 ("candidates", candidates), ("yaw_steps", yaw_steps), ("refine", refine), ("points", points))},
             "grid": (grid, grid >= 2, ">= 2"), "contact_m": (contact_m, contact_m >= 0, ">= 0"),
-            "icp_steps": (icp_steps, icp_steps >= 0, ">= 0"),
+            "icp_steps": (icp_steps, icp_steps >= 0, ">= 0"), "alternatives": (alternatives, alternatives >= 0, ">= 0"),
             "final_icp_steps": (final_icp_steps, final_icp_steps >= 0, ">= 0"),
             "size_tolerance": (size_tolerance, size_tolerance >= 1, ">= 1"),
             "background_depth_m": (background_depth_m, background_depth_m >= 0, ">= 0"),
@@ -269,6 +276,7 @@ class RetrieveShape(ShapeBackend):
         self.mask_coverage = float(mask_coverage)
         self.final_icp_steps = int(final_icp_steps)
         self.size_range_weight = float(size_range_weight)
+        self.alternatives = int(alternatives)
         self.axis_search = tuple(tuple(float(f) for f in factors) for factors in axis_search)
         self._trees: dict[tuple[int, float, float], cKDTree] = {}
 
@@ -562,8 +570,9 @@ class RetrieveShape(ShapeBackend):
         return iou, bad.reshape(J, S).mean(axis=1)
 
     # ------------------------------------------------------------------- result
-    def _result(self, h: Hypotheses, j: int, target: Target, n_candidates: int,
-                evaluated: list[Hypotheses]) -> ShapeResult:
+    def _placed(self, h: Hypotheses, j: int) -> tuple[trimesh.Trimesh, Similarity]:
+        """Hypothesis ``j`` of ``h`` as a canonical mesh (stretched asset, marked as a prior's
+        proportions) and its pose."""
         entry = self.library.entries[h.entry_index]
         yaw = float(h.yaws[j])
         mesh_world = entry.asset.mesh.copy()
@@ -571,8 +580,20 @@ class RetrieveShape(ShapeBackend):
         canonical, pose = canonicalise(mesh_world, yaw)
         canonical.metadata["name"] = entry.asset.key
         mark_prior_proportions(canonical)
-        runner_up = min(((float(o.score[k]), o.entry_index) for o in evaluated for k in range(len(o.yaws))
-                         if o.entry_index != h.entry_index), default=(float("nan"), -1))
+        return canonical, pose
+
+    def _result(self, h: Hypotheses, j: int, target: Target, n_candidates: int,
+                evaluated: list[Hypotheses]) -> ShapeResult:
+        entry = self.library.entries[h.entry_index]
+        yaw = float(h.yaws[j])
+        canonical, pose = self._placed(h, j)
+        others: dict[int, tuple[float, Hypotheses, int]] = {}  # each other asset's best hypothesis
+        for o in evaluated:
+            k = int(np.argmin(o.score))
+            if o.entry_index != h.entry_index and float(o.score[k]) < others.get(o.entry_index, (np.inf,))[0]:
+                others[o.entry_index] = (float(o.score[k]), o, k)
+        ranked = sorted(others.values(), key=lambda item: item[0])
+        alternatives = tuple(self._placed(o, k) for _, o, k in ranked[: self.alternatives])
         confidence = float(np.clip(h.iou[j] * (1.0 - h.violation[j]) * h.inliers[j], 0.0, 1.0))
         info = {"backend": "retrieve", "asset": entry.asset.key, "category": entry.asset.category,
                 "asset_source": entry.asset.source, "yaw_deg": float(np.degrees(yaw)) % 360.0,
@@ -581,6 +602,7 @@ class RetrieveShape(ShapeBackend):
                 "inlier_fraction": float(h.inliers[j]), "floor_contact": target.on_floor,
                 "support": target.support_id,
                 "candidates": n_candidates, "library_size": len(self.library.entries),
-                "runner_up": (self.library.entries[runner_up[1]].asset.key if runner_up[1] >= 0 else None),
-                "runner_up_score": runner_up[0]}
-        return ShapeResult(canonical, pose, confidence, info)
+                "runner_up": self.library.entries[ranked[0][1].entry_index].asset.key if ranked else None,
+                "runner_up_score": ranked[0][0] if ranked else float("nan"),
+                "alternatives": [mesh.metadata["name"] for mesh, _ in alternatives]}
+        return ShapeResult(canonical, pose, confidence, info, alternatives)
