@@ -113,7 +113,8 @@ def test_the_next_best_assets_come_as_alternatives(chair_mesh, tmp_path):
         mesh.export(folder / category / name)
     config = {"procedural": False, "user_folder": str(folder), "use_labels": False}
     scene_input = chair_view(chair_mesh, label="object")
-    alone = ScenePipeline(shape={"name": "retrieve", "config": config}, pose="initial").run(scene_input)
+    alone = ScenePipeline(shape={"name": "retrieve", "config": {**config, "alternatives": 0}},
+                          pose="initial").run(scene_input)
     result = ScenePipeline(shape={"name": "retrieve", "config": {**config, "alternatives": 1}},
                            pose="initial").run(scene_input)
     info = result.report["objects"]["1"]

@@ -238,7 +238,7 @@ class RetrieveShape(ShapeBackend):
                  size_tolerance: float = 2.0, background_depth_m: float = 0.1, hidden_base: bool = True,
                  axis_search: tuple[tuple[float, ...], ...] | list = ((0.8, 0.9, 1.1, 1.25), (0.95, 1.05)),
                  max_squash: float = 0.75, mask_coverage: float = 0.0, final_icp_steps: int = 8,
-                 size_range_weight: float = 1.0, alternatives: int = 0) -> None:
+                 size_range_weight: float = 1.0, alternatives: int = 3) -> None:
         factors = [*stretches, *(f for axis in axis_search for f in axis)]
         rules = {  # setting: (value, valid, rule)
             **{name: (value, int(value) >= 1, ">= 1") for name, value in (
