@@ -365,11 +365,14 @@ class PoseOptimiser:
             objects = self._prepare(problem, generator)
             context = self._context(problem)
             if s.use_physical:
-                self._find_supports(objects, context)
+                self._find_supports(problem, objects, context)
             history: list[float] = []
             iterations = 0
             if objects:
                 refined = self._yaw_search(problem, objects, context)
+                reshaped = {o.target.id for o in objects if o.start.startswith("shape")}
+                if s.use_physical and reshaped:  # a supporter's top is its new mesh's
+                    self._find_supports(problem, objects, context, on=reshaped)
                 self._rechoose_models(problem, objects)
                 iterations = self._refine(problem, objects, context, history, s.iterations, s.use_physical,
                                           lr_fraction=s.joint_lr_fraction if refined else 1.0)
@@ -554,12 +557,22 @@ class PoseOptimiser:
                     _restore(objects[i].model, state)
         return iteration
 
-    def _find_supports(self, objects: list[_Object], context: dict) -> None:
-        """At the initial poses, the flat top each carried object rests on (``o.support``,
-        :func:`~sceneforge.pose.contact.support_tops`): its ground in the floor term (docs/pose.md)."""
-        tops = support_tops(_bodies(objects), context["normal"])
+    def _find_supports(self, problem: PoseProblem, objects: list[_Object], context: dict,
+                       on: set[int] | None = None) -> None:
+        """At the starting poses, the flat top each carried object rests on (``o.support``,
+        :func:`~sceneforge.pose.contact.support_tops`): its ground in the floor term (docs/pose.md).
+        With ``on`` (ids of objects that took another shape), after the hypotheses: each object's
+        target at its starting pose with the model it has now, and only the supports that were, or
+        now are, on one of those change."""
+        bodies = _bodies(objects)
+        if on is not None:
+            bodies = [dataclasses.replace(b, model=self._build_model(problem, o.model.kind, o.target, o.target.initial_pose,
+                                                                      o.height_scale)) for b, o in zip(bodies, objects)]
+        tops = support_tops(bodies, context["normal"])
         for o, top in zip(objects, tops):
-            o.support = None if top is None else (objects[top.supporter].target.id, top.point)
+            support = None if top is None else (objects[top.supporter].target.id, top.point)
+            if on is None or any(t is not None and t[0] in on for t in (o.support, support)):
+                o.support = support
 
     def _seat(self, objects: list[_Object], context: dict) -> None:
         """After the loop, seat each active carried object on its support's top (``o.support``): one
