@@ -33,7 +33,7 @@ from sceneforge.perception.base import PerceptionResult
 from sceneforge.pose.base import AUTO, PoseStage, resolve_pose_stage
 from sceneforge.registry import from_description
 from sceneforge.shape.base import ShapeContext, ShapeError
-from sceneforge.types import Scene, SceneInput, SceneObject, Similarity
+from sceneforge.types import PlacedMesh, Scene, SceneInput, SceneObject
 
 STAGES = ("perception", "amodal", "shape", "pose")
 DEFAULT_FORMATS = ("glb", "usda", "json")
@@ -58,7 +58,7 @@ class ReconstructionResult:
     report: Mapping[str, Any]
     perception: PerceptionResult
     amodal: Mapping[int, AmodalResult] = field(default_factory=dict)
-    shapes: Mapping[int, tuple[tuple[trimesh.Trimesh, Similarity], ...]] = field(default_factory=dict)
+    shapes: Mapping[int, tuple[PlacedMesh, ...]] = field(default_factory=dict)
 
     def save(self, out_dir: str | Path, formats: tuple[str, ...] = DEFAULT_FORMATS, preview: bool = True,
              extra: Mapping[str, bytes] | None = None) -> Path:
@@ -194,7 +194,7 @@ class ScenePipeline:
 
     def _shapes(self, perception: PerceptionResult, amodal: Mapping[int, AmodalResult], skipped: dict[int, str],
                 warnings: list[str]) -> tuple[list[SceneObject], dict[int, dict[str, Any]],
-                                              dict[int, tuple[tuple[trimesh.Trimesh, Similarity], ...]]]:
+                                              dict[int, tuple[PlacedMesh, ...]]]:
         """Run the shape backend on every observed object; failures go to ``skipped``/``warnings``.
         Returns the objects, their report details and their alternative shapes by id."""
         objects, per_object, shapes = [], {}, {}

@@ -363,6 +363,9 @@ def _hw(shape: tuple[int, ...]) -> str:
     return f"{shape[1]}x{shape[0]}" if len(shape) >= 2 else str(shape)
 
 
+PlacedMesh = tuple[trimesh.Trimesh, Similarity]  # a canonical mesh (as SceneObject's) and its pose T_world_obj
+
+
 @dataclass(frozen=True, eq=False)
 class SceneObject:
     """One object: a canonical mesh and the similarity that places it in the world.

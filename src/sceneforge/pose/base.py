@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import trimesh
 
 from sceneforge.amodal.base import AmodalResult
 from sceneforge.perception.base import PerceptionResult
 from sceneforge.pose.optimise import PoseOptimiser, floor_mask_from_depth
 from sceneforge.pose.problem import PoseProblem, PoseSettings, PoseTarget
 from sceneforge.registry import Component, register
-from sceneforge.types import SceneObject, Similarity
+from sceneforge.types import PlacedMesh, SceneObject, Similarity
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,7 +37,8 @@ class PoseStage(Component):
 
     @abstractmethod
     def refine(self, perception: PerceptionResult, objects: Sequence[SceneObject],
-               amodal: Mapping[int, AmodalResult], shapes: Mapping[int, Sequence[tuple[trimesh.Trimesh, Similarity]]] | None = None) -> PoseStageResult:
+               amodal: Mapping[int, AmodalResult],
+               shapes: Mapping[int, Sequence[PlacedMesh]] | None = None) -> PoseStageResult:
         """Return the same objects (same order and ids) with new poses. ``shapes``: by object id,
         other (canonical mesh, pose) the shape stage found nearly as good
         (:attr:`~sceneforge.shape.base.ShapeResult.alternatives`); a stage may return one of them
@@ -53,7 +53,8 @@ class InitialPoses(PoseStage):
         pass
 
     def refine(self, perception: PerceptionResult, objects: Sequence[SceneObject],
-               amodal: Mapping[int, AmodalResult], shapes: Mapping[int, Sequence[tuple[trimesh.Trimesh, Similarity]]] | None = None) -> PoseStageResult:
+               amodal: Mapping[int, AmodalResult],
+               shapes: Mapping[int, Sequence[PlacedMesh]] | None = None) -> PoseStageResult:
         return PoseStageResult(tuple(objects), {"name": "initial"})
 
 
@@ -66,7 +67,7 @@ class OptimisedPoses(PoseStage):
         self.settings = PoseSettings(**settings)
 
     def refine(self, perception: PerceptionResult, objects: Sequence[SceneObject],
-               amodal: Mapping[int, AmodalResult], shapes: Mapping[int, Sequence[tuple[trimesh.Trimesh, Similarity]]] | None = None,
+               amodal: Mapping[int, AmodalResult], shapes: Mapping[int, Sequence[PlacedMesh]] | None = None,
                alternatives: Mapping[int, Sequence[Similarity]] | None = None) -> PoseStageResult:
         """``shapes`` are refined beside the incoming pose's yaw hypotheses, and so are
         ``alternatives``: more starting poses (world frame) of the incoming mesh by object id
@@ -120,7 +121,7 @@ def create_pose_stage(name: str, **config: Any) -> PoseStage:
 def build_problem(perception: PerceptionResult, objects: Sequence[SceneObject],
                   amodal: Mapping[int, AmodalResult],
                   alternatives: Mapping[int, Sequence[Similarity]] | None = None,
-                  shapes: Mapping[int, Sequence[tuple[trimesh.Trimesh, Similarity]]] | None = None) -> PoseProblem:
+                  shapes: Mapping[int, Sequence[PlacedMesh]] | None = None) -> PoseProblem:
     """Assemble the optimisation problem from the pipeline's intermediate results: amodal masks as
     targets (visible masks where none), observed points, floor mask from the cleaned depth;
     ``alternatives``: more starting poses, ``shapes``: other (canonical mesh, pose), by object id."""

@@ -24,11 +24,9 @@ from sceneforge.perception.base import PerceptionResult
 from sceneforge.pose.base import OptimisedPoses, PoseStage, PoseStageResult
 from sceneforge.pose.optimise import torch_threads
 from sceneforge.registry import register
-from sceneforge.types import SceneInput, SceneObject, Similarity
+from sceneforge.types import PlacedMesh, SceneInput, SceneObject, Similarity
 
 if TYPE_CHECKING:
-    import trimesh
-
     from sceneforge.models.checkpoint import LoadedPoseModel
 
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "pose_model"
@@ -113,7 +111,8 @@ class LearnedPoses(PoseStage):
         self.keep_incoming, self.threads, self.registration, self.rotations = keep_incoming, threads, registration, rotations
 
     def refine(self, perception: PerceptionResult, objects: Sequence[SceneObject],
-               amodal: Mapping[int, AmodalResult], shapes: Mapping[int, Sequence[tuple[trimesh.Trimesh, Similarity]]] | None = None) -> PoseStageResult:
+               amodal: Mapping[int, AmodalResult],
+               shapes: Mapping[int, Sequence[PlacedMesh]] | None = None) -> PoseStageResult:
         posed, report = learned_objects(perception, objects, self.checkpoint, self.samples, self.flow_steps,
                                         self.seed, self.keep_incoming, self.threads, self.registration,
                                         self.rotations)
@@ -143,7 +142,8 @@ class LearnedOptimisedPoses(PoseStage):
         self.optimiser = OptimisedPoses(seed=seed, hypothesis_iterations=hypothesis_iterations, **settings)
 
     def refine(self, perception: PerceptionResult, objects: Sequence[SceneObject],
-               amodal: Mapping[int, AmodalResult], shapes: Mapping[int, Sequence[tuple[trimesh.Trimesh, Similarity]]] | None = None) -> PoseStageResult:
+               amodal: Mapping[int, AmodalResult],
+               shapes: Mapping[int, Sequence[PlacedMesh]] | None = None) -> PoseStageResult:
         learned = self.model.refine(perception, objects, amodal)
         unposed = set(learned.report["kept_incoming_pose"])
         alternatives = {o.id: (o.pose,) for o in learned.objects if o.id not in unposed}

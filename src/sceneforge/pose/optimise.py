@@ -4,7 +4,8 @@ Per object: a pose model (planar 4-DoF when its mask touches the floor, else 5-D
 dense surface samples for the soft silhouette render in a square crop around the object, sparser
 samples for the 3D point loss and the physical terms, and an SDF grid of its canonical mesh. The
 yaw is initialised by a grid search over ``yaw_candidates`` angles (silhouette + point losses, each
-object alone); then all objects are refined together with Adam, the physical terms coupling them
+object alone), the best refined beside further starts and further shapes (the shape stage's
+runners-up), the lowest image loss kept; then all objects are refined together with Adam, the physical terms coupling them
 (at scale-detached poses: they move objects, never resize them; a carried object's ground is the flat
 top it rests on, found by ray casts at the initial poses, and after the loop it is seated on that
 top when the loop left it sunk by at most the contact tolerance); then (``project_contacts``, on by
@@ -406,10 +407,11 @@ class PoseOptimiser:
 
     def _yaw_search(self, problem: PoseProblem, objects: list[_Object], context: dict) -> bool:
         """Per object, score ``yaw_candidates`` yaw offsets (0 included) by silhouette + point
-        losses; then refine the initial yaw, the ``yaw_hypotheses - 1`` best others and the target's
-        ``alternative_poses`` for ``hypothesis_iterations`` Adam steps each (every hypothesis alone;
-        physical terms against the other objects held at their initial poses) and keep the one of
-        the lowest refined image loss. Another hypothesis than the initial yaw must beat it by 2 %
+        losses; then refine the initial yaw, the ``yaw_hypotheses - 1`` best others, the target's
+        ``alternative_poses`` and its ``alternative_shapes`` for ``hypothesis_iterations`` Adam steps
+        each (every hypothesis alone; physical terms against the other objects held at their
+        initial poses) and keep the one of the lowest refined image loss (``objects[i]`` becomes
+        it: another shape brings its own samples and crop). Another hypothesis than the initial yaw must beat it by 2 %
         (scores) or by HYPOTHESIS_MARGIN (refined losses: a symmetric shape's equivalent yaws differ
         by sampling noise of a few %) to be taken. Returns whether the hypotheses were refined."""
         s = self.settings

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import trimesh
 
-from sceneforge.types import Camera, Plane, Similarity
+from sceneforge.types import Camera, PlacedMesh, Plane, Similarity
 
 OBJECT_STATUSES = ("optimised", "kept_initial", "nan_stopped")
 
@@ -40,7 +40,7 @@ class PoseTarget:
     points_world: np.ndarray | None = None
     label: str = ""
     alternative_poses: tuple[Similarity, ...] = ()
-    alternative_shapes: tuple[tuple[trimesh.Trimesh, Similarity], ...] = ()
+    alternative_shapes: tuple[PlacedMesh, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)

@@ -14,7 +14,7 @@ from sceneforge.amodal.base import AmodalResult
 from sceneforge.geometry import rotation_y
 from sceneforge.perception.base import ObjectObservation, PerceptionResult
 from sceneforge.registry import Component
-from sceneforge.types import Similarity
+from sceneforge.types import PlacedMesh, Similarity
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,7 +41,7 @@ class ShapeResult:
     pose: Similarity
     confidence: float
     info: Mapping[str, Any] = field(default_factory=dict)
-    alternatives: tuple[tuple[trimesh.Trimesh, Similarity], ...] = ()
+    alternatives: tuple[PlacedMesh, ...] = ()
 
 
 PROPORTIONS = "proportions"  # canonical mesh metadata key: "prior" when a library asset set them

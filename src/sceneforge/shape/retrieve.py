@@ -64,7 +64,7 @@ from sceneforge.perception.base import PerceptionResult
 from sceneforge.registry import register
 from sceneforge.shape.base import (ShapeBackend, ShapeContext, ShapeError, ShapeResult, canonicalise,
                                    floor_contact, mark_prior_proportions)
-from sceneforge.types import Similarity
+from sceneforge.types import PlacedMesh
 
 LIBRARY_SEED = 90210  # no engine dataset of the tests or benchmarks uses this seed
 
@@ -570,7 +570,7 @@ class RetrieveShape(ShapeBackend):
         return iou, bad.reshape(J, S).mean(axis=1)
 
     # ------------------------------------------------------------------- result
-    def _placed(self, h: Hypotheses, j: int) -> tuple[trimesh.Trimesh, Similarity]:
+    def _placed(self, h: Hypotheses, j: int) -> PlacedMesh:
         """Hypothesis ``j`` of ``h`` as a canonical mesh (stretched asset, marked as a prior's
         proportions) and its pose."""
         entry = self.library.entries[h.entry_index]
