@@ -448,23 +448,41 @@ class PoseOptimiser:
                          obstacles=obstacles)
             with torch.no_grad():
                 refined = self._image_loss(problem, hypotheses, context)
-            start = 0
+            start, own_shapes = 0, {}
             for i, (o, yaws, others) in enumerate(zip(objects, candidates, alternatives)):
-                count = len(yaws) + len(others)
-                losses = refined[start:start + count]
-                best = int(torch.argmin(losses))
-                if not losses[best] < (1.0 - HYPOTHESIS_MARGIN) * losses[0]:
-                    best = 0
-                chosen = hypotheses[start + best]
+                group = hypotheses[start:start + len(yaws) + len(others)]
+                losses = refined[start:start + len(group)]
+                start += len(group)
+                chosen = group[_kept(losses)]
                 if s.use_physical and chosen.sdf is None:
                     chosen.sdf = self._sdf(chosen.target.mesh, s.seed)
                 objects[i] = dataclasses.replace(chosen, warnings=o.warnings)
-                start += count
+                if chosen.target is not o.target:  # another shape: its own best too, should it collide
+                    own = [k for k, h in enumerate(group) if h.target is o.target]
+                    own_shapes[i] = dataclasses.replace(group[own[_kept(losses[own])]], warnings=o.warnings)
+            if s.use_physical:
+                self._keep_own_shapes_that_collide_less(problem, objects, own_shapes, context)
             return True
         for o, yaws in zip(objects, candidates):
             o.yaw_offset = 2.0 * math.pi * yaws[-1] / n
             o.model.set_yaw(o.yaw_offset)
         return False
+
+    def _keep_own_shapes_that_collide_less(self, problem: PoseProblem, objects: list[_Object],
+                                           own_shapes: dict[int, _Object], context: dict) -> None:
+        """An object that took another shape goes back to its own (``own_shapes[i]``: its best own
+        hypothesis) when that lowers the scene's summed penetration term, all objects at their
+        kept hypotheses: the shapes were chosen each against the others' initial poses, and two
+        refined neighbours can overlap where neither did alone (a chair and a bench, each fitted
+        to its silhouette, pushing into each other for the rest of the loop)."""
+        for i, own in own_shapes.items():
+            with torch.no_grad():
+                penetration = float(self._losses(problem, objects, context, physical=True)[:, 2].sum())
+                if penetration == 0.0:
+                    return
+                trial = objects[:i] + [own] + objects[i + 1:]
+                if float(self._losses(problem, trial, context, physical=True)[:, 2].sum()) < penetration:
+                    objects[i] = own
 
     def _alternative_hypotheses(self, problem: PoseProblem, o: _Object) -> list[_Object]:
         """The object started at each of its target's ``alternative_poses`` (its pose model chosen
@@ -642,6 +660,13 @@ class PoseOptimiser:
                                 yaw_offset_deg=math.degrees(o.yaw_offset), projection_m=o.projection_m, start=o.start,
                                 rests_on=None if o.support is None or o.model.kind == "planar" else o.support[0],
                                 stretch=stretch, mesh=o.target.mesh if o.start.startswith("shape") else None)
+
+
+def _kept(losses: torch.Tensor) -> int:
+    """Index of the hypothesis kept by its refined image loss (``losses`` (H,), the first being the
+    incoming pose's): the lowest, when it beats the first by HYPOTHESIS_MARGIN, else the first."""
+    best = int(torch.argmin(losses))
+    return best if losses[best] < (1.0 - HYPOTHESIS_MARGIN) * losses[0] else 0
 
 
 def _top_offset(o: _Object, tops_by_id: dict[int, PosedSimilarity], normal: torch.Tensor) -> float | None:
