@@ -15,6 +15,7 @@ from sceneforge.pose import PoseOptimiser, PoseSettings, touches_floor
 from sceneforge.pose import optimise as optimise_module
 from sceneforge.pose.contact import support_tops
 from sceneforge.shape.base import mark_prior_proportions
+from sceneforge.types import Similarity
 
 FAST = PoseSettings(iterations=80, patience=15)
 
@@ -75,7 +76,6 @@ def test_yaw_grid_search_recovers_a_quarter_turn():
     problem, truths, _ = make_scene(objects=((ell, (0.0, 0.0, 0.5, 0.2)),), perturb=(0.0, 0.0, 0.0))
     target = problem.targets[0]
     from sceneforge.geometry import rotation_y
-    from sceneforge.types import Similarity
 
     turned = dataclasses.replace(target, initial_pose=Similarity(rotation_y(np.pi / 2) @ truths[0].R,
                                                                  truths[0].t, truths[0].s))
@@ -89,8 +89,6 @@ def test_an_alternative_start_is_kept_only_where_the_refined_losses_prefer_it():
     """A learned model's pose enters as ``alternative_poses``: refined beside the yaw hypotheses,
     kept when it fits the image better (a start 0.5 m off and at half the scale), left when it
     does not (the true pose as the initial one)."""
-    from sceneforge.types import Similarity
-
     ell = trimesh.util.concatenate([trimesh.creation.box((1.0, 0.4, 0.3)),
                                     trimesh.creation.box((0.3, 0.4, 0.8)).apply_translation((0.35, 0, 0.25))])
     problem, truths, _ = make_scene(objects=((ell, (0.0, 0.0, 0.5, 0.2)),), perturb=(0.0, 0.0, 0.0))
@@ -125,6 +123,26 @@ def test_an_alternative_shape_is_taken_only_where_the_refined_losses_prefer_it()
         assert pose_error(obj.pose, truth)[1] < 0.02
 
 
+def test_another_shape_that_pushes_into_a_neighbour_gives_way_to_the_own_one():
+    """Two boxes 10 cm apart: the first one's kept hypothesis, another shape 40 cm longer towards
+    its neighbour, overlaps it, so the object goes back to its own shape; a shape that overlaps
+    nothing stays."""
+    objects = ((trimesh.creation.box((0.6, 0.5, 0.5)), (-0.4, 0.0, 0.3, 0.0)),
+               (trimesh.creation.box((0.6, 0.5, 0.5)), (0.3, 0.0, 0.3, 0.0)))
+    problem, truths, _ = make_scene(objects=objects, perturb=(0.0, 0.0, 0.0))
+    optimiser = PoseOptimiser(FAST)
+    context = optimiser._context(problem)
+    own = optimiser._prepare(problem, np.random.default_rng(0))
+    for length, kept_own in ((1.0, True), (0.62, False)):
+        box, size = canonical(trimesh.creation.box((length, 0.5, 0.5)))
+        centre = truths[0].t + np.array([(length - 0.6) / 2, 0.0, 0.0])
+        other = optimiser._prepare_target(problem, dataclasses.replace(
+            problem.targets[0], mesh=box, initial_pose=Similarity(truths[0].R, centre, size)), np.random.default_rng(1))
+        scene = [other, own[1]]
+        optimiser._keep_own_shapes_that_collide_less(problem, scene, {0: own[0]}, context)
+        assert (scene[0] is own[0]) == kept_own
+
+
 @pytest.mark.parametrize("library", [True, False])
 def test_a_tilted_alternative_start_is_turned_upright_for_a_library_mesh(library):
     """A learned model's start tipped 0.3 rad about a horizontal axis. A library asset's mesh
@@ -132,7 +150,6 @@ def test_a_tilted_alternative_start_is_turned_upright_for_a_library_mesh(library
     floor normal only: the start is turned upright first and ends at the true pose. Any other mesh
     may be turned in its frame, so its start keeps the tilt."""
     from sceneforge.geometry import rotation_about_axis
-    from sceneforge.types import Similarity
 
     ell = trimesh.util.concatenate([trimesh.creation.box((1.0, 0.4, 0.3)),
                                     trimesh.creation.box((0.3, 0.4, 0.8)).apply_translation((0.35, 0, 0.25))])
@@ -160,8 +177,6 @@ def test_physical_terms_remove_interpenetration(scene, iterations, project_conta
     """The loss's physical terms alone (60 iterations), or the collision-resolving projection alone
     (no iteration, any depth pushed), separate a box and a cylinder pushed into each other."""
     problem, truths, _ = scene
-    from sceneforge.types import Similarity
-
     a, b = problem.targets[0], problem.targets[1]
     # push the cylinder into the box; only physical terms (no image terms) act
     moved = dataclasses.replace(b, initial_pose=Similarity(b.initial_pose.R, a.initial_pose.t + [0.45, 0.0, 0.0],
@@ -194,8 +209,6 @@ def test_yaw_hypotheses_collide_with_the_others_at_their_initial_poses(scene):
     """In the yaw-hypothesis phase the physical terms see the other objects held at their initial
     poses (obstacles), never the object's own sibling hypotheses."""
     import copy
-
-    from sceneforge.types import Similarity
 
     problem = scene[0]
     a, b = problem.targets[0], problem.targets[1]

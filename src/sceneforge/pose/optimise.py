@@ -470,18 +470,21 @@ class PoseOptimiser:
 
     def _keep_own_shapes_that_collide_less(self, problem: PoseProblem, objects: list[_Object],
                                            own_shapes: dict[int, _Object], context: dict) -> None:
-        """An object that took another shape goes back to its own (``own_shapes[i]``: its best own
-        hypothesis) when that lowers the scene's summed penetration term, all objects at their
-        kept hypotheses: the shapes were chosen each against the others' initial poses, and two
-        refined neighbours can overlap where neither did alone (a chair and a bench, each fitted
-        to its silhouette, pushing into each other for the rest of the loop)."""
+        """A floor (planar) object that took another shape goes back to its own (``own_shapes[i]``:
+        its best own hypothesis) when that lowers the summed penetration term of the floor objects,
+        all at their kept hypotheses: the shapes were chosen each against the others' initial poses,
+        and two refined neighbours can overlap where neither did alone (a chair and a bench, each
+        fitted to its silhouette, pushing into each other for the rest of the loop). Carried
+        objects do not count: one that sank into a support's new shape settles on its top."""
+        floor = [k for k, o in enumerate(objects) if o.model.kind == "planar"]
         for i, own in own_shapes.items():
+            if i not in floor or own.model.kind != "planar":
+                continue
             with torch.no_grad():
-                penetration = float(self._losses(problem, objects, context, physical=True)[:, 2].sum())
-                if penetration == 0.0:
-                    return
-                trial = objects[:i] + [own] + objects[i + 1:]
-                if float(self._losses(problem, trial, context, physical=True)[:, 2].sum()) < penetration:
+                scene = [objects[k] for k in floor]
+                penetration = float(self._losses(problem, scene, context, physical=True)[:, 2].sum())
+                scene[floor.index(i)] = own
+                if float(self._losses(problem, scene, context, physical=True)[:, 2].sum()) < penetration:
                     objects[i] = own
 
     def _alternative_hypotheses(self, problem: PoseProblem, o: _Object) -> list[_Object]:
