@@ -138,14 +138,15 @@ def with_truth_meshes(objects, truth: Scene) -> list[SceneObject]:
     return out
 
 
-def run_pose_variants(base, objects, truth: Scene, points: int) -> dict[str, dict[str, float]]:
-    """Every POSE_VARIANTS entry applied to ``objects`` (initial poses) of the ``base`` result."""
+def run_pose_variants(base, objects, shapes, truth: Scene, points: int) -> dict[str, dict[str, float]]:
+    """Every POSE_VARIANTS entry applied to ``objects`` (initial poses) of the ``base`` result, with
+    ``shapes`` (alternative shapes by object id) to choose from."""
     rows = {}
     for name, description in POSE_VARIANTS.items():
         posed, seconds = list(objects), 0.0
         if description is not None:
             start = time.perf_counter()
-            refined = from_description("pose", description).refine(base.perception, objects, base.amodal, base.shapes)
+            refined = from_description("pose", description).refine(base.perception, objects, base.amodal, shapes)
             posed, seconds = list(refined.objects), time.perf_counter() - start
         row = score_view(dataclasses.replace(base.scene, objects=tuple(posed)), truth, points, reference_only=False)
         rows[name] = {**row, "pose s": seconds, "objects": len(objects)}
@@ -185,10 +186,11 @@ def run_engine(views: int, seed: int, size: int, points: int, ablation: bool, ab
             timings[name].append(dict(results[name].report["timings_s"]))
         if ablation and ablation_base in results:
             base = results[ablation_base]
-            sources = {meshes_label(ablation_base): list(base.scene.objects),
-                       "ground-truth meshes": with_truth_meshes(base.scene.objects, view.ground_truth)}
-            for source, objects in sources.items():
-                for name, row in run_pose_variants(base, objects, view.ground_truth, points).items():
+            # the shape stage's meshes with its alternative shapes; the exact meshes with none
+            sources = {meshes_label(ablation_base): (list(base.scene.objects), base.shapes),
+                       "ground-truth meshes": (with_truth_meshes(base.scene.objects, view.ground_truth), {})}
+            for source, (objects, shapes) in sources.items():
+                for name, row in run_pose_variants(base, objects, shapes, view.ground_truth, points).items():
                     ablation_rows[source].setdefault(name, []).append(row)
         print(f"view {index}: " + ", ".join(f"{n.split(',')[0][:7]} F-S {scores[n][-1]['F-Score-S']:.1f}"
                                             for n in names if scores[n]), flush=True)
@@ -256,7 +258,8 @@ def ablation_text(ablation_rows, base: str = ABLATION_BASE) -> list[str]:
     text += ["## Pose ablation with the ground-truth meshes given (pose errors alone)", "",
              f"Each {shape} mesh replaced by the ground-truth canonical mesh at the {shape} pose (3D-RE-GEN's setting: "
              "complete assets; the initial yaw is the " + ("lift box's, ambiguous up to the box's symmetry" if shape ==
-                                                         "lift" else f"{shape} shape's") + "). Rotation error in degrees "
+                                                         "lift" else f"{shape} shape's") + "; no alternative shapes: "
+             "these are exact). Rotation error in degrees "
              "(eval, no symmetry) and modulo a half turn about the up axis; translation (box centres) in metres; "
              "scale relative.", "",
              mean_table(ablation_rows["ground-truth meshes"], POSE_ERROR_COLUMNS + ABLATION_COLUMNS, first="variant"),
