@@ -5,11 +5,12 @@ dense surface samples for the soft silhouette render in a square crop around the
 samples for the 3D point loss and the physical terms, and an SDF grid of its canonical mesh. The
 yaw is initialised by a grid search over ``yaw_candidates`` angles (silhouette + point losses, each
 object alone), the best refined beside further starts and further shapes (the shape stage's
-runners-up), the lowest image loss kept; then all objects are refined together with Adam, the physical terms coupling them
-(at scale-detached poses: they move objects, never resize them; a carried object's ground is the flat
-top it rests on, found by ray casts at the initial poses, and after the loop it is seated on that
-top when the loop left it sunk by at most the contact tolerance); then (``project_contacts``, on by
-default) the poses are projected out of shallow collisions (:mod:`sceneforge.pose.contact`).
+runners-up), the lowest image loss kept; then all objects are refined together with Adam, the
+physical terms coupling them (at scale-detached poses: they move objects, never resize them; a
+carried object's ground is the flat top it rests on, found by ray casts at the initial poses, and
+after the loop it is seated on that top when the loop left it sunk by at most the contact
+tolerance); then (``project_contacts``, on by default) the poses are projected out of shallow
+collisions (:mod:`sceneforge.pose.contact`).
 """
 
 from __future__ import annotations
@@ -260,7 +261,8 @@ class PoseOptimiser:
     def _sdf(self, mesh: trimesh.Trimesh, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The SDF grid of a canonical mesh: values (R, R, R) and the box's lo, hi (3,)."""
         grid = build_sdf_grid(mesh, self.settings.sdf_resolution, seed=seed)
-        return torch.as_tensor(grid.values), torch.as_tensor(grid.lo, dtype=DTYPE), torch.as_tensor(grid.hi, dtype=DTYPE)
+        return (torch.as_tensor(grid.values), torch.as_tensor(grid.lo, dtype=DTYPE),
+                torch.as_tensor(grid.hi, dtype=DTYPE))
 
     # ----- losses ------------------------------------------------------------------------------
     def _losses(self, problem: PoseProblem, objects: list[_Object], context: dict, physical: bool,
@@ -589,8 +591,9 @@ class PoseOptimiser:
         now are, on one of those change."""
         bodies = _bodies(objects)
         if on is not None:
-            bodies = [dataclasses.replace(b, model=self._build_model(problem, o.model.kind, o.target, o.target.initial_pose,
-                                                                      o.height_scale)) for b, o in zip(bodies, objects)]
+            bodies = [dataclasses.replace(b, model=self._build_model(problem, o.model.kind, o.target,
+                                                                      o.target.initial_pose, o.height_scale))
+                      for b, o in zip(bodies, objects)]
         tops = support_tops(bodies, context["normal"])
         for o, top in zip(objects, tops):
             support = None if top is None else (objects[top.supporter].target.id, top.point)
