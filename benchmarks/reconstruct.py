@@ -6,8 +6,10 @@ method reconstructs the view with ScenePipeline and is scored by sceneforge.eval
 engine's ground truth (the objects visible in the view) in the input camera frame, without
 alignment: CD-S / F-Score-S (scene), CD-O / F-Score-O (each object normalised on its own,
 uniformly), F-Score-O per-axis (objects normalised per axis, MIDI-3D), IoU-B, strict
-F-Score-S@0.02, and the aligned F-Score-S (eval's default robust ICP) for reference. The mean time
-per stage is reported per view.
+F-Score-S@0.02, and the aligned F-Score-S (eval's default robust ICP) for reference, each object
+sampled at eval's 20,480 points (``--points``); a last row scores the ground truth with its faces
+split in four against itself, the ceiling of that sampling (docs/metrics.md, "A strict τ needs
+dense samples"). The mean time per stage is reported per view.
 
 With ``--ablation`` the same loop also runs 3D-RE-GEN's pose ablation (docs/pose_ablation_retrieve.md):
 the ``retrieve, initial poses`` reconstruction's objects (the default shape backend's) go through
