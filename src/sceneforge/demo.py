@@ -28,7 +28,6 @@ from sceneforge.io.scene_json import write_scene_json
 from sceneforge.pipeline import DEFAULT_FORMATS, ProgressCallback, ReconstructionResult, ScenePipeline, report_bytes
 
 DEMO_SIZE = 512
-DEMO_POINTS = DEFAULT_POINTS_PER_OBJECT  # fewer cap F-Score-S@0.02 for large objects (docs/metrics.md)
 DEMO_TAUS = (0.1, 0.05, 0.02)
 SCORE_KEYS = ("cd_s_l2_sum", "fscore_s@0.1", "cd_o_l2_sum", "fscore_o@0.1", "iou_b", "fscore_s@0.02")
 
@@ -53,7 +52,7 @@ class DemoResult:
 
 
 def run_demo(out_dir: str | Path, seed: int = 0, size: int = DEMO_SIZE, pipeline: ScenePipeline | None = None,
-             progress: ProgressCallback | None = None, points_per_object: int = DEMO_POINTS) -> DemoResult:
+             progress: ProgressCallback | None = None, points_per_object: int = DEFAULT_POINTS_PER_OBJECT) -> DemoResult:
     """Engine view -> reconstruction -> output folder -> scores (module docstring)."""
     notify = progress or (lambda stage, message: None)
     pipeline = pipeline or ScenePipeline()
