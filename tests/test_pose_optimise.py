@@ -228,31 +228,6 @@ def test_yaw_hypotheses_collide_with_the_others_at_their_initial_poses(scene):
     assert float(alone[:, 2].abs().sum()) == 0.0  # its own target (and its sibling) is no obstacle
 
 
-def test_against_start_poses_only_a_carried_object_with_a_support_top_is_pulled_onto_it():
-    """A pot floating 2 cm above a thin table top. In the hypotheses' phase (obstacles held at their
-    start poses) the support term pulls it only when its support top was found; without one it has
-    no support term there (its nearest neighbour at a start pose is no evidence), but it has one in
-    the joint phase, where the neighbours are at their current poses."""
-    gap = 0.02
-    problem, _, _ = make_scene(objects=((_thin_table(), (0.0, 0.0, 0.3, 0.0)), (_upright_pot(), (0.1, 0.75 + gap, 0.3, 0.0))),
-                               perturb=(0.0, 0.0, 0.0))
-    optimiser = PoseOptimiser(dataclasses.replace(FAST, floor_rule="height", min_pixels=0, min_points=0))
-    objects = optimiser._prepare(problem, np.random.default_rng(0))
-    context = optimiser._context(problem)
-    optimiser._find_supports(problem, objects, context)
-    assert [o.model.kind for o in objects] == ["planar", "5dof"] and objects[1].support[0] == 1
-    with torch.no_grad():
-        obstacles = [(o, o.model()) for o in objects]
-        supported = optimiser._losses(problem, objects[1:], context, physical=True, obstacles=obstacles)
-        objects[1].support = None
-        unsupported = optimiser._losses(problem, objects[1:], context, physical=True, obstacles=obstacles)
-        joint = optimiser._losses(problem, objects, context, physical=True)
-    expected = (gap - FAST.contact_tolerance) / objects[1].size
-    assert float(supported[0, 5]) == pytest.approx(expected, rel=0.3)
-    assert float(unsupported[0, 5]) == 0.0
-    assert float(joint[1, 5]) == pytest.approx(expected, rel=0.3)
-
-
 def test_too_few_pixels_keeps_the_initial_pose_with_a_warning(scene):
     problem = scene[0]
     tiny = np.zeros_like(problem.targets[1].mask)

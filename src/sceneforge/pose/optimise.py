@@ -271,10 +271,7 @@ class PoseOptimiser:
         current poses; the physical terms see the poses with the scale detached unless
         ``physical_scale_gradient`` (docs/pose.md). The objects collide with each other, or, when
         ``obstacles`` (objects with fixed posed models) are given, with those only; never with an
-        object of their own target (a yaw hypothesis does not meet its siblings). Against
-        obstacles, the support term (nothing floating) applies only to objects with a support top
-        (``o.support``): the others' nearest support there is a neighbour at a start pose that may be
-        centimetres off (docs/pose.md, "Schedule")."""
+        object of their own target (a yaw hypothesis does not meet its siblings)."""
         s = self.settings
         B = len(objects)
         poses = [o.model() for o in objects]
@@ -350,9 +347,7 @@ class PoseOptimiser:
                 else:
                     support_candidates.append(X @ normal + ground)
                 rows[i][4] = L.below_floor(X, normal, ground).mean() / o.size
-                if o.model.kind != "planar" and (obstacles is None or o.support is not None):
-                    # against obstacles held at their initial poses (the hypotheses), an object with no
-                    # support top found there would be pulled to whichever of them is nearest
+                if o.model.kind != "planar":
                     nearest = torch.stack(support_candidates).amin(dim=0)
                     rows[i][5] = torch.relu(nearest.amin() - s.contact_tolerance) / o.size
         return torch.stack([torch.stack(r) for r in rows])
