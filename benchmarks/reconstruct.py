@@ -161,19 +161,24 @@ def retriangulated(truth: Scene) -> Scene:
     return dataclasses.replace(truth, objects=objects)
 
 
+def pose_and_score(base, objects, shapes, truth: Scene, description, points: int) -> dict[str, float]:
+    """``objects`` (initial poses) of the ``base`` result re-posed by the pose stage ``description``
+    (registry name or description; None keeps the initial poses), with ``shapes`` (alternative
+    shapes by object id) to choose from, scored without the reference-only columns; adds the pose
+    stage's seconds and the number of objects."""
+    posed, seconds = list(objects), 0.0
+    if description is not None:
+        start = time.perf_counter()
+        refined = from_description("pose", description).refine(base.perception, objects, base.amodal, shapes)
+        posed, seconds = list(refined.objects), time.perf_counter() - start
+    row = score_view(dataclasses.replace(base.scene, objects=tuple(posed)), truth, points, reference_only=False)
+    return {**row, "pose s": seconds, "objects": len(objects)}
+
+
 def run_pose_variants(base, objects, shapes, truth: Scene, points: int) -> dict[str, dict[str, float]]:
-    """Every POSE_VARIANTS entry applied to ``objects`` (initial poses) of the ``base`` result, with
-    ``shapes`` (alternative shapes by object id) to choose from."""
-    rows = {}
-    for name, description in POSE_VARIANTS.items():
-        posed, seconds = list(objects), 0.0
-        if description is not None:
-            start = time.perf_counter()
-            refined = from_description("pose", description).refine(base.perception, objects, base.amodal, shapes)
-            posed, seconds = list(refined.objects), time.perf_counter() - start
-        row = score_view(dataclasses.replace(base.scene, objects=tuple(posed)), truth, points, reference_only=False)
-        rows[name] = {**row, "pose s": seconds, "objects": len(objects)}
-    return rows
+    """Every POSE_VARIANTS entry applied to ``objects`` (:func:`pose_and_score`)."""
+    return {name: pose_and_score(base, objects, shapes, truth, description, points)
+            for name, description in POSE_VARIANTS.items()}
 
 
 def meshes_label(base: str) -> str:
@@ -217,15 +222,15 @@ def run_view(index: int, seed: int, size: int, points: int, ablation: bool, abla
     return record
 
 
-def code_digest() -> str:
-    """sha256 (16 hex) of sceneforge's package files (sources and the shipped pose checkpoint) and
-    this script: a view cached by other code or weights is not reused."""
+def code_digest(script: Path = Path(__file__)) -> str:
+    """sha256 (16 hex) of sceneforge's package files (sources and the shipped pose checkpoint), this
+    module and ``script``: a view cached by other code or weights is not reused."""
     import sceneforge
 
     digest = hashlib.sha256()
     package = Path(sceneforge.__file__).parent
     files = sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    for path in files + [Path(__file__)]:
+    for path in files + sorted({Path(__file__), Path(script)}):
         digest.update(str(path.relative_to(package) if path.is_relative_to(package) else path.name).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
@@ -243,14 +248,8 @@ def run_engine(views: int, seed: int, size: int, points: int, ablation: bool, ab
     settings = (seed, size, points, ablation, ablation_base, names)
     records = {}
     if work is not None:
-        key = json.dumps({"seed": seed, "size": size, "points": points, "ablation": ablation,
-                          "ablation_base": ablation_base, "methods": names, "code": code_digest()}, indent=1)
-        work.mkdir(parents=True, exist_ok=True)
-        if (work / "settings.json").exists() and (work / "settings.json").read_text() != key:
-            print(f"error: {work}: its views were run with other settings or code (see "
-                  f"{work / 'settings.json'}); pass another --work folder or empty this one", file=sys.stderr)
-            raise SystemExit(2)
-        write_text_atomic(work / "settings.json", key)
+        open_work(work, {"seed": seed, "size": size, "points": points, "ablation": ablation,
+                         "ablation_base": ablation_base, "methods": names}, "--work folder")
         for index in range(views):
             path = work / f"view_{index:03d}.json"
             if path.exists():
@@ -265,15 +264,7 @@ def run_engine(views: int, seed: int, size: int, points: int, ablation: bool, ab
         print(f"view {index}: " + ", ".join(f"{n.split(',')[0][:7]} F-S {row['F-Score-S']:.1f}"
                                             for n, row in record["scores"].items()), flush=True)
 
-    todo = [k for k in range(views) if k not in records]
-    if jobs <= 1 or len(todo) <= 1:
-        for index in todo:
-            finished(index, run_view(index, *settings))
-    else:  # fresh processes: no inherited OpenGL or torch thread state
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(run_view, index, *settings): index for index in todo}
-            for future in as_completed(futures):
-                finished(futures[future], future.result())
+    run_all(run_view, [k for k in range(views) if k not in records], settings, jobs, finished)
     scores = {name: [] for name in names} | {CEILING: []}
     timings = {name: [] for name in names}
     ablation_rows = {meshes_label(ablation_base): {}, "ground-truth meshes": {}}
@@ -289,6 +280,33 @@ def run_engine(views: int, seed: int, size: int, points: int, ablation: bool, ab
             for variant, row in variants.items():
                 ablation_rows[source].setdefault(variant, []).append(row)
     return scores, timings, ablation_rows, failures, [records[k]["objects"] for k in range(views)]
+
+
+def open_work(work: Path, settings: dict, what: str, script: Path = Path(__file__)) -> None:
+    """Make ``work`` the folder of a resumable run with ``settings`` (plain JSON) and the current
+    code (:func:`code_digest` with ``script``): its settings.json is written, or, when it holds other
+    settings, the run stops with exit 2 and a message that names the folder (``what``: how the
+    user chose it) instead of mixing results."""
+    key = json.dumps({**settings, "code": code_digest(script)}, indent=1)
+    work.mkdir(parents=True, exist_ok=True)
+    if (work / "settings.json").exists() and (work / "settings.json").read_text() != key:
+        print(f"error: {work}: its views were run with other settings or code (see {work / 'settings.json'}); "
+              f"pass another {what} or empty this one", file=sys.stderr)
+        raise SystemExit(2)
+    write_text_atomic(work / "settings.json", key)
+
+
+def run_all(function, items, arguments: tuple, jobs: int, finished) -> None:
+    """``finished(item, function(item, *arguments))`` for every item; with ``jobs`` > 1 in as many
+    fresh worker processes (no inherited OpenGL or torch thread state), in the order they finish."""
+    if jobs <= 1 or len(items) <= 1:
+        for item in items:
+            finished(item, function(item, *arguments))
+        return
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(function, item, *arguments): item for item in items}
+        for future in as_completed(futures):
+            finished(futures[future], future.result())
 
 
 def mean_table(rows_by_name, columns, formats=FORMATS, first: str = "method") -> str:

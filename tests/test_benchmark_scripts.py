@@ -97,3 +97,35 @@ def test_an_interrupted_reconstruction_benchmark_resumes_from_its_work_folder(mo
         reconstruct.run_engine(4, 777, 64, 512, False, methods=method, work=tmp_path)
     assert stop.value.code == 2 and "other settings" in capsys.readouterr().err
     sys.modules.pop("reconstruct", None)
+
+
+def test_the_pose_development_loop_caches_bases_reposes_them_and_compares_runs(monkeypatch, tmp_path, capsys):
+    """pose_development.py: 'bases' caches a view's retrieve reconstruction; 'run' re-poses it (the
+    'initial' stage scores the cached scene itself), resumes a finished run and refuses one with
+    another stage (exit 2); 'compare' tables both runs and their paired difference."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    development = importlib.import_module("pose_development")
+    reconstruct = importlib.import_module("reconstruct")
+    assert development.main(["bases", str(tmp_path), "--seeds", "5", "--views", "1", "--size", "128"]) == 0
+    assert development.main(["run", str(tmp_path), "initial", "initial"]) == 0
+    short = '{"name": "optimise", "config": {"iterations": 3, "yaw_candidates": 1}}'
+    assert development.main(["run", str(tmp_path), "short", short]) == 0
+    cached = __import__("pickle").loads((tmp_path / "bases" / "5_0.pkl").read_bytes())
+    direct = reconstruct.score_view(cached["base"].scene, cached["truth"], reconstruct.DEFAULT_POINTS_PER_OBJECT,
+                                    reference_only=False)
+    import json
+    initial = json.loads((tmp_path / "runs" / "initial" / "5_0.json").read_text())
+    assert initial["IoU-B"] == direct["IoU-B"] and initial["F-Score-S@0.02"] == direct["F-Score-S@0.02"]
+    capsys.readouterr()
+    assert development.main(["run", str(tmp_path), "initial", "initial"]) == 0
+    assert "1 of 1 view(s) already done" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stop:
+        development.main(["run", str(tmp_path), "initial", "optimise"])
+    assert stop.value.code == 2
+    assert "other settings" in capsys.readouterr().err
+    assert development.main(["compare", str(tmp_path), "initial", "short"]) == 0
+    out = capsys.readouterr().out
+    assert "| initial |" in out and "| short |" in out and "variant − initial" in out
+    assert development.main(["compare", str(tmp_path), "initial", "missing"]) == 2
+    for name in ("pose_development", "reconstruct"):
+        sys.modules.pop(name, None)
