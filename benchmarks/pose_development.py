@@ -34,6 +34,7 @@ from pathlib import Path
 
 from reconstruct import (ABLATION_BASE, LAYOUT, mean_table, open_work, paired_table, pipeline,
                          pose_and_score, run_all, with_truth_meshes)
+from retrieve_diagnosis import HELD_OUT_SEED
 from sceneforge.engine_views import write_engine_view
 from sceneforge.errors import SceneforgeError
 from sceneforge.eval.sampling import DEFAULT_POINTS_PER_OBJECT
@@ -63,10 +64,18 @@ def build_base(name: str, folder: Path, size: int) -> str:
     return name
 
 
+def cached_base(name: str, folder: Path, size: int = 512):
+    """(the ablation base's result, ground truth) of the view ``name``, cached in ``folder`` (built
+    there first when missing)."""
+    if not (folder / f"{name}.pkl").exists():
+        build_base(name, folder, size)
+    cached = pickle.loads((folder / f"{name}.pkl").read_bytes())
+    return cached["base"], cached["truth"]
+
+
 def pose_view(name: str, bases: Path, description, meshes: str, points: int) -> dict[str, float]:
     """The cached base ``name`` re-posed by ``description`` and scored (:func:`reconstruct.pose_and_score`)."""
-    cached = pickle.loads((bases / f"{name}.pkl").read_bytes())
-    base, truth = cached["base"], cached["truth"]
+    base, truth = cached_base(name, bases)
     objects, shapes = (list(base.scene.objects), base.shapes) if meshes == "shape" else \
         (with_truth_meshes(base.scene.objects, truth), {})
     return pose_and_score(base, objects, shapes, truth, description, points)
@@ -80,6 +89,8 @@ def load_run(folder: Path) -> dict[str, dict[str, float]]:
 
 
 def bases_command(args) -> int:
+    if HELD_OUT_SEED in args.seeds:
+        raise SceneforgeError(f"seed {HELD_OUT_SEED} is the held-out benchmark's: develop on other seeds")
     folder = args.dir / "bases"
     folder.mkdir(parents=True, exist_ok=True)
     todo = [n for n in view_names(args.seeds, args.views) if not (folder / f"{n}.pkl").exists()]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import pickle
 import sys
 import tempfile
 import time
@@ -26,37 +25,22 @@ from pathlib import Path
 
 import numpy as np
 
-from sceneforge.engine_views import write_engine_view
 from sceneforge.eval.physics import PlacedObject, measured_pairs
-from sceneforge.io.inputs import load_input
-from sceneforge.pipeline import ScenePipeline
 from sceneforge.registry import create
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reconstruct import LAYOUT, METHODS, score_view, with_truth_meshes  # noqa: E402
+from pose_development import cached_base  # noqa: E402
+from reconstruct import score_view, with_truth_meshes  # noqa: E402
 from retrieve_diagnosis import HELD_OUT_SEED  # noqa: E402
 
 DEFAULT_VARIANTS = {"initial": None, "full model": {}, "w/o physical terms": {"use_physical": False}}
 COLUMNS = ("CD-S", "IoU-B", "F-Score-S@0.02", "interpenetration m³", "floating m", "scale")
 
 
-def base_results(seed: int, views: int, cache: Path | None):
-    """[(retrieve result, ground truth)] for views 0..views-1 of ``seed``, cached."""
-    out = []
-    pipeline = ScenePipeline(**METHODS["retrieve, initial poses"])
-    for index in range(views):
-        path = None if cache is None else cache / f"retrieve_seed{seed}_view{index}.pkl"
-        if path is not None and path.exists():
-            out.append(pickle.loads(path.read_bytes()))
-            continue
-        with tempfile.TemporaryDirectory() as tmp:
-            view = write_engine_view(Path(tmp), seed=seed, index=index, size=512, layout=LAYOUT)
-            item = (pipeline.run(load_input(view.input_dir)), view.ground_truth)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(pickle.dumps(item))
-        out.append(item)
-    return out
+def base_results(seed: int, views: int, cache: Path):
+    """[(retrieve result, ground truth)] for views 0..views-1 of ``seed``, cached in ``cache`` as
+    benchmarks/pose_development.py caches its bases."""
+    return [cached_base(f"{seed}_{index}", cache) for index in range(views)]
 
 
 def log_scales(objects, reference) -> np.ndarray:
