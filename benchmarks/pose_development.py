@@ -6,13 +6,13 @@ and 302, views 0-11 (72 views, 512x512, given depth; the split docs/pose.md's de
 use). Three steps, each in a folder DIR:
 
 - ``bases DIR`` reconstructs every view once with ``retrieve, initial poses`` (the ablation's base)
-  and caches the result with its ground truth (DIR/bases/SEED_VIEW.pkl; about 10 min on 2 cores
+  and caches the result with its ground truth (DIR/bases/SEED_VIEW.pkl; 7.8 min on 2 cores
   with ``--jobs 2``). Delete DIR/bases after changing a stage before the pose stage.
 - ``run DIR NAME POSE`` re-poses every cached base with the pose stage POSE (a registry name or its
   JSON description) and scores it as the ablation does (DIR/runs/NAME/SEED_VIEW.json, each written
   when its view is done: an interrupted run resumes; a folder made with another POSE, meshes or
   code is refused). ``--meshes truth``: the ground-truth meshes at the retrieved poses instead, as
-  in the ablation. About 10 min with ``--jobs 2``.
+  in the ablation. 8.3 min with ``--jobs 2`` for the default stage.
 - ``compare DIR A B`` prints the mean scores of the runs A and B over the views both finished, and
   B − A view by view with its 95 % bootstrap interval.
 
