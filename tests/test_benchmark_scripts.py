@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import json
+import pickle
 import sys
 from pathlib import Path
 
@@ -110,10 +112,9 @@ def test_the_pose_development_loop_caches_bases_reposes_them_and_compares_runs(m
     assert development.main(["run", str(tmp_path), "initial", "initial"]) == 0
     short = '{"name": "optimise", "config": {"iterations": 3, "yaw_candidates": 1}}'
     assert development.main(["run", str(tmp_path), "short", short]) == 0
-    cached = __import__("pickle").loads((tmp_path / "bases" / "5_0.pkl").read_bytes())
+    cached = pickle.loads((tmp_path / "bases" / "5_0.pkl").read_bytes())
     direct = reconstruct.score_view(cached["base"].scene, cached["truth"], reconstruct.DEFAULT_POINTS_PER_OBJECT,
                                     reference_only=False)
-    import json
     initial = json.loads((tmp_path / "runs" / "initial" / "5_0.json").read_text())
     assert initial["IoU-B"] == direct["IoU-B"] and initial["F-Score-S@0.02"] == direct["F-Score-S@0.02"]
     capsys.readouterr()
