@@ -70,8 +70,8 @@ def test_the_sampling_ceiling_scores_the_same_surfaces_at_other_points(monkeypat
 
 
 def test_run_all_hands_every_item_to_worker_processes_and_each_result_back_with_its_item(monkeypatch):
-    """reconstruct.run_all with ``jobs`` 2 (the benchmarks' --jobs): every item runs once in a
-    spawned worker and ``finished`` gets it with its own result; with 1 job, in order, here."""
+    """reconstruct.run_all with ``jobs`` 2 (the benchmarks' --jobs, spawned workers): every item
+    runs once and ``finished`` gets it with its own result, in any order; with 1 job, in order."""
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     reconstruct = importlib.import_module("reconstruct")
     items = list(range(7))
