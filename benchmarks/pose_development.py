@@ -33,7 +33,7 @@ import tempfile
 from pathlib import Path
 
 from reconstruct import (ABLATION_BASE, LAYOUT, mean_table, open_work, paired_table, pipeline,
-                         pose_and_score, run_all, with_truth_meshes)
+                         pose_and_score, with_truth_meshes)
 from retrieve_diagnosis import HELD_OUT_SEED
 from sceneforge.engine_views import write_engine_view
 from sceneforge.errors import SceneforgeError
@@ -41,6 +41,7 @@ from sceneforge.eval.sampling import DEFAULT_POINTS_PER_OBJECT
 from sceneforge.io.atomic import write_bytes_atomic, write_text_atomic
 from sceneforge.io.inputs import load_input
 from sceneforge.registry import from_description
+from sceneforge.workers import run_each
 
 DEVELOPMENT_SEEDS = (201, 204, 205, 210, 211, 302)
 VIEWS_PER_SEED = 12
@@ -95,7 +96,7 @@ def bases_command(args) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     todo = [n for n in view_names(args.seeds, args.views) if not (folder / f"{n}.pkl").exists()]
     print(f"{folder}: {len(todo)} view(s) to reconstruct", flush=True)
-    run_all(build_base, todo, (folder, args.size), args.jobs, lambda name, _: print(f"base {name}", flush=True))
+    run_each(build_base, todo, (folder, args.size), args.jobs, lambda name, _: print(f"base {name}", flush=True))
     return 0
 
 
@@ -120,7 +121,7 @@ def run_command(args) -> int:
         print(f"{name}: IoU-B {row['IoU-B']:.4f}, F-Score-S@0.02 {row['F-Score-S@0.02']:.2f}, "
               f"pose {row['pose s']:.1f} s", flush=True)
 
-    run_all(pose_view, todo, (bases, description, args.meshes, args.points), args.jobs, finished)
+    run_each(pose_view, todo, (bases, description, args.meshes, args.points), args.jobs, finished)
     return 0
 
 

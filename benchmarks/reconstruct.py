@@ -30,7 +30,8 @@ A run of 50 views takes about an hour on 2 cores (the ablation, with ``--jobs 2`
 ``--jobs 2`` runs two views at once (the stage times then share the cores, as the header says);
 ``--work DIR`` keeps each finished view's scores in DIR, so a run that was interrupted resumes where
 it stopped when started again with the same DIR (views made with other settings, another version
-of the code or other shipped weights are refused, not mixed in).
+of the code or other shipped weights are refused, not mixed in). Stopping a run (Ctrl-C, ``kill``)
+stops its worker processes too (``sceneforge.workers``).
 
     python benchmarks/reconstruct.py --views 50 --out docs/reconstruct.md --jobs 2 --work runs/reconstruct
     python benchmarks/reconstruct.py --views 30 --ablation --methods 'retrieve, initial poses' --no-real \
@@ -51,8 +52,6 @@ import platform
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +67,7 @@ from sceneforge.io.inputs import load_input
 from sceneforge.pipeline import ScenePipeline
 from sceneforge.registry import from_description
 from sceneforge.types import Scene, SceneObject
+from sceneforge.workers import run_each
 
 METHODS = {
     "lift, initial poses": {"shape": "lift", "pose": "initial"},
@@ -264,7 +264,7 @@ def run_engine(views: int, seed: int, size: int, points: int, ablation: bool, ab
         print(f"view {index}: " + ", ".join(f"{n.split(',')[0][:7]} F-S {row['F-Score-S']:.1f}"
                                             for n, row in record["scores"].items()), flush=True)
 
-    run_all(run_view, [k for k in range(views) if k not in records], settings, jobs, finished)
+    run_each(run_view, [k for k in range(views) if k not in records], settings, jobs, finished)
     scores = {name: [] for name in names} | {CEILING: []}
     timings = {name: [] for name in names}
     ablation_rows = {meshes_label(ablation_base): {}, "ground-truth meshes": {}}
@@ -294,19 +294,6 @@ def open_work(work: Path, settings: dict, what: str, script: Path = Path(__file_
               f"pass another {what} or empty this one", file=sys.stderr)
         raise SystemExit(2)
     write_text_atomic(work / "settings.json", key)
-
-
-def run_all(function, items, arguments: tuple, jobs: int, finished) -> None:
-    """``finished(item, function(item, *arguments))`` for every item; with ``jobs`` > 1 in as many
-    fresh worker processes (no inherited OpenGL or torch thread state), in the order they finish."""
-    if jobs <= 1 or len(items) <= 1:
-        for item in items:
-            finished(item, function(item, *arguments))
-        return
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(function, item, *arguments): item for item in items}
-        for future in as_completed(futures):
-            finished(futures[future], future.result())
 
 
 def mean_table(rows_by_name, columns, formats=FORMATS, first: str = "method") -> str:

@@ -69,20 +69,6 @@ def test_the_sampling_ceiling_scores_the_same_surfaces_at_other_points(monkeypat
     sys.modules.pop("reconstruct", None)
 
 
-def test_run_all_hands_every_item_to_worker_processes_and_each_result_back_with_its_item(monkeypatch):
-    """reconstruct.run_all with ``jobs`` 2 (the benchmarks' --jobs, spawned workers): every item
-    runs once and ``finished`` gets it with its own result, in any order; with 1 job, in order."""
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    reconstruct = importlib.import_module("reconstruct")
-    items = list(range(7))
-    for jobs in (2, 1):
-        finished = []
-        reconstruct.run_all(pow, items, (3,), jobs, lambda item, result: finished.append((item, result)))
-        assert sorted(finished) == [(i, i ** 3) for i in items]
-        assert jobs == 2 or finished == [(i, i ** 3) for i in items]
-    sys.modules.pop("reconstruct", None)
-
-
 def test_an_interrupted_reconstruction_benchmark_resumes_from_its_work_folder(monkeypatch, tmp_path, capsys):
     """reconstruct.run_engine with ``work``: each finished view's record is kept; a rerun with the
     same settings runs only the missing views and tables all of them in view order; other settings

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +20,7 @@ import numpy as np
 from sceneforge.errors import InputError, MissingDependencyError, SceneforgeError
 from sceneforge.eval.scene_eval import EvalConfig, SceneEvaluation, evaluate_scene
 from sceneforge.types import Scene
+from sceneforge.workers import run_each
 
 SCENE_MARKERS = ("scene.json", "scene.glb", "scene.usda", "scene.usdc")
 SCENE_SUFFIXES = (".json", ".glb", ".gltf", ".usda", ".usdc", ".usd")
@@ -151,20 +150,16 @@ def mean_row(results: Sequence[SceneEvaluation]) -> dict[str, float]:
 
 def _run_local(pairs: Sequence[ScenePair], config: EvalConfig, workers: int,
                on_done: Callable[[SceneEvaluation], None]) -> list[SceneEvaluation]:
-    if workers <= 1 or len(pairs) <= 1:
-        out = []
-        for pair in pairs:
-            out.append(evaluate_pair(pair, config))
-            on_done(out[-1])
-        return out
-    config = replace(config, threads=1)
-    results: dict[int, SceneEvaluation] = {}
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(evaluate_pair, pair, config): k for k, pair in enumerate(pairs)}
-        for future in as_completed(futures):
-            results[futures[future]] = future.result()
-            on_done(results[futures[future]])
-    return [results[k] for k in range(len(pairs))]
+    if workers > 1 and len(pairs) > 1:
+        config = replace(config, threads=1)
+    results: dict[str, SceneEvaluation] = {}  # by the pair's name (unique)
+
+    def finished(pair: ScenePair, result: SceneEvaluation) -> None:
+        results[pair.name] = result
+        on_done(result)
+
+    run_each(evaluate_pair, pairs, (config,), workers, finished)
+    return [results[pair.name] for pair in pairs]
 
 
 def _run_ray(pairs: Sequence[ScenePair], config: EvalConfig,
