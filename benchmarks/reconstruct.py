@@ -58,6 +58,7 @@ import numpy as np
 
 from machine import cpu_model
 from sceneforge.engine_views import write_engine_view
+from sceneforge.errors import InputError, SceneforgeError
 from sceneforge.eval import EvalConfig, evaluate_scene
 from sceneforge.eval.frames import scene_in_camera_frame
 from sceneforge.eval.sampling import DEFAULT_POINTS_PER_OBJECT
@@ -285,14 +286,12 @@ def run_engine(views: int, seed: int, size: int, points: int, ablation: bool, ab
 def open_work(work: Path, settings: dict, what: str, script: Path = Path(__file__)) -> None:
     """Make ``work`` the folder of a resumable run with ``settings`` (plain JSON) and the current
     code (:func:`code_digest` with ``script``): its settings.json is written, or, when it holds other
-    settings, the run stops with exit 2 and a message that names the folder (``what``: how the
-    user chose it) instead of mixing results."""
+    settings, InputError names the folder (``what``: how the user chose it) instead of mixing results."""
     key = json.dumps({**settings, "code": code_digest(script)}, indent=1)
     work.mkdir(parents=True, exist_ok=True)
     if (work / "settings.json").exists() and (work / "settings.json").read_text() != key:
-        print(f"error: {work}: its views were run with other settings or code (see {work / 'settings.json'}); "
-              f"pass another {what} or empty this one", file=sys.stderr)
-        raise SystemExit(2)
+        raise InputError(work, f"its views were run with other settings or code (see {work / 'settings.json'}); "
+                               f"pass another {what} or empty this one")
     write_text_atomic(work / "settings.json", key)
 
 
@@ -452,9 +451,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     start = time.perf_counter()
     reused = 0 if args.work is None else sum((args.work / f"view_{k:03d}.json").exists() for k in range(args.views))
-    scores, timings, ablation_rows, failures, n_objects = run_engine(args.views, args.seed, args.size, args.points,
-                                                                     args.ablation, args.ablation_base, args.methods,
-                                                                     args.jobs, args.work)
+    try:
+        scores, timings, ablation_rows, failures, n_objects = run_engine(
+            args.views, args.seed, args.size, args.points, args.ablation, args.ablation_base, args.methods,
+            args.jobs, args.work)
+    except SceneforgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     real = None if args.no_real else run_real(arc2017_input(), args.preview)
     elapsed = time.perf_counter() - start
     command = "python benchmarks/reconstruct.py" + (f" --views {args.views}" if args.views != 50 else "") + \

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from sceneforge.errors import InputError
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -72,7 +74,7 @@ def test_the_sampling_ceiling_scores_the_same_surfaces_at_other_points(monkeypat
 def test_an_interrupted_reconstruction_benchmark_resumes_from_its_work_folder(monkeypatch, tmp_path, capsys):
     """reconstruct.run_engine with ``work``: each finished view's record is kept; a rerun with the
     same settings runs only the missing views and tables all of them in view order; other settings
-    are refused (exit 2) instead of mixed in."""
+    are refused (InputError; exit 2 from main) instead of mixed in."""
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     reconstruct = importlib.import_module("reconstruct")
     ran = []
@@ -95,9 +97,12 @@ def test_an_interrupted_reconstruction_benchmark_resumes_from_its_work_folder(mo
                                                                     work=tmp_path)
     assert ran == [2, 3]
     assert [r["F-Score-S"] for r in scores[method[0]]] == [0.0, 1.0, 2.0, 3.0] and n_objects == [3, 4, 5, 6]
-    with pytest.raises(SystemExit) as stop:
+    with pytest.raises(InputError, match="other settings"):
         reconstruct.run_engine(4, 777, 64, 512, False, methods=method, work=tmp_path)
-    assert stop.value.code == 2 and "other settings" in capsys.readouterr().err
+    capsys.readouterr()
+    assert reconstruct.main(["--views", "4", "--size", "64", "--points", "512", "--methods", method[0], "--no-real",
+                             "--work", str(tmp_path)]) == 2
+    assert f"error: {tmp_path}: its views were run with other settings" in capsys.readouterr().err
     sys.modules.pop("reconstruct", None)
 
 
@@ -120,9 +125,7 @@ def test_the_pose_development_loop_caches_bases_reposes_them_and_compares_runs(m
     capsys.readouterr()
     assert development.main(["run", str(tmp_path), "initial", "initial"]) == 0
     assert "1 of 1 view(s) already done" in capsys.readouterr().out
-    with pytest.raises(SystemExit) as stop:
-        development.main(["run", str(tmp_path), "initial", "optimise"])
-    assert stop.value.code == 2
+    assert development.main(["run", str(tmp_path), "initial", "optimise"]) == 2
     assert "other settings" in capsys.readouterr().err
     assert development.main(["compare", str(tmp_path), "initial", "short"]) == 0
     out = capsys.readouterr().out
