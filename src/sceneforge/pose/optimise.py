@@ -349,7 +349,8 @@ class PoseOptimiser:
                 rows[i][4] = L.below_floor(X, normal, ground).mean() / o.size
                 if o.model.kind != "planar":
                     nearest = torch.stack(support_candidates).amin(dim=0)
-                    rows[i][5] = torch.relu(nearest.amin() - s.contact_tolerance) / o.size
+                    gap = torch.relu(nearest.amin() - s.contact_tolerance) / o.size
+                    rows[i][5] = torch.clamp(gap, max=s.support_reach)  # flat past the reach: no pull
         return torch.stack([torch.stack(r) for r in rows])
 
     def _weights(self) -> torch.Tensor:
