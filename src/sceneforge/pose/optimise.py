@@ -349,8 +349,7 @@ class PoseOptimiser:
                 rows[i][4] = L.below_floor(X, normal, ground).mean() / o.size
                 if o.model.kind != "planar":
                     nearest = torch.stack(support_candidates).amin(dim=0)
-                    gap = torch.relu(nearest.amin() - s.contact_tolerance) / o.size
-                    rows[i][5] = torch.clamp(gap, max=s.support_reach)  # flat past the reach: no pull
+                    rows[i][5] = torch.relu(nearest.amin() - s.contact_tolerance) / o.size
         return torch.stack([torch.stack(r) for r in rows])
 
     def _weights(self) -> torch.Tensor:

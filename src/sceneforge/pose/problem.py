@@ -86,10 +86,7 @@ class PoseSettings:
     ``project_max_depth`` times the smaller object's size: a deeper overlap is the approximate shapes'
     disagreement with the image, and pushing it apart moved objects off their depth points on a real
     frame, docs/pose.md; settling floating 5-DoF objects onto their support only when
-    ``settle_max_drop`` > 0, in object sizes). The support term ("nothing floats") pulls a gap
-    closed from ``contact_tolerance`` up to ``support_reach`` object sizes beyond it and is flat
-    past that: a wider gap is the image holding the object there, as a deep overlap is for the
-    projection (docs/pose.md, "Support reach"); ``inf``: no reach.
+    ``settle_max_drop`` > 0, in object sizes).
 
     Measured heights (``keep_measured_height``): a planar object whose mesh proportions are a
     library prior's (:func:`~sceneforge.shape.base.has_prior_proportions`) and whose visible top
@@ -133,7 +130,6 @@ class PoseSettings:
     weight_floor: float = 20.0
     weight_support: float = 2.0
     contact_tolerance: float = 0.01
-    support_reach: float = 0.05
     physical_scale_gradient: bool = False
     project_contacts: bool = True
     project_max_depth: float = 0.05
@@ -168,8 +164,6 @@ class PoseSettings:
             raise ValueError(f"iterations must be >= 0, got {self.iterations}")
         if self.aspect_limit < 0.0:
             raise ValueError(f"aspect_limit must be >= 0 (0: the footprint aspect is not refined), got {self.aspect_limit}")
-        if not self.support_reach > 0.0:
-            raise ValueError(f"support_reach must be > 0 (object sizes; inf: no reach), got {self.support_reach}")
         if self.yaw_candidates < 1:
             raise ValueError(f"yaw_candidates must be >= 1, got {self.yaw_candidates}")
         if not 0.0 <= self.measured_height_hold <= 1.0 or self.measured_height_tolerance < 0.0:
