@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import sceneforge
 from sceneforge.workers import run_each
 
 
@@ -58,22 +59,26 @@ CALLER = textwrap.dedent("""
 """)
 
 
-def test_sigterm_to_the_caller_ends_its_workers_too(tmp_path: Path):
-    """`kill` (SIGTERM) of a process inside run_each: it exits and its two busy workers are gone,
-    instead of running on as orphans."""
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL])
+def test_a_stopped_caller_leaves_no_worker_running(tmp_path: Path, stop):
+    """`kill` (SIGTERM) of a process inside run_each: it exits (143) and terminates its two busy
+    workers; `kill -9` (SIGKILL, no clean-up in the caller): its workers see their parent gone and
+    exit. Either way none runs on as an orphan."""
     script = tmp_path / "caller.py"
     script.write_text(CALLER)
     pids = tmp_path / "pids"
     pids.mkdir()
-    caller = subprocess.Popen([sys.executable, str(script), str(pids)])
+    here = str(Path(sceneforge.__file__).resolve().parents[1])  # the caller imports this very sceneforge
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))}
+    caller = subprocess.Popen([sys.executable, str(script), str(pids)], env=env)
     try:
         deadline = time.monotonic() + 60
         while len(list(pids.glob("*.pid"))) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
         workers = [int(p.stem) for p in pids.glob("*.pid")]
         assert len(workers) == 2, "the workers did not start within a minute"
-        caller.send_signal(signal.SIGTERM)
-        assert caller.wait(timeout=30) == 128 + signal.SIGTERM
+        caller.send_signal(stop)
+        assert caller.wait(timeout=30) == (128 + stop if stop == signal.SIGTERM else -stop)
         deadline = time.monotonic() + 10
         while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.2)

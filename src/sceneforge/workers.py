@@ -2,14 +2,17 @@
 
 The workers are spawned (no inherited OpenGL context or torch thread state) and never outlive the
 call: an error in an item, an error in the caller's callback, Ctrl-C, or SIGTERM sent to the
-calling process (``kill``, ``pkill``, a scheduler's stop) terminates them. Before, a benchmark
-stopped with ``pkill`` left its workers running their views for up to an hour.
+calling process (``kill``, ``pkill``, a scheduler's stop) terminates them, and a worker whose
+calling process is gone (SIGKILL, a crash) exits within a second. Before, a benchmark stopped with
+``pkill`` left its workers running their views for up to an hour.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from multiprocessing import get_context
@@ -30,7 +33,8 @@ def run_each(function: Callable[..., Any], items: Sequence[Any], arguments: tupl
             finished(item, function(item, *arguments))
         return
     tasks = [(index, function, item, arguments) for index, item in enumerate(items)]
-    with _sigterm_raises_systemexit(), get_context("spawn").Pool(min(jobs, len(items))) as pool:
+    with _sigterm_raises_systemexit(), \
+            get_context("spawn").Pool(min(jobs, len(items)), _exit_with_parent, (os.getpid(),)) as pool:
         # leaving this block for any reason terminates the workers (Pool.__exit__)
         for index, result in pool.imap_unordered(_call, tasks):
             finished(items[index], result)
@@ -40,6 +44,17 @@ def _call(task: tuple[int, Callable[..., Any], Any, tuple]) -> tuple[int, Any]:
     """A worker's step: ``(index, function(item, *arguments))`` for ``task = (index, function, item, arguments)``."""
     index, function, item, arguments = task
     return index, function(item, *arguments)
+
+
+def _exit_with_parent(parent: int, period_s: float = 0.5) -> None:
+    """A worker's initialiser: a daemon thread ends the worker process once ``parent`` is no longer
+    its parent (the caller was killed outright, where no clean-up of its own runs)."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(period_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 @contextmanager
